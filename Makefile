@@ -1,0 +1,27 @@
+# `make run`: set up, run the whole pipeline, say where the results are.
+# `make test`: set up, run the test suite. Both reuse .venv on a second call.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
+CONSTRAINTS ?= constraints.txt
+
+.PHONY: setup run test clean-results
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+run: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+	@PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics show
+	@echo
+	@echo "Results: metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
+	@echo "MLflow runs are in mlflow.db. Open the UI with:"
+	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse http://127.0.0.1:5000"
+
+test: setup
+	$(BIN)/python -m pytest

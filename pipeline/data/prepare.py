@@ -1,0 +1,157 @@
+"""Build every prepared dataset from the raw one: the logic of the ``prepare`` stage.
+
+Transfer tasks, two kinds of target:
+
+- ``new_classes``: the source task has some classes (default the first half), the
+  target task the others, with few labels each;
+- ``domain_shift``: both have all classes; the data is halved per class and the target
+  half gets additive Gaussian noise (``noise_std``), so the same task looks different.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config.schema import Params
+from pipeline.data.prepared import SPLITS, TaskData, save_task
+from pipeline.data.sources import Dataset, load_dataset
+from pipeline.data.splits import (
+    label_skew,
+    partition_dirichlet,
+    partition_iid,
+    split_fraction,
+    split_train_val_test,
+    take_per_class,
+)
+from pipeline.errors import ConfigError
+from pipeline.io import write_npz
+from pipeline.seeding import rng_for
+
+SECTIONS = ("seed", "data", "prepare")  # the params this stage depends on, as in dvc.yaml
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset
+    source: TaskData
+    target: TaskData
+    full: TaskData
+    partitions: dict[str, np.ndarray]  # scheme -> client id of each full-train example
+    labelled: np.ndarray  # active learning seed set: positions in full's train split
+    pool: np.ndarray
+
+    def summary(self) -> dict:
+        """Split sizes, class counts and partition statistics, for logs and metrics."""
+        y_train = self.full.y["train"]
+        out: dict = {"dataset": self.dataset.name, "examples": len(self.dataset.y), "classes": len(self.dataset.classes)}
+        for name in ("source", "target", "full"):
+            task: TaskData = getattr(self, name)
+            out[name] = {"sizes": {s: len(task.y[s]) for s in SPLITS}, "class_counts": task.class_counts()}
+        out["federated"] = {
+            scheme: {
+                "client_sizes": np.bincount(clients).tolist(),
+                "label_skew": round(label_skew(clients, y_train), 6),
+            }
+            for scheme, clients in self.partitions.items()
+        }
+        out["active_learning"] = {"labelled": len(self.labelled), "pool": len(self.pool)}
+        return out
+
+
+def prepare_data(params: Params) -> PreparedData:
+    dataset = load_dataset(params.data)
+    where = dataset.name if params.data.source == "digits" else str(params.data.path)
+    source, target = _transfer_tasks(dataset, params, where)
+    full = _task(dataset, np.arange(len(dataset.y)), params, where, "full")
+    fed = params.prepare.federated
+    y_train = full.y["train"]
+    partitions = {
+        "iid": partition_iid(len(y_train), fed.num_clients, rng_for(params.seed, "federated/iid")),
+        "dirichlet": partition_dirichlet(
+            y_train, fed.num_clients, fed.dirichlet_alpha, fed.min_samples_per_client, rng_for(params.seed, "federated/dirichlet")
+        ),
+    }
+    n_seed = params.prepare.active_learning.initial_labelled
+    if n_seed >= len(y_train):
+        raise ConfigError(
+            f"prepare.active_learning.initial_labelled = {n_seed}: must be smaller than the {len(y_train)} training examples"
+        )
+    order = rng_for(params.seed, "active_learning/seed").permutation(len(y_train))
+    return PreparedData(dataset, source, target, full, partitions, np.sort(order[:n_seed]), np.sort(order[n_seed:]))
+
+
+def write_prepared(prepared: PreparedData, out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    save_task(out_dir / "source.npz", prepared.source)
+    save_task(out_dir / "target.npz", prepared.target)
+    save_task(out_dir / "full.npz", prepared.full)
+    write_npz(out_dir / "federated.npz", **prepared.partitions)
+    write_npz(out_dir / "active_learning.npz", labelled=prepared.labelled, pool=prepared.pool)
+
+
+def _transfer_tasks(dataset: Dataset, params: Params, where: str) -> tuple[TaskData, TaskData]:
+    cfg = params.prepare
+    all_ids = np.arange(len(dataset.y))
+    if cfg.target_kind == "new_classes":
+        source_classes = _source_class_indices(dataset, cfg.source_classes)
+        in_source = np.isin(dataset.y, source_classes)
+        source = _task(dataset, all_ids[in_source], params, where, "source")
+        return source, _scarce_task(dataset, dataset.X, all_ids[~in_source], params, where)
+    source_ids, target_ids = split_fraction(
+        all_ids, dataset.y, cfg.source_fraction, rng_for(params.seed, "transfer/halves"), where, dataset.classes
+    )
+    noise = rng_for(params.seed, "transfer/noise").normal(0.0, cfg.noise_std, size=dataset.X.shape)
+    shifted = (dataset.X + noise.astype(np.float32)).astype(np.float32)
+    return _task(dataset, source_ids, params, where, "source"), _scarce_task(dataset, shifted, target_ids, params, where)
+
+
+def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) -> np.ndarray:
+    k = len(dataset.classes)
+    if source_classes is None:
+        return np.arange(k // 2)
+    known = {c.item() if hasattr(c, "item") else c for c in dataset.classes}
+    unknown = [c for c in source_classes if c not in known]
+    if unknown:
+        raise ConfigError(f"prepare.source_classes = {source_classes}: {unknown} not among the dataset's classes {sorted(known)}")
+    chosen = np.nonzero(np.isin(dataset.classes, source_classes))[0]
+    if len(chosen) < 2 or k - len(chosen) < 2:
+        raise ConfigError(f"prepare.source_classes = {source_classes}: source and target each need at least 2 of the {k} classes")
+    return chosen
+
+
+def _task(dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str) -> TaskData:
+    """A task with plenty of labels: stratified train/val/test fractions of ``ids``."""
+    rng = rng_for(params.seed, f"{name}/split")
+    parts = split_train_val_test(ids, dataset.y, params.data.val_fraction, params.data.test_fraction, rng, where, dataset.classes)
+    return _gather(dataset.X, dataset.y, parts, dataset.classes)
+
+
+def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Params, where: str) -> TaskData:
+    """The target task: a test fraction, then ``target_val_per_class`` and ``shots_per_class`` labels per class."""
+    cfg = params.prepare
+    rng = rng_for(params.seed, "target/split")
+    labels = np.unique(dataset.y[ids])
+    test, rest = split_fraction(ids, dataset.y, params.data.test_fraction, rng, where, dataset.classes)
+    val, rest = take_per_class(
+        rest, dataset.y, cfg.target_val_per_class, rng, where, "target validation split (prepare.target_val_per_class)", dataset.classes, labels
+    )
+    train, _unused = take_per_class(
+        rest, dataset.y, cfg.shots_per_class, rng, where, "target training shots (prepare.shots_per_class)", dataset.classes, labels
+    )
+    return _gather(X, dataset.y, {"train": train, "val": val, "test": test}, dataset.classes)
+
+
+def _gather(X: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], classes: np.ndarray) -> TaskData:
+    """Cut out the splits, relabelling the task's classes to ``0..K-1``."""
+    present = np.unique(np.concatenate([y[p] for p in parts.values()]))
+    relabel = np.full(int(y.max()) + 1, -1, dtype=np.int64)
+    relabel[present] = np.arange(len(present))
+    return TaskData(
+        X={s: X[p] for s, p in parts.items()},
+        y={s: relabel[y[p]] for s, p in parts.items()},
+        ids={s: p for s, p in parts.items()},
+        classes=classes[present],
+    )

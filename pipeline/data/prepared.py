@@ -1,0 +1,72 @@
+"""The prepared datasets on disk (``data/prepared/``), written by ``prepare`` and read by every later stage.
+
+- ``source.npz`` / ``target.npz``: the abundant source task and the scarce target task;
+- ``full.npz``: all classes, for multi-task, federated and active learning;
+- ``federated.npz``: client id of each ``full`` training example, per partition scheme;
+- ``active_learning.npz``: the initial labelled seed set and the unlabelled pool
+  (positions in ``full``'s training split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import DataError
+from pipeline.io import write_npz
+
+PREPARED_DIR = Path("data/prepared")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TaskData:
+    """Inputs, labels (``0..K-1``) and raw-dataset row ids for each split of one task."""
+
+    X: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    ids: dict[str, np.ndarray]
+    classes: np.ndarray  # original label of each class index
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.X["train"].shape[1:])
+
+    def class_counts(self) -> dict[str, list[int]]:
+        return {s: np.bincount(self.y[s], minlength=self.num_classes).tolist() for s in SPLITS}
+
+
+def save_task(path: str | Path, task: TaskData) -> None:
+    arrays = {"classes": task.classes}
+    for split in SPLITS:
+        arrays |= {f"X_{split}": task.X[split], f"y_{split}": task.y[split], f"ids_{split}": task.ids[split]}
+    write_npz(path, **arrays)
+
+
+def load_task(path: str | Path) -> TaskData:
+    archive = read_arrays(path)
+    expected = ["classes"] + [f"{k}_{s}" for s in SPLITS for k in ("X", "y", "ids")]
+    missing = [key for key in expected if key not in archive]
+    if missing:
+        raise DataError(f"{path}: not a prepared task file (missing {', '.join(missing)}); re-run `dvc repro prepare`")
+    return TaskData(
+        X={s: archive[f"X_{s}"] for s in SPLITS},
+        y={s: archive[f"y_{s}"] for s in SPLITS},
+        ids={s: archive[f"ids_{s}"] for s in SPLITS},
+        classes=archive["classes"],
+    )
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """All arrays of a prepared ``.npz`` file, with a clear error if the file is not there."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}

@@ -1,0 +1,35 @@
+"""What ``prepare`` shows in MLflow: split sizes, class counts, sample inputs, client label mixes."""
+
+from __future__ import annotations
+
+import mlflow
+
+from pipeline.data.prepare import PreparedData
+from pipeline.tracking import figures
+
+
+def log_prepared(prepared: PreparedData) -> dict[str, float]:
+    """Log the summary, metrics and figures to the active run; return the headline metrics."""
+    summary = prepared.summary()
+    metrics: dict[str, float] = {"data/examples": summary["examples"], "data/classes": summary["classes"]}
+    for task in ("source", "target", "full"):
+        metrics |= {f"data/{task}_{split}": n for split, n in summary[task]["sizes"].items()}
+    for scheme, stats in summary["federated"].items():
+        metrics[f"data/federated_{scheme}_label_skew"] = stats["label_skew"]
+    metrics["data/al_labelled"] = summary["active_learning"]["labelled"]
+    metrics["data/al_pool"] = summary["active_learning"]["pool"]
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(summary, "data/summary.json")
+
+    full = prepared.full
+    shown = [
+        ("data/samples_full.png", figures.sample_grid(full.X["train"], full.y["train"], full.classes)),
+        ("data/samples_target.png", figures.sample_grid(prepared.target.X["train"], prepared.target.y["train"], prepared.target.classes)),
+    ]
+    for scheme, clients in prepared.partitions.items():
+        title = f"{scheme} partition, label skew {summary['federated'][scheme]['label_skew']:.2f}"
+        shown.append((f"data/clients_{scheme}.png", figures.client_label_figure(clients, full.y["train"], full.classes, title)))
+    for name, fig in shown:
+        mlflow.log_figure(fig, name)
+        figures.close(fig)
+    return metrics

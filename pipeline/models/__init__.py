@@ -1,0 +1,1 @@
+"""Models: backbones with a named body and head, the Lightning module, base checkpoints."""

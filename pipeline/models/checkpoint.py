@@ -1,0 +1,53 @@
+"""Classifier checkpoints that later stages can trust and check.
+
+A checkpoint holds the weights plus what is needed to rebuild and verify the model: the
+``model`` params it was built with, the input shape and the class labels. Loading uses
+``torch.load(..., weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pipeline.config.schema import ModelConfig
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import atomic_path
+from pipeline.models.classifier import Classifier, build_classifier
+
+FORMAT = "paradigm-lab/classifier-v1"
+
+
+def save_classifier(path: str | Path, model: Classifier, model_cfg: ModelConfig, input_shape: tuple[int, ...], classes) -> None:
+    payload = {
+        "format": FORMAT,
+        "model": model_cfg.model_dump(mode="json"),
+        "input_shape": list(input_shape),
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_classifier(path: str | Path, model_cfg: ModelConfig) -> tuple[Classifier, dict]:
+    """Rebuild the saved classifier; fail clearly if it is missing or was built from other ``model`` params."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found; run `dvc repro pretrain` first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"{path}: not a readable checkpoint ({err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(f"{path}: not a {FORMAT} checkpoint")
+    wanted = model_cfg.model_dump(mode="json")
+    if payload["model"] != wanted:
+        differ = sorted(k for k in wanted if payload["model"].get(k) != wanted[k])
+        saved = ", ".join(f"{k}={payload['model'].get(k)!r}" for k in differ)
+        asked = ", ".join(f"{k}={wanted[k]!r}" for k in differ)
+        raise ConfigError(f"{path}: checkpoint was built with model {saved}, but params.yaml names model {asked}; re-run pretrain")
+    model = build_classifier(model_cfg, tuple(payload["input_shape"]), len(payload["classes"]))
+    model.load_state_dict(payload["state_dict"])
+    return model, payload

@@ -1,0 +1,1 @@
+"""One module per training paradigm; each is what its DVC stage runs."""

@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs with the project's tags, figures, and the files each stage writes for DVC."""

@@ -1,0 +1,71 @@
+"""Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: int = 8) -> Figure:
+    """A row of example inputs per class (images as images, tabular rows as strips)."""
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.9), squeeze=False)
+    for row in range(len(classes)):
+        members = np.nonzero(y == row)[0][:per_class]
+        for col in range(per_class):
+            ax = axes[row, col]
+            ax.axis("off")
+            if col < len(members):
+                ax.imshow(_as_image(X[members[col]]), cmap="gray")
+        axes[row, 0].set_title(str(classes[row]), fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _as_image(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 1:
+        return x[None, :]
+    if x.shape[0] in (1, 3):  # C×H×W
+        return x[0] if x.shape[0] == 1 else np.clip(np.moveaxis(x, 0, -1), 0, 1)
+    return x[0]
+
+
+def confusion_figure(matrix: np.ndarray, classes: np.ndarray, title: str) -> Figure:
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def client_label_figure(clients: np.ndarray, y: np.ndarray, classes: np.ndarray, title: str) -> Figure:
+    """Stacked bars: how many examples of each class every client holds."""
+    num_clients = int(clients.max()) + 1
+    counts = np.zeros((num_clients, len(classes)), dtype=int)
+    np.add.at(counts, (clients, y), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * num_clients + 2), 3.5))
+    bottom = np.zeros(num_clients)
+    colors = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for label in range(len(classes)):
+        ax.bar(range(num_clients), counts[:, label], bottom=bottom, color=colors(label % colors.N), label=str(classes[label]))
+        bottom += counts[:, label]
+    ax.set_xlabel("client")
+    ax.set_ylabel("examples")
+    ax.set_title(title)
+    ax.legend(title="class", fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

@@ -1,0 +1,29 @@
+"""Files a stage writes for DVC: ``metrics/<stage>.json`` and the CSVs behind ``dvc plots``.
+
+``metrics/<stage>.json`` holds, per run the stage made, its MLflow run id and headline
+metrics, so the comparison reads exactly the runs behind the current outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.io import atomic_path, write_json
+
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+
+
+def write_stage_metrics(stage: str, runs: dict[str, dict[str, Any]], metrics_dir: Path = METRICS_DIR) -> Path:
+    """``runs`` maps a variant name to ``{"run_id": ..., <metric>: value, ...}``."""
+    path = Path(metrics_dir) / f"{stage}.json"
+    write_json(path, {"stage": stage, "runs": runs})
+    return path
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -1,0 +1,94 @@
+"""Open an MLflow run for a stage, with the tags and flat params every run carries.
+
+The store is ``tracking.tracking_uri`` (default ``sqlite:///mlflow.db``); the environment
+variable ``MLFLOW_TRACKING_URI`` overrides it, so a team can point at its tracking server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import mlflow
+
+from pipeline.config.schema import Params, TrackingConfig
+
+LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
+REMOTE_SCHEMES = ("http", "https", "databricks")
+
+
+def resolve_tracking_uri(cfg: TrackingConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, creating it (with local artifacts beside a local store) if needed."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    local = urlparse(mlflow.get_tracking_uri()).scheme not in REMOTE_SCHEMES
+    location = LOCAL_ARTIFACTS_DIR.resolve().as_uri() if local else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+@contextmanager
+def stage_run(
+    params: Params, stage: str, paradigm: str, variant: str, sections: tuple[str, ...]
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one stage (and variant): FINISHED on success, FAILED if the block raises.
+
+    ``sections`` are the params.yaml sections the stage depends on (as in dvc.yaml); their
+    hash tags the run, so runs made with the same params can be found again.
+    """
+    mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
+    used = params.model_dump(mode="json")
+    tags = {
+        "stage": stage,
+        "paradigm": paradigm,
+        "variant": variant,
+        "git_commit": git_commit(),
+        "params_hash": params_hash({key: used[key] for key in sections}),
+    }
+    run_name = stage if variant in ("", stage) else f"{stage}-{variant}"
+    with mlflow.start_run(experiment_id=experiment_id(params.tracking.experiment), run_name=run_name, tags=tags) as run:
+        effective = used | _effective_trainer(params, stage)
+        mlflow.log_params(flatten(effective))
+        mlflow.log_dict(effective, "params/resolved_params.yaml")
+        yield run
+
+
+def _effective_trainer(params: Params, stage: str) -> dict[str, Any]:
+    section = getattr(params, stage, None)
+    if section is None or not hasattr(section, "trainer"):
+        return {}
+    return {"trainer": params.trainer_for(stage).model_dump(mode="json")}
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def params_hash(used: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(used, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

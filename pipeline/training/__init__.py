@@ -1,0 +1,1 @@
+"""Training: optimizers, the Lightning trainer, callbacks and the fit-and-test runner."""

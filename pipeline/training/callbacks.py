@@ -1,0 +1,67 @@
+"""Callbacks: one progress line per epoch, the per-epoch history, and training throughput."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import lightning.pytorch as pl
+import torch
+
+HISTORY_KEYS = ("train/loss", "val/loss", "val/acc")
+
+
+class EpochHistory(pl.Callback):
+    """Prints ``epoch 3/30  train/loss ...`` once per epoch and keeps the rows for plots."""
+
+    def __init__(self, label: str = ""):
+        self.label = f"[{label}] " if label else ""
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1}
+        row |= {key: round(float(metrics[key]), 6) for key in HISTORY_KEYS if key in metrics}
+        self.rows.append(row)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
+        print(f"{self.label}epoch {row['epoch']}/{trainer.max_epochs}  {shown}", file=sys.stderr, flush=True)
+
+
+class Throughput(pl.Callback):
+    """Training samples per second over the training part of each epoch (validation excluded).
+
+    Timed per epoch, not per batch, so CUDA work is synchronised only twice an epoch.
+    """
+
+    def __init__(self):
+        self.samples = 0
+        self.seconds = 0.0
+        self._started: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._started = _now(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.samples += len(batch[-1])
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._stop(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._stop(pl_module)
+
+    def _stop(self, pl_module) -> None:
+        if self._started is not None:
+            self.seconds += _now(pl_module) - self._started
+            self._started = None
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0
+
+
+def _now(pl_module: pl.LightningModule) -> float:
+    if pl_module.device.type == "cuda":
+        torch.cuda.synchronize(pl_module.device)
+    return time.perf_counter()

@@ -1,0 +1,16 @@
+"""DVC stage `pretrain`: train the base model on the source task."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.pretrain import STAGE, run_pretrain
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_pretrain(params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny params, a real MLflow store in a temp dir, prepared data on disk."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.config import Params, parse_params
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"hidden_sizes": [32], "channels": [8]},
+    "trainer": {"max_epochs": 3, "batch_size": 64, "early_stopping_patience": None},
+}
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def project_params() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def make_params(**overrides) -> Params:
+    """The project's params.yaml made tiny, with ``overrides`` (nested dicts) on top."""
+    return parse_params(deep_merge(deep_merge(project_params(), TINY), overrides))
+
+
+@pytest.fixture
+def tracking_dir(tmp_path, monkeypatch) -> Path:
+    """Run in a temp dir with its own SQLite MLflow store (as a team's MLFLOW_TRACKING_URI would)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Two cores: keep torch from oversubscribing them."""
+    torch.set_num_threads(1)

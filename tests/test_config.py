@@ -1,0 +1,102 @@
+"""params.yaml schema: every user error is one line naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.config import load_params, parse_params
+from pipeline.config.schema import TrainerConfig, TrainerOverrides
+from pipeline.data.prepare import SECTIONS as PREPARE_SECTIONS
+from pipeline.errors import ConfigError
+from pipeline.paradigms.pretrain import SECTIONS as PRETRAIN_SECTIONS
+from tests.conftest import PROJECT_ROOT, deep_merge, project_params
+
+
+def error_for(update: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_params(deep_merge(project_params(), update))
+    return str(info.value)
+
+
+def test_project_params_are_valid():
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    assert params.trainer.optimizer in ("sgd", "adam", "adamw")
+    assert params.prepare.shots_per_class == 10
+
+
+def test_typo_names_the_key_the_value_and_the_allowed_keys():
+    message = error_for({"trainer": {"lrr": 0.1}})
+    assert "unknown key 'trainer.lrr'" in message
+    assert "0.1" in message
+    assert "lr" in message.split("allowed in trainer:")[1]
+
+
+def test_typo_in_a_stage_override_names_the_full_key():
+    message = error_for({"pretrain": {"trainer": {"max_epoch": 5}}})
+    assert "unknown key 'pretrain.trainer.max_epoch'" in message
+
+
+def test_wrong_type_names_the_key_and_value():
+    message = error_for({"trainer": {"max_epochs": "ten"}})
+    assert message.startswith("params: trainer.max_epochs = 'ten': must be a valid integer")
+
+
+def test_out_of_range_value_says_what_is_allowed():
+    message = error_for({"trainer": {"lr": -0.5}})
+    assert message == "params: trainer.lr = -0.5: must be greater than 0"
+
+
+def test_choice_lists_the_allowed_values():
+    message = error_for({"trainer": {"optimizer": "rmsprop"}})
+    assert "trainer.optimizer = 'rmsprop': must be 'sgd', 'adam' or 'adamw'" in message
+
+
+def test_yaml_scientific_notation_is_read_as_a_number():
+    # PyYAML reads `1e-3` as text; the schema still takes it as the float it means.
+    assert parse_params({"trainer": {"lr": "1e-3"}}).trainer.lr == pytest.approx(1e-3)
+
+
+def test_stage_overrides_apply_only_to_that_stage():
+    params = parse_params({"trainer": {"lr": 0.01}, "pretrain": {"trainer": {"lr": 0.5, "precision": 32}}})
+    assert params.trainer_for("pretrain").lr == 0.5
+    assert params.trainer_for("pretrain").precision == "32"
+    assert params.trainer.lr == 0.01
+
+
+def test_overrides_have_exactly_the_trainer_keys():
+    assert set(TrainerOverrides.model_fields) == set(TrainerConfig.model_fields)
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ("trainer:\n  lrr: 0.1\n", "trainer.lrr"),
+        ("trainer:\n  batch_size: many\n", "trainer.batch_size"),
+        ("prepare:\n  shots_per_class: 0\n", "prepare.shots_per_class"),
+    ],
+)
+def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
+    (tmp_path / "params.yaml").write_text(bad)
+    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert key in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_dvc_yaml_lists_the_sections_each_stage_reads():
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    assert tuple(stages["prepare"]["params"]) == PREPARE_SECTIONS
+    assert tuple(stages["pretrain"]["params"]) == PRETRAIN_SECTIONS

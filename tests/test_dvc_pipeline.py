@@ -1,0 +1,143 @@
+"""`dvc repro` end to end in a temporary git repo: runs, skips when nothing changed, re-runs only what did."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import PROJECT_ROOT, TINY, deep_merge, project_params
+
+COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+
+
+def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    for name in COPIED:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(deep_merge(project_params(), TINY), sort_keys=False))
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `python` and `dvc` of this environment
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    sh(["git", "init", "-q"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "pipeline"], root, env)
+    first = sh(["dvc", "repro"], root, env)
+    return root, env, first
+
+
+def ran(output: str) -> list[str]:
+    return [stage for stage in ("prepare", "pretrain") if f"Running stage '{stage}'" in output]
+
+
+def test_first_repro_runs_every_stage_and_writes_outputs(repo):
+    root, _, first = repo
+    assert ran(first.stdout) == ["prepare", "pretrain"]
+    for path in ["data/prepared/source.npz", "data/prepared/federated.npz", "models/pretrain/base.pt",
+                 "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock"]:
+        assert (root / path).is_file(), path
+
+
+def test_metrics_files_name_runs_in_the_store(repo):
+    root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    for stage in ("prepare", "pretrain"):
+        runs = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+        for entry in runs.values():
+            run = client.get_run(entry["run_id"])
+            assert run.info.status == "FINISHED" and run.data.tags["stage"] == stage
+            assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+
+
+def test_second_repro_has_nothing_to_do(repo):
+    root, env, _ = repo
+    again = sh(["dvc", "repro"], root, env)
+    assert ran(again.stdout) == []
+    assert "Data and pipelines are up to date" in again.stdout
+
+
+def test_changing_pretrain_params_reruns_only_pretrain(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["pretrain"]["trainer"] = {"max_epochs": 2}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = sh(["dvc", "repro"], root, env)
+    assert ran(rerun.stdout) == ["pretrain"]
+    history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # header + the two epochs now asked for
+
+
+def test_dvc_shows_metrics_and_renders_plots(repo):
+    root, env, _ = repo
+    shown = sh(["dvc", "metrics", "show", "--json"], root, env).stdout
+    assert "test/acc" in shown
+    sh(["dvc", "plots", "show", "-o", "dvc_plots"], root, env)
+    html = (root / "dvc_plots" / "index.html").read_text()
+    assert "pretrain learning curves" in html
+
+
+def test_mlflow_server_shows_both_runs_with_their_metrics(repo):
+    """What `mlflow ui` shows, read through its REST API on a loopback port."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    root, env, _ = repo
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["mlflow", "server", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def call(path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{base}/{path}", data, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    try:
+        for _ in range(120):  # up to a minute for the server to come up
+            try:
+                experiment = call("experiments/get-by-name?experiment_name=paradigm-lab")["experiment"]
+                break
+            except urllib.error.HTTPError:
+                raise
+            except OSError:  # not listening yet
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer within a minute")
+        runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        stages = {}
+        for run in runs:
+            tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+            stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"]["metrics"])
+        assert {"prepare", "pretrain"} <= set(stages)
+        assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

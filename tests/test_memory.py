@@ -1,0 +1,79 @@
+"""The memory estimator's exact arithmetic, and the peak measurement on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipeline.memory import PeakMemory, estimate_training_memory
+
+
+def tiny() -> nn.Linear:
+    return nn.Linear(3, 2)  # 6 weights + 2 biases = 8 fp32 parameters = 32 bytes
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, optimizer_bytes",
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1), 0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 32),
+        (lambda p: torch.optim.Adam(p), 64),
+        (lambda p: torch.optim.AdamW(p), 64),
+        (lambda p: torch.optim.Adam(p, amsgrad=True), 96),
+    ],
+)
+def test_fp32_breakdown(make_optimizer, optimizer_bytes):
+    model = tiny()
+    est = estimate_training_memory(model, make_optimizer(model.parameters()), "32")
+    assert (est.total_params, est.trainable_params) == (8, 8)
+    assert (est.weights_bytes, est.master_bytes, est.grads_bytes) == (32, 0, 32)
+    assert est.optimizer_bytes == optimizer_bytes
+    assert est.total_bytes == 64 + optimizer_bytes
+    assert est.rule_12n_bytes == 96
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_mixed_precision_half_weights_and_fp32_master(precision):
+    model = tiny()
+    est = estimate_training_memory(model, torch.optim.Adam(model.parameters()), precision)
+    assert (est.weights_bytes, est.master_bytes, est.grads_bytes, est.optimizer_bytes) == (16, 32, 32, 64)
+    assert est.total_bytes == 144
+
+
+def test_frozen_parameters_cost_weights_only():
+    model = tiny()
+    model.weight.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    est = estimate_training_memory(model, optimizer, "32")
+    assert (est.total_params, est.trainable_params) == (8, 2)
+    assert (est.weights_bytes, est.grads_bytes, est.optimizer_bytes) == (32, 8, 16)
+
+
+def test_buffers_count_as_weights():
+    model = nn.BatchNorm1d(4)  # 8 parameters; buffers: 4 + 4 floats and one int64 counter
+    est = estimate_training_memory(model, torch.optim.SGD(model.parameters(), lr=0.1), "32")
+    assert est.weights_bytes == 8 * 4 + 8 * 4 + 8
+
+
+def test_contract_metric_names():
+    model = tiny()
+    metrics = estimate_training_memory(model, torch.optim.SGD(model.parameters(), lr=0.1), "32").as_metrics()
+    for name in ("params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
+                 "memory/grads_bytes", "memory/optimizer_bytes", "memory/rule_12n_bytes"):
+        assert name in metrics
+
+
+def test_unknown_optimizer_is_refused():
+    model = tiny()
+    with pytest.raises(ValueError, match="no memory rule for optimizer RMSprop"):
+        estimate_training_memory(model, torch.optim.RMSprop(model.parameters()), "32")
+
+
+def test_cpu_peak_sees_a_large_temporary_allocation():
+    with PeakMemory(torch.device("cpu")) as peak:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        block.sum()
+        del block
+    assert peak.peak_bytes >= 48 * 2**20

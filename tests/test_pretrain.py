@@ -1,0 +1,117 @@
+"""Pretrain end to end on a tiny config, read back from a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.errors import ConfigError, DataError
+from pipeline.models.checkpoint import load_classifier
+from pipeline.paradigms.pretrain import run_pretrain
+from tests.conftest import make_params
+
+CONTRACT = [
+    "test/acc", "test/f1_macro", "test/loss", "train/loss", "val/acc", "val/loss",
+    "params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
+    "memory/grads_bytes", "memory/optimizer_bytes", "memory/master_weights_bytes", "memory/rule_12n_bytes",
+    "memory/peak_bytes", "model/checkpoint_bytes", "time/fit_seconds", "throughput/train_samples_per_s",
+]
+
+
+@pytest.fixture
+def pretrained(tracking_dir):
+    params = make_params()
+    write_prepared(prepare_data(params), tracking_dir / "data")
+    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    return params, runs, tracking_dir
+
+
+def test_run_is_tracked_with_contract_metrics_tags_and_artifacts(pretrained):
+    params, runs, root = pretrained
+    run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(runs["base"]["run_id"])
+    assert run.info.status == "FINISHED"
+    assert set(CONTRACT) <= set(run.data.metrics)
+    tags = run.data.tags
+    assert (tags["stage"], tags["paradigm"], tags["variant"]) == ("pretrain", "pretrain", "base")
+    assert tags["git_commit"] and len(tags["params_hash"]) == 12
+    assert run.data.params["trainer.max_epochs"] == "3" and run.data.params["seed"] == "42"
+    assert run.data.metrics["params/trainable"] == run.data.metrics["params/total"] > 0
+    assert run.data.metrics["model/checkpoint_bytes"] == (root / "models" / "base.pt").stat().st_size
+    assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
+    history = MlflowClient().get_metric_history(run.info.run_id, "val/acc")
+    assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
+    client = MlflowClient()
+    artifacts = {a.path for d in ("", "model", "plots", "params") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"model/base.pt", "plots/confusion_matrix.png", "params/resolved_params.yaml"} <= artifacts
+
+
+def test_returned_metrics_match_the_tracked_run(pretrained):
+    _, runs, _ = pretrained
+    run = MlflowClient().get_run(runs["base"]["run_id"])
+    assert runs["base"]["test/acc"] == pytest.approx(run.data.metrics["test/acc"])
+    assert runs["base"]["memory/estimated_train_bytes"] == run.data.metrics["memory/estimated_train_bytes"]
+
+
+def test_plot_files_for_dvc(pretrained):
+    _, _, root = pretrained
+    history = (root / "plots" / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train/loss,val/loss,val/acc" and len(history) == 4
+    confusion = (root / "plots" / "confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and len(confusion) > 100
+
+
+def test_checkpoint_reloads_and_gives_the_same_predictions(pretrained):
+    params, _, root = pretrained
+    model, payload = load_classifier(root / "models" / "base.pt", params.model)
+    assert payload["classes"] == list(range(10)) and payload["input_shape"] == [1, 8, 8]
+    again, _ = load_classifier(root / "models" / "base.pt", params.model)
+    x = torch.rand(5, 1, 8, 8)
+    model.eval(), again.eval()
+    assert torch.equal(model(x), again(x))
+
+
+def test_checkpoint_for_another_backbone_is_refused_naming_both(pretrained):
+    _, _, root = pretrained
+    other = make_params(model={"hidden_sizes": [64, 64]}).model
+    with pytest.raises(ConfigError, match=r"built with model hidden_sizes=\[32\].*names model hidden_sizes=\[64, 64\]"):
+        load_classifier(root / "models" / "base.pt", other)
+    with pytest.raises(DataError, match="checkpoint not found"):
+        load_classifier(root / "models" / "absent.pt", other)
+
+
+def test_same_seed_same_params_same_metrics(pretrained):
+    params, first, root = pretrained
+    second = run_pretrain(params, root / "data", root / "models2", root / "plots2")
+    for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss"):
+        assert second["base"][key] == first["base"][key], key
+    assert second["base"]["run_id"] != first["base"]["run_id"]
+
+
+def test_cnn_backbone_trains_too(tracking_dir):
+    params = make_params(model={"backbone": "cnn"}, trainer={"max_epochs": 1})
+    write_prepared(prepare_data(params), tracking_dir / "data")
+    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    assert runs["base"]["params/total"] > 0 and 0.0 <= runs["base"]["test/acc"] <= 1.0
+
+
+def test_a_stage_that_fails_midway_leaves_a_failed_run_and_no_checkpoint(tracking_dir):
+    params = make_params(trainer={"max_epochs": 1})
+    write_prepared(prepare_data(params), tracking_dir / "data")
+    (tracking_dir / "models").write_text("a file where the checkpoint folder should be")
+    with pytest.raises(OSError):
+        run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    runs = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_runs(
+        [mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not (tracking_dir / "plots").exists()
+
+
+def test_missing_prepared_data_says_what_to_run(tracking_dir):
+    with pytest.raises(DataError, match="prepared data not found; run `dvc repro prepare` first"):
+        run_pretrain(make_params(), tracking_dir / "nowhere", tracking_dir / "models", tracking_dir / "plots")
