@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 run: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
-	@PATH="$(CURDIR)/$(BIN):$$PATH" dvc metrics show
+	@echo
+	@$(BIN)/python -m pipeline.tracking.summary
 	@echo
 	@echo "Results: metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
 	@echo "MLflow runs are in mlflow.db. Open the UI with:"

@@ -76,6 +76,16 @@ def test_second_repro_has_nothing_to_do(repo):
     assert "Data and pipelines are up to date" in again.stdout
 
 
+def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
+    root, env, _ = repo
+    before = json.loads((root / "metrics" / "pretrain.json").read_text())["runs"]["base"]
+    sh(["dvc", "repro", "--force", "--single-item", "pretrain"], root, env)
+    after = json.loads((root / "metrics" / "pretrain.json").read_text())["runs"]["base"]
+    assert after["run_id"] != before["run_id"]
+    for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss"):
+        assert after[key] == before[key], key
+
+
 def test_changing_pretrain_params_reruns_only_pretrain(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())

@@ -115,3 +115,13 @@ def test_a_stage_that_fails_midway_leaves_a_failed_run_and_no_checkpoint(trackin
 def test_missing_prepared_data_says_what_to_run(tracking_dir):
     with pytest.raises(DataError, match="prepared data not found; run `dvc repro prepare` first"):
         run_pretrain(make_params(), tracking_dir / "nowhere", tracking_dir / "models", tracking_dir / "plots")
+
+
+def test_summary_table_lists_trained_runs(tmp_path):
+    from pipeline.tracking.outputs import write_stage_metrics
+    from pipeline.tracking.summary import runs_table
+
+    write_stage_metrics("pretrain", {"base": {"run_id": "abc", "test/acc": 0.9, "params/trainable": 10}}, tmp_path)
+    write_stage_metrics("prepare", {"splits": {"run_id": "def", "data/examples": 5}}, tmp_path)
+    table = runs_table(tmp_path)
+    assert table[["stage", "variant", "test acc", "mlflow run"]].values.tolist() == [["pretrain", "base", 0.9, "abc"]]

@@ -15,6 +15,7 @@ from pipeline.data.prepared import PREPARED_DIR, load_task
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import ClassificationModule
+from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
 from pipeline.tracking.runs import stage_run
 from pipeline.training.runner import fit_and_test
@@ -30,6 +31,7 @@ def run_pretrain(
     """Train, save the base checkpoint and the plot data; return ``{variant: {run_id, metrics...}}``."""
     task = load_task(Path(data_dir) / "source.npz")
     cfg = params.trainer_for(STAGE)
+    seed_everything(params.seed)
     model = build_classifier(params.model, task.input_shape, task.num_classes)
     module = ClassificationModule(model, task.num_classes, cfg)
     with stage_run(params, STAGE, paradigm="pretrain", variant="base", sections=SECTIONS) as run:

@@ -21,6 +21,7 @@ from pipeline.config.schema import TrainerConfig
 from pipeline.data.prepared import TaskData
 from pipeline.memory import PeakMemory, estimate_training_memory
 from pipeline.models.lightning_module import ClassificationModule
+from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
 from pipeline.training.callbacks import EpochHistory, Throughput
 from pipeline.training.trainer import build_trainer
@@ -49,7 +50,7 @@ def make_loaders(task: TaskData, cfg: TrainerConfig, seed: int) -> dict[str, Dat
 def fit_and_test(
     module: ClassificationModule, task: TaskData, cfg: TrainerConfig, seed: int, run: mlflow.ActiveRun, label: str
 ) -> FitResult:
-    pl.seed_everything(seed, workers=True, verbose=False)
+    seed_everything(seed)
     loaders = make_loaders(task, cfg, seed)
     history, throughput = EpochHistory(label), Throughput()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
