@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from pipeline.config import Params, parse_params
 
@@ -26,13 +25,16 @@ def deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def project_params() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+def tiny_params_dict(**overrides) -> dict:
+    """The schema's defaults made tiny, with ``overrides`` (nested dicts) on top.
+
+    Independent of the project's params.yaml, which is the user's to tune.
+    """
+    return parse_params(deep_merge(TINY, overrides)).model_dump(mode="json")
 
 
 def make_params(**overrides) -> Params:
-    """The project's params.yaml made tiny, with ``overrides`` (nested dicts) on top."""
-    return parse_params(deep_merge(deep_merge(project_params(), TINY), overrides))
+    return parse_params(tiny_params_dict(**overrides))
 
 
 @pytest.fixture
@@ -41,6 +43,16 @@ def tracking_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests run only where CUDA is; elsewhere they are skipped, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,12 @@ from pipeline.config.schema import TrainerConfig, TrainerOverrides
 from pipeline.data.prepare import SECTIONS as PREPARE_SECTIONS
 from pipeline.errors import ConfigError
 from pipeline.paradigms.pretrain import SECTIONS as PRETRAIN_SECTIONS
-from tests.conftest import PROJECT_ROOT, deep_merge, project_params
+from tests.conftest import PROJECT_ROOT
 
 
 def error_for(update: dict) -> str:
     with pytest.raises(ConfigError) as info:
-        parse_params(deep_merge(project_params(), update))
+        parse_params(update)
     return str(info.value)
 
 

@@ -125,3 +125,25 @@ def test_summary_table_lists_trained_runs(tmp_path):
     write_stage_metrics("prepare", {"splits": {"run_id": "def", "data/examples": 5}}, tmp_path)
     table = runs_table(tmp_path)
     assert table[["stage", "variant", "test acc", "mlflow run"]].values.tolist() == [["pretrain", "base", 0.9, "abc"]]
+
+
+def test_mixed_precision_on_cpu_counts_a_master_copy(tracking_dir):
+    params = make_params(trainer={"max_epochs": 1, "precision": "16-mixed"})  # no fp16 AMP on CPU: Lightning uses bf16
+    write_prepared(prepare_data(params), tracking_dir / "data")
+    metrics = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")["base"]
+    n = metrics["params/total"]
+    assert metrics["memory/master_weights_bytes"] == 4 * n
+    assert metrics["memory/estimated_train_bytes"] > metrics["memory/weights_bytes"] + 4 * n
+    run = MlflowClient().get_run(metrics["run_id"])
+    assert run.data.tags["precision"] == ("16-mixed" if torch.cuda.is_available() else "bf16-mixed")
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_peak_is_cuda_allocated_and_covers_model_state(tracking_dir):
+    params = make_params(trainer={"max_epochs": 2, "accelerator": "gpu", "devices": 1})
+    write_prepared(prepare_data(params), tracking_dir / "data")
+    metrics = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")["base"]
+    run = MlflowClient().get_run(metrics["run_id"])
+    assert run.data.tags["device"].startswith("cuda")
+    state = metrics["memory/weights_bytes"] + metrics["memory/grads_bytes"] + metrics["memory/optimizer_bytes"]
+    assert metrics["memory/peak_bytes"] >= state

@@ -101,3 +101,11 @@ def test_written_files_read_back_identically(tmp_path):
     assert np.array_equal(target.X["test"], prepared.target.X["test"])
     assert np.array_equal(read_arrays(tmp_path / "federated.npz")["iid"], prepared.partitions["iid"])
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_summary_counts_classes_per_split_and_per_client(prepared):
+    summary = prepared.summary()
+    for scheme in ("iid", "dirichlet"):
+        per_client = np.array(summary["federated"][scheme]["client_class_counts"])
+        assert per_client.sum(axis=0).tolist() == summary["full"]["class_counts"]["train"]
+        assert per_client.sum(axis=1).tolist() == summary["federated"][scheme]["client_sizes"]

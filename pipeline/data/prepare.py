@@ -53,6 +53,9 @@ class PreparedData:
         out["federated"] = {
             scheme: {
                 "client_sizes": np.bincount(clients).tolist(),
+                "client_class_counts": [
+                    np.bincount(y_train[clients == c], minlength=self.full.num_classes).tolist() for c in np.unique(clients)
+                ],
                 "label_skew": round(label_skew(clients, y_train), 6),
             }
             for scheme, clients in self.partitions.items()
