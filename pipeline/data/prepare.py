@@ -19,6 +19,7 @@ from pipeline.config.schema import Params
 from pipeline.data.prepared import SPLITS, TaskData, save_task
 from pipeline.data.sources import Dataset, load_dataset
 from pipeline.data.splits import (
+    client_class_counts,
     label_skew,
     partition_dirichlet,
     partition_iid,
@@ -53,9 +54,7 @@ class PreparedData:
         out["federated"] = {
             scheme: {
                 "client_sizes": np.bincount(clients).tolist(),
-                "client_class_counts": [
-                    np.bincount(y_train[clients == c], minlength=self.full.num_classes).tolist() for c in np.unique(clients)
-                ],
+                "client_class_counts": client_class_counts(clients, y_train, self.full.num_classes).tolist(),
                 "label_skew": round(label_skew(clients, y_train), 6),
             }
             for scheme, clients in self.partitions.items()

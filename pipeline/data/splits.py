@@ -106,12 +106,17 @@ def partition_dirichlet(
     )
 
 
+def client_class_counts(clients: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Matrix of how many examples of each class (columns) every client (rows) holds."""
+    counts = np.zeros((int(clients.max()) + 1, num_classes), dtype=np.int64)
+    np.add.at(counts, (clients, y), 1)
+    return counts
+
+
 def label_skew(clients: np.ndarray, y: np.ndarray) -> float:
     """Mean total-variation distance between each client's label distribution and the global one (0 = IID)."""
-    num_classes = int(y.max()) + 1
-    overall = np.bincount(y, minlength=num_classes) / len(y)
-    distances = []
-    for client in np.unique(clients):
-        counts = np.bincount(y[clients == client], minlength=num_classes)
-        distances.append(0.5 * np.abs(counts / counts.sum() - overall).sum())
-    return float(np.mean(distances))
+    counts = client_class_counts(clients, y, int(y.max()) + 1)
+    counts = counts[counts.sum(axis=1) > 0]  # clients that hold nothing have no distribution
+    overall = counts.sum(axis=0) / counts.sum()
+    distances = 0.5 * np.abs(counts / counts.sum(axis=1, keepdims=True) - overall).sum(axis=1)
+    return float(distances.mean())

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from pipeline.data.splits import client_class_counts  # noqa: E402
+
 
 def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: int = 8) -> Figure:
     """A row of example inputs per class (images as images, tabular rows as strips)."""
@@ -50,9 +52,8 @@ def confusion_figure(matrix: np.ndarray, classes: np.ndarray, title: str) -> Fig
 
 def client_label_figure(clients: np.ndarray, y: np.ndarray, classes: np.ndarray, title: str) -> Figure:
     """Stacked bars: how many examples of each class every client holds."""
-    num_clients = int(clients.max()) + 1
-    counts = np.zeros((num_clients, len(classes)), dtype=int)
-    np.add.at(counts, (clients, y), 1)
+    counts = client_class_counts(clients, y, len(classes))
+    num_clients = len(counts)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * num_clients + 2), 3.5))
     bottom = np.zeros(num_clients)
     colors = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
