@@ -62,8 +62,11 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             return archive["X"], archive["y"]
     except DataError:
         raise
-    except Exception as err:  # zip or pickle problems: not an npz we can read
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    except Exception as err:  # numpy's text suggests allow_pickle, which is never safe here
+        raise DataError(
+            f"{path}: not a readable .npz file: not a zip of .npy arrays, or it holds pickled objects, "
+            f"which are refused ({type(err).__name__})"
+        ) from None
 
 
 def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:

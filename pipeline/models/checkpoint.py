@@ -39,7 +39,11 @@ def load_classifier(path: str | Path, model_cfg: ModelConfig) -> tuple[Classifie
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise DataError(f"{path}: not a readable checkpoint ({err})") from None
+        # torch's own text spans many lines and suggests weights_only=False, which is never safe here.
+        raise DataError(
+            f"{path}: not a readable checkpoint: not a torch file, or it holds objects other than tensors and "
+            f"plain values ({type(err).__name__}); re-create it with `dvc repro pretrain`"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a {FORMAT} checkpoint")
     wanted = model_cfg.model_dump(mode="json")
