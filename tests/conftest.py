@@ -25,16 +25,12 @@ def deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def tiny_params_dict(**overrides) -> dict:
+def make_params(**overrides) -> Params:
     """The schema's defaults made tiny, with ``overrides`` (nested dicts) on top.
 
     Independent of the project's params.yaml, which is the user's to tune.
     """
-    return parse_params(deep_merge(TINY, overrides)).model_dump(mode="json")
-
-
-def make_params(**overrides) -> Params:
-    return parse_params(tiny_params_dict(**overrides))
+    return parse_params(deep_merge(TINY, overrides))
 
 
 @pytest.fixture

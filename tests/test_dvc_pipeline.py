@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_ROOT, tiny_params_dict
+from tests.conftest import PROJECT_ROOT, make_params
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
 
@@ -34,7 +34,7 @@ def repo(tmp_path_factory):
         else:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json"), sort_keys=False))
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `python` and `dvc` of this environment
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
