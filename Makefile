@@ -1,12 +1,13 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. Both reuse .venv on a second call.
+# `make benchmark-transfer`: the transfer/fine-tuning table of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup run test clean-results
+.PHONY: setup run test benchmark-transfer clean-results
 
 setup: $(VENV)/.installed
 
@@ -26,3 +27,7 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The transfer / fine-tuning / scratch table in docs/benchmarks.md (about 5 minutes on two cores).
+benchmark-transfer: setup
+	$(BIN)/python -m benchmarks.transfer_shots --csv benchmark-transfer.csv

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from pipeline.config import load_params, parse_params
-from pipeline.config.schema import TrainerConfig, TrainerOverrides
-from pipeline.data.prepare import SECTIONS as PREPARE_SECTIONS
+from pipeline.config.schema import Params, TrainerConfig, TrainerOverrides
+from pipeline.data import prepare
 from pipeline.errors import ConfigError
-from pipeline.paradigms.pretrain import SECTIONS as PRETRAIN_SECTIONS
+from pipeline.paradigms import finetune, pretrain, scratch, transfer
 from tests.conftest import PROJECT_ROOT
 
 
@@ -96,7 +96,17 @@ def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
     assert not (tmp_path / "data").exists()
 
 
-def test_dvc_yaml_lists_the_sections_each_stage_reads():
+def test_dvc_yaml_lists_the_sections_and_code_each_stage_reads():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
-    assert tuple(stages["prepare"]["params"]) == PREPARE_SECTIONS
-    assert tuple(stages["pretrain"]["params"]) == PRETRAIN_SECTIONS
+    modules = {"prepare": prepare, "pretrain": pretrain, "transfer": transfer, "finetune": finetune, "scratch": scratch}
+    assert set(stages) == set(modules)
+    for name, module in modules.items():
+        assert tuple(stages[name]["params"]) == module.SECTIONS, name
+        assert f"stages/{name}.py" in stages[name]["deps"], name
+        assert stages[name]["cmd"] == f"python -m stages.{name}", name
+
+
+def test_every_stage_section_has_trainer_overrides_and_a_stage():
+    for name in ("pretrain", "transfer", "finetune", "scratch"):
+        assert Params.model_fields[name].annotation.model_fields["trainer"].annotation is TrainerOverrides
+        assert (PROJECT_ROOT / "stages" / f"{name}.py").is_file()

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import PROJECT_ROOT, make_params
 
-COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"]
+COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
+STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch")
 
 
 def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -47,13 +48,15 @@ def repo(tmp_path_factory):
 
 
 def ran(output: str) -> list[str]:
-    return [stage for stage in ("prepare", "pretrain") if f"Running stage '{stage}'" in output]
+    return [stage for stage in STAGES if f"Running stage '{stage}'" in output]
 
 
 def test_first_repro_runs_every_stage_and_writes_outputs(repo):
     root, _, first = repo
-    assert ran(first.stdout) == ["prepare", "pretrain"]
+    assert sorted(ran(first.stdout)) == sorted(STAGES)
     for path in ["data/prepared/source.npz", "data/prepared/federated.npz", "models/pretrain/base.pt",
+                 "models/transfer/model.pt", "models/finetune/full.pt", "models/finetune/lora/adapter_model.safetensors",
+                 "models/scratch/model.pt", "plots/finetune/history.csv", "plots/scratch/memory.csv",
                  "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock"]:
         assert (root / path).is_file(), path
 
@@ -61,7 +64,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
 def test_metrics_files_name_runs_in_the_store(repo):
     root, env, _ = repo
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    for stage in ("prepare", "pretrain"):
+    for stage in STAGES:
         runs = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
         for entry in runs.values():
             run = client.get_run(entry["run_id"])
@@ -78,21 +81,36 @@ def test_second_repro_has_nothing_to_do(repo):
 
 def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
     root, env, _ = repo
-    before = json.loads((root / "metrics" / "pretrain.json").read_text())["runs"]["base"]
-    sh(["dvc", "repro", "--force", "--single-item", "pretrain"], root, env)
-    after = json.loads((root / "metrics" / "pretrain.json").read_text())["runs"]["base"]
-    assert after["run_id"] != before["run_id"]
-    for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss"):
-        assert after[key] == before[key], key
+    for stage in ("pretrain", "finetune"):
+        before = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+        sh(["dvc", "repro", "--force", "--single-item", stage], root, env)
+        after = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+        assert set(after) == set(before)
+        for variant in before:
+            assert after[variant]["run_id"] != before[variant]["run_id"]
+            for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss"):
+                assert after[variant][key] == before[variant][key], (stage, variant, key)
+    assert ran(sh(["dvc", "repro"], root, env).stdout) == []  # byte-identical outputs: nothing downstream is stale
 
 
-def test_changing_pretrain_params_reruns_only_pretrain(repo):
+def test_changing_finetune_params_reruns_only_finetune(repo):
+    root, env, _ = repo
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["finetune"]["strategies"] = ["lora"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = sh(["dvc", "repro"], root, env)
+    assert ran(rerun.stdout) == ["finetune"]
+    assert sorted(p.name for p in (root / "models" / "finetune").iterdir()) == ["lora"]
+    assert set(json.loads((root / "metrics" / "finetune.json").read_text())["runs"]) == {"lora"}
+
+
+def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["pretrain"]["trainer"] = {"max_epochs": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = sh(["dvc", "repro"], root, env)
-    assert ran(rerun.stdout) == ["pretrain"]
+    assert sorted(ran(rerun.stdout)) == ["finetune", "pretrain", "transfer"]  # not prepare, not scratch
     history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2  # header + the two epochs now asked for
 
@@ -104,9 +122,12 @@ def test_dvc_shows_metrics_and_renders_plots(repo):
     sh(["dvc", "plots", "show", "-o", "dvc_plots"], root, env)
     html = (root / "dvc_plots" / "index.html").read_text()
     assert "pretrain learning curves" in html
+    assert "target task: validation accuracy per epoch" in html and '"variant": "scratch"' in html
+    errors = json.loads(sh(["dvc", "plots", "show", "--json"], root, env).stdout).get("errors")
+    assert not errors, errors
 
 
-def test_mlflow_server_shows_both_runs_with_their_metrics(repo):
+def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
     """What `mlflow ui` shows, read through its REST API on a loopback port."""
     import socket
     import time
@@ -146,7 +167,7 @@ def test_mlflow_server_shows_both_runs_with_their_metrics(repo):
         for run in runs:
             tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
             stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"]["metrics"])
-        assert {"prepare", "pretrain"} <= set(stages)
+        assert set(STAGES) <= set(stages)
         assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
     finally:
         server.terminate()

@@ -77,3 +77,11 @@ def test_cpu_peak_sees_a_large_temporary_allocation():
         block.sum()
         del block
     assert peak.peak_bytes >= 48 * 2**20
+
+
+def test_frozen_parameters_an_optimizer_holds_get_no_state():
+    """PEFT's LoRA-FA optimizer is handed every parameter, frozen ones included; only trainable ones get state."""
+    model = nn.Sequential(tiny(), nn.Linear(2, 2).requires_grad_(False))  # 8 trainable, 4 + 2 = 6 frozen parameters
+    est = estimate_training_memory(model, torch.optim.Adam(model.parameters()), "32")
+    assert (est.total_params, est.trainable_params) == (14, 8)
+    assert est.optimizer_bytes == 2 * 32 and est.grads_bytes == 32

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,3 +125,19 @@ def test_params_file_missing_or_not_a_mapping(tmp_path):
     assert one_line(err) == f"{tmp_path / 'params.yaml'}: expected a mapping of sections at the top level, got list"
     with pytest.raises(ConfigError, match="data.source 'csv' needs data.path"):
         parse_params({"data": {"source": "csv"}})
+
+
+@pytest.mark.parametrize(
+    "stage, params_text, problem",
+    [
+        ("finetune", "", "data/prepared/target.npz: prepared data not found; run `dvc repro prepare` first"),
+        ("transfer", "transfer:\n  replace_layers: 3\n", "transfer.replace_layers = 3: the mlp backbone has 3 layers"),
+    ],
+)
+def test_target_stage_exits_2_with_one_line(tmp_path, stage, params_text, problem):
+    (tmp_path / "params.yaml").write_text(params_text)
+    result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert problem in lines[0]
+    assert not (tmp_path / "models").exists()

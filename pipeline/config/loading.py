@@ -58,7 +58,7 @@ def describe_errors(err: ValidationError) -> list[str]:
         shown = "" if isinstance(value, dict) else f" = {_show(value)}"
         first, *others = dict.fromkeys(messages)
         alternatives = "".join(f" or {m.removeprefix('must be ')}" for m in others)
-        out.append(f"{key}{shown}: {first}{alternatives}")
+        out.append(f"{key}{shown}: {first}{alternatives}" if key else f"{first}{alternatives}")  # a cross-section rule
     return out
 
 

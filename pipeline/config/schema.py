@@ -47,6 +47,11 @@ class ModelConfig(Section):
             raise ValueError("every size must be a positive integer")
         return sizes
 
+    @property
+    def depth(self) -> int:
+        """Layers with weights, the head included: what ``replace_layers`` and ``unfreeze_layers`` count."""
+        return len(self.hidden_sizes if self.backbone == "mlp" else self.channels) + 1
+
 
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
 
@@ -128,6 +133,57 @@ class PretrainConfig(Section):
     trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
 
 
+class TransferConfig(Section):
+    """New top layers on a frozen pretrained body."""
+
+    replace_layers: int = Field(1, ge=1)  # counted from the top: 1 = the head only
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+
+Strategy = Literal["full", "partial", "lora", "lora_fa", "vera"]
+STRATEGIES: tuple[str, ...] = ("full", "partial", "lora", "lora_fa", "vera")
+
+
+class LoraSettings(Section):
+    """LoRA and LoRA-FA: W + (alpha / r) · B·A on the body's linear and convolution layers."""
+
+    r: int = Field(2, ge=1)
+    alpha: float = Field(4.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class VeraSettings(Section):
+    """VeRA: shared frozen random A, B; per layer trainable scaling vectors d (size r) and b (layer width)."""
+
+    r: int = Field(256, ge=1)
+    d_initial: float = Field(0.1, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class FinetuneConfig(Section):
+    strategies: Optional[list[Strategy]] = Field(None, min_length=1)  # None: every strategy the backbone supports
+    body_lr_factor: float = Field(1.0, gt=0, le=1)  # full, partial: the body's lr is trainer.lr × this
+    unfreeze_layers: int = Field(2, ge=1)  # partial: the top N layers train (the head is one)
+    unfreeze_every: Optional[int] = Field(None, ge=1)  # partial: gradual unfreezing, one more layer every N epochs
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    vera: VeraSettings = Field(default_factory=VeraSettings)
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+    @field_validator("strategies")
+    @classmethod
+    def _once_each(cls, strategies: Optional[list[str]]) -> Optional[list[str]]:
+        repeated = sorted({s for s in strategies or [] if strategies.count(s) > 1})
+        if repeated:
+            raise ValueError(f"each strategy at most once; repeated: {', '.join(repeated)}")
+        return strategies
+
+
+class ScratchConfig(Section):
+    """The control: the same architecture from random initialisation on the same target data."""
+
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+
 class Params(Section):
     seed: int = Field(42, ge=0)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -136,6 +192,36 @@ class Params(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    scratch: ScratchConfig = Field(default_factory=ScratchConfig)
+
+    @model_validator(mode="after")
+    def _fits_the_model(self) -> "Params":
+        """Rules across sections, checked before any stage runs."""
+        depth, backbone = self.model.depth, self.model.backbone
+        if self.transfer.replace_layers >= depth:
+            raise ValueError(
+                f"transfer.replace_layers = {self.transfer.replace_layers}: the {backbone} backbone has {depth} layers "
+                f"(head included) and at least one must stay frozen (replacing all is the scratch stage); allowed 1..{depth - 1}"
+            )
+        if self.finetune.unfreeze_layers > depth:
+            raise ValueError(
+                f"finetune.unfreeze_layers = {self.finetune.unfreeze_layers}: the {backbone} backbone has {depth} layers "
+                f"(head included); allowed 1..{depth}"
+            )
+        if backbone == "cnn" and "vera" in (self.finetune.strategies or []):
+            raise ValueError(
+                "finetune.strategies includes 'vera', but VeRA adapts only linear layers and the cnn backbone's body "
+                "has none; remove 'vera' from finetune.strategies or use model.backbone 'mlp'"
+            )
+        return self
+
+    def finetune_strategies(self) -> list[str]:
+        """``finetune.strategies``, or when it is null every strategy the backbone supports (VeRA: mlp only)."""
+        if self.finetune.strategies is not None:
+            return list(self.finetune.strategies)
+        return [s for s in STRATEGIES if not (s == "vera" and self.model.backbone == "cnn")]
 
     def trainer_for(self, stage: str) -> TrainerConfig:
         """The shared trainer options with the stage's ``trainer:`` overrides applied."""

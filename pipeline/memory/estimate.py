@@ -9,7 +9,8 @@ The breakdown, for N parameters of which T train:
   (N × 4; autocast keeps parameters in fp32), else 0;
 - ``grads_bytes``: one gradient per trainable parameter, in the parameter's dtype (T × 4);
 - ``optimizer_bytes``: state per trainable parameter: none for plain SGD, one buffer for
-  SGD with momentum, two for Adam/AdamW (three with amsgrad).
+  SGD with momentum, two for Adam/AdamW (three with amsgrad) and for PEFT's LoRA-FA
+  optimizer (AdamW-based). Parameters an optimizer holds but that are frozen get no state.
 
 ``rule_12n_bytes`` is the common rule of thumb of 12 bytes per parameter, for comparison.
 Frozen parameters cost weights only: no gradient and no optimizer state.
@@ -65,7 +66,9 @@ def optimizer_states_per_param(optimizer: torch.optim.Optimizer) -> int:
         return 1 if group.get("momentum", 0) else 0
     if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
         return 3 if group.get("amsgrad", False) else 2
-    raise ValueError(f"no memory rule for optimizer {type(optimizer).__name__}; known: SGD, Adam, AdamW")
+    if type(optimizer).__name__ == "LoraFAOptimizer":  # peft.optimizers: AdamW's two moments (importing peft is slow)
+        return 2
+    raise ValueError(f"no memory rule for optimizer {type(optimizer).__name__}; known: SGD, Adam, AdamW, LoraFAOptimizer")
 
 
 def estimate_training_memory(model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str) -> MemoryEstimate:
@@ -83,5 +86,5 @@ def estimate_training_memory(model: torch.nn.Module, optimizer: torch.optim.Opti
         weights_bytes=(total * half if half else stored) + buffers,
         master_bytes=stored if half else 0,
         grads_bytes=sum(p.numel() * p.element_size() for p in trainable),
-        optimizer_bytes=states * sum(p.numel() * p.element_size() for p in params if id(p) in optimized),
+        optimizer_bytes=states * sum(p.numel() * p.element_size() for p in trainable if id(p) in optimized),
     )

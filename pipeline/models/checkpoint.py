@@ -27,8 +27,8 @@ def save_classifier(path: str | Path, model: Classifier, model_cfg: ModelConfig,
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)  # to a handle: a path would put the random temp name inside the archive
 
 
 def load_classifier(path: str | Path, model_cfg: ModelConfig) -> tuple[Classifier, dict]:

@@ -7,20 +7,34 @@ their MLflow step, so learning curves read per epoch.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import lightning.pytorch as pl
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline.config.schema import TrainerConfig
+from pipeline.models.freezing import hold_frozen_norms
 from pipeline.training.optimizers import build_optimizer
+
+OptimizerFactory = Callable[[nn.Module, TrainerConfig], torch.optim.Optimizer]
 
 
 class ClassificationModule(pl.LightningModule):
-    def __init__(self, model: nn.Module, num_classes: int, trainer_cfg: TrainerConfig):
+    """``optimizer_factory(model, trainer_cfg)`` replaces the default optimizer (e.g. per-layer learning rates)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        trainer_cfg: TrainerConfig,
+        optimizer_factory: Optional[OptimizerFactory] = None,
+    ):
         super().__init__()
         self.model = model
         self.trainer_cfg = trainer_cfg
+        self.optimizer_factory = optimizer_factory
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
@@ -29,6 +43,10 @@ class ClassificationModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_train_start(self) -> None:
+        """Frozen normalisation layers keep their statistics (Lightning then keeps each module's mode across validation)."""
+        hold_frozen_norms(self.model)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -65,4 +83,6 @@ class ClassificationModule(pl.LightningModule):
         self.log("test/f1_macro", self.test_f1, on_epoch=True, batch_size=len(y))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.parameters(), self.trainer_cfg)
+        if self.optimizer_factory is not None:
+            return self.optimizer_factory(self.model, self.trainer_cfg)
+        return build_optimizer(self.model.parameters(), self.trainer_cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import lightning.pytorch as pl
 import mlflow
@@ -48,14 +49,20 @@ def make_loaders(task: TaskData, cfg: TrainerConfig, seed: int) -> dict[str, Dat
 
 
 def fit_and_test(
-    module: ClassificationModule, task: TaskData, cfg: TrainerConfig, seed: int, run: mlflow.ActiveRun, label: str
+    module: ClassificationModule,
+    task: TaskData,
+    cfg: TrainerConfig,
+    seed: int,
+    run: mlflow.ActiveRun,
+    label: str,
+    extra_callbacks: Sequence[pl.Callback] = (),
 ) -> FitResult:
     seed_everything(seed)
     loaders = make_loaders(task, cfg, seed)
     history, throughput = EpochHistory(label), Throughput()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         best = ModelCheckpoint(dirpath=root, monitor=MONITOR, mode="min", save_top_k=1, save_weights_only=True)
-        callbacks: list[pl.Callback] = [history, throughput, best]
+        callbacks: list[pl.Callback] = [history, throughput, best, *extra_callbacks]
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)

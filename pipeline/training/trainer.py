@@ -40,5 +40,6 @@ def build_trainer(cfg: TrainerConfig, run: mlflow.ActiveRun, callbacks: list[pl.
         callbacks=callbacks,
         default_root_dir=root_dir,
         enable_progress_bar=False,  # EpochHistory prints one line per epoch instead
+        enable_model_summary=False,  # parameter counts are logged to MLflow (params/total, params/trainable)
         log_every_n_steps=1,
     )

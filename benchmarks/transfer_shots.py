@@ -1,0 +1,112 @@
+"""Benchmark: target test accuracy of transfer, every fine-tuning strategy and the scratch control.
+
+For each target kind, seed and number of shots per class it runs the pipeline's own stage
+functions (prepare, pretrain, transfer, finetune, scratch) on ``params.yaml`` with ``seed``,
+``prepare.target_kind`` and ``prepare.shots_per_class`` overridden, in a temporary folder with
+its own MLflow store. It prints a table of mean ± std test accuracy (the one in
+docs/benchmarks.md), and with ``--csv`` writes every single result.
+
+    python -m benchmarks.transfer_shots                       # 2 kinds x 3 seeds x shots 1, 3, 10
+    python -m benchmarks.transfer_shots --kinds new_classes --shots 10 --seeds 0
+    python -m benchmarks.transfer_shots --set finetune.lora.r=4 --set trainer.lr=0.003
+
+Per-epoch output goes to ``--log`` (default: benchmark-transfer.log); one line per setting is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pipeline.config import load_params, parse_params
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.paradigms.finetune import run_finetune
+from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.scratch import run_scratch
+from pipeline.paradigms.transfer import run_transfer
+
+
+def run_setting(params, work: Path, pretrained: bool) -> dict[str, float]:
+    data, base = work / "data", work / "models" / "pretrain"
+    write_prepared(prepare_data(params), data)
+    if not pretrained:  # the source task does not depend on the shots: pretrain once per kind and seed
+        run_pretrain(params, data, base, work / "plots" / "pretrain")
+    runs = run_transfer(params, data, base / "base.pt", work / "models" / "transfer", work / "plots" / "transfer")
+    runs |= run_finetune(params, data, base / "base.pt", work / "models" / "finetune", work / "plots" / "finetune")
+    runs |= run_scratch(params, data, work / "models" / "scratch", work / "plots" / "scratch")
+    return {variant: entry["test/acc"] for variant, entry in runs.items()}
+
+
+def with_overrides(tree: dict, assignments: list[str]) -> dict:
+    """Apply ``a.b.c=value`` assignments (values read as YAML, as ``dvc exp run -S`` does)."""
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {assignment!r}: expected key=value, e.g. finetune.lora.r=4")
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return tree
+
+
+def benchmark(base: dict, kinds: list[str], seeds: list[int], shots: list[int], log) -> pd.DataFrame:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="benchmark-transfer-") as tmp:
+        work = Path(tmp)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+        for kind in kinds:
+            for seed in seeds:
+                for i, n in enumerate(shots):
+                    params = parse_params(base | {"seed": seed, "prepare": base["prepare"] | {"target_kind": kind, "shots_per_class": n}})
+                    started = time.perf_counter()
+                    with contextlib.redirect_stderr(log):
+                        accuracies = run_setting(params, work / f"{kind}-{seed}", pretrained=i > 0)
+                    rows += [{"target_kind": kind, "seed": seed, "shots": n, "variant": v, "test_acc": a} for v, a in accuracies.items()]
+                    shown = "  ".join(f"{v} {a:.3f}" for v, a in accuracies.items())
+                    print(f"{kind} seed {seed} shots {n} ({time.perf_counter() - started:.0f} s): {shown}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summary_table(results: pd.DataFrame) -> str:
+    """Markdown: one row per target kind and variant, one column per shots value, mean ± std over seeds."""
+    stats = results.groupby(["target_kind", "variant", "shots"], sort=False)["test_acc"].agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.3f} ± {r['std'] if r['count'] > 1 else 0:.3f}", axis=1).unstack("shots")
+    shots = list(cells.columns)
+    lines = ["| target kind | variant | " + " | ".join(f"{n} shots/class" for n in shots) + " |",
+             "|---|---|" + "---|" * len(shots)]
+    lines += [f"| {kind} | {variant} | " + " | ".join(row[n] for n in shots) + " |" for (kind, variant), row in cells.iterrows()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--kinds", nargs="+", default=["domain_shift", "new_classes"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--shots", nargs="+", type=int, default=[1, 3, 10])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. trainer.lr=0.003")
+    parser.add_argument("--csv", type=Path, help="also write every result (kind, seed, shots, variant, test_acc)")
+    parser.add_argument("--log", type=Path, default=Path("benchmark-transfer.log"))
+    args = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # "GPU available: ..." once per run
+    started = time.perf_counter()
+    with open(args.log, "w") as log:
+        base = with_overrides(load_params(args.params).model_dump(mode="json"), args.set)
+        results = benchmark(base, args.kinds, args.seeds, args.shots, log)
+    if args.csv:
+        results.to_csv(args.csv, index=False)
+    print(f"\n{summary_table(results)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-epoch log in {args.log}")
+
+
+if __name__ == "__main__":
+    main()

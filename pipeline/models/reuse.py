@@ -1,0 +1,54 @@
+"""Start a target-task model from the pretrained base: load it, check it fits the task, renew its top layers.
+
+The target task always gets a new head sized for its classes (with ``new_classes`` the old
+head has no meaning; with ``domain_shift`` a fresh head keeps every strategy comparable).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from pipeline.config.schema import ModelConfig
+from pipeline.data.prepared import TaskData
+from pipeline.errors import DataError
+from pipeline.models.checkpoint import load_classifier
+from pipeline.models.classifier import Classifier, build_classifier
+
+
+def load_base_for(task: TaskData, checkpoint: str | Path, model_cfg: ModelConfig) -> Classifier:
+    """The pretrained classifier, refused clearly if missing, built from other ``model`` params or for other inputs."""
+    model, payload = load_classifier(checkpoint, model_cfg)
+    if tuple(payload["input_shape"]) != task.input_shape:
+        raise DataError(
+            f"{checkpoint}: the base model takes inputs of shape {tuple(payload['input_shape'])}, the target task has "
+            f"{task.input_shape}; re-run `dvc repro pretrain`"
+        )
+    return model
+
+
+def top_layer_names(model: Classifier, n: int) -> list[str]:
+    """The names of the top ``n`` layers, head last (the params schema checks ``n`` against ``model.depth``)."""
+    names = [name for name, _ in model.layers()]
+    if not 1 <= n <= len(names):
+        raise ValueError(f"asked for the top {n} layers of a model with {len(names)}: {', '.join(names)}")
+    return names[-n:]
+
+
+def renew_top_layers(
+    model: Classifier, model_cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, names: list[str]
+) -> Classifier:
+    """Replace the named layers by freshly initialised ones; the head gets ``num_classes`` outputs.
+
+    Seed torch first: the fresh layers' initial weights are drawn from it.
+    """
+    fresh = build_classifier(model_cfg, input_shape, num_classes)
+    for name in names:
+        _set_submodule(model, name, fresh.get_submodule(name))
+    return model
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)

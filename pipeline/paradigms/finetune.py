@@ -1,0 +1,87 @@
+"""Fine-tuning: adapt the pretrained base to the target task without discarding its body.
+
+One MLflow run per strategy in ``finetune.strategies`` (its ``variant`` tag; null: all the
+backbone supports); all start from
+the base with a new head for the target classes:
+
+- ``full``: every layer trains; the body at ``trainer.lr × finetune.body_lr_factor``;
+- ``partial``: only the top ``finetune.unfreeze_layers`` layers train; with
+  ``finetune.unfreeze_every`` they thaw one at a time, top first (gradual unfreezing);
+- ``lora``, ``lora_fa``, ``vera``: PEFT adapters on the frozen body (:mod:`pipeline.models.adapters`).
+
+Whole models are saved as ``models/finetune/<strategy>.pt``; adapters as folders
+``models/finetune/<strategy>/`` holding only the adapter and head, to merge into the base.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from pipeline.config.schema import FinetuneConfig, Params
+from pipeline.data.prepared import PREPARED_DIR, TaskData
+from pipeline.io import atomic_dir
+from pipeline.models.adapters import ADAPTERS, add_adapters, lora_fa_optimizer, save_adapter
+from pipeline.models.checkpoint import save_classifier
+from pipeline.models.classifier import Classifier
+from pipeline.models.freezing import describe_trainable, freeze_all_but
+from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
+from pipeline.paradigms.pretrain import BASE_CHECKPOINT
+from pipeline.paradigms.target import load_target, sections, write_target_plots
+from pipeline.paradigms.tracked import train_tracked
+from pipeline.seeding import seed_everything
+from pipeline.tracking.outputs import PLOTS_DIR
+from pipeline.training.optimizers import with_body_lr_factor
+from pipeline.training.unfreezing import GradualUnfreezing
+
+STAGE = "finetune"
+SECTIONS = sections(STAGE)
+MODEL_DIR = Path("models/finetune")
+
+
+def run_finetune(
+    params: Params,
+    data_dir: Path = PREPARED_DIR,
+    base_checkpoint: Path = BASE_CHECKPOINT,
+    model_dir: Path = MODEL_DIR,
+    plots_dir: Path = PLOTS_DIR / STAGE,
+) -> dict[str, dict]:
+    """Every strategy in turn; the models folder appears only once all of them are saved."""
+    task = load_target(data_dir)
+    base = load_base_for(task, base_checkpoint, params.model)
+    runs, results = {}, {}
+    with atomic_dir(model_dir) as out:
+        for strategy in params.finetune_strategies():
+            runs[strategy], results[strategy] = _finetune(params, strategy, task, copy.deepcopy(base), out)
+    write_target_plots(plots_dir, runs, results)
+    return runs
+
+
+def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, out: Path):
+    cfg = params.finetune
+    seed_everything(params.seed)
+    renew_top_layers(model, params.model, task.input_shape, task.num_classes, ["head"])
+    if strategy in ADAPTERS:
+        trained = add_adapters(model, strategy, cfg, params.seed)
+        save, saved_at = (lambda path: save_adapter(path, trained, task.classes, task.input_shape)), out / strategy
+        optimizer_factory = lora_fa_optimizer(cfg) if strategy == "lora_fa" else None
+        callbacks = []
+    else:
+        trained = model
+        save, saved_at = (lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes)), out / f"{strategy}.pt"
+        optimizer_factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
+        callbacks = _train_only_the_top(model, cfg, params.trainer_for(STAGE).lr) if strategy == "partial" else []
+    return train_tracked(
+        params, STAGE, "finetune", strategy, SECTIONS, trained, task, save=save, saved_at=saved_at,
+        optimizer_factory=optimizer_factory, callbacks=callbacks, tags={"trained_modules": describe_trainable(trained)},
+    )
+
+
+def _train_only_the_top(model: Classifier, cfg: FinetuneConfig, lr: float) -> list[GradualUnfreezing]:
+    """``partial``: freeze all but the top ``unfreeze_layers``; with ``unfreeze_every``, thaw those gradually."""
+    layers = top_layer_names(model, cfg.unfreeze_layers)
+    freeze_all_but(model, [model.get_submodule(name) for name in layers])
+    if not cfg.unfreeze_every:
+        return []
+    top_down = [model.get_submodule(name) for name in reversed(layers)]
+    return [GradualUnfreezing(top_down, cfg.unfreeze_every, lr * cfg.body_lr_factor)]

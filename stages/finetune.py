@@ -1,0 +1,16 @@
+"""DVC stage `finetune`: adapt the pretrained base to the target task, one run per strategy."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.finetune import STAGE, run_finetune
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_finetune(params))
+
+
+if __name__ == "__main__":
+    main()

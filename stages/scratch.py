@@ -1,0 +1,16 @@
+"""DVC stage `scratch`: the control, the same architecture trained from random initialisation on the target task."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.scratch import STAGE, run_scratch
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_scratch(params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""DVC stage `transfer`: new top layers on the frozen pretrained body, trained on the target task."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.transfer import STAGE, run_transfer
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_transfer(params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Transfer, fine-tuning and the scratch control on tiny models and a real MLflow store.
+
+Mechanics only, never which paradigm wins: what is frozen stays bit-identical, what should
+train changes, adapters save apart and merge back, a wrong base checkpoint is refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from safetensors.torch import load_file
+
+from pipeline.config.schema import ModelConfig
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.data.prepared import load_task
+from pipeline.errors import ConfigError, DataError
+from pipeline.models.adapters import add_adapters, load_adapted
+from pipeline.models.checkpoint import load_classifier
+from pipeline.models.reuse import load_base_for, renew_top_layers
+from pipeline.paradigms.finetune import run_finetune
+from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.scratch import run_scratch
+from pipeline.paradigms.transfer import run_transfer
+from pipeline.seeding import seed_everything
+from tests.conftest import deep_merge, make_params
+from tests.test_pretrain import CONTRACT
+
+TINY_TARGET = {"prepare": {"shots_per_class": 3}, "trainer": {"max_epochs": 3, "batch_size": 16}}
+
+
+def tiny(**overrides):
+    return make_params(**deep_merge(TINY_TARGET, overrides))
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """Prepared data and a pretrained base, shared by the module; each test writes its own outputs."""
+    root = tmp_path_factory.mktemp("target")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        params = tiny()
+        write_prepared(prepare_data(params), root / "data")
+        run_pretrain(params, root / "data", root / "models" / "pretrain", root / "plots" / "pretrain")
+        yield params, root
+
+
+def checkpoint(root):
+    return root / "models" / "pretrain" / "base.pt"
+
+
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_transfer_keeps_the_body_bit_identical_and_trains_a_new_head(base):
+    params, root = base
+    runs = run_transfer(params, root / "data", checkpoint(root), root / "t1" / "models", root / "t1" / "plots")
+    before, _ = load_classifier(checkpoint(root), params.model)
+    after, payload = load_classifier(root / "t1" / "models" / "model.pt", params.model)
+    pretrained, trained = state(before), state(after)
+    body = [k for k in trained if k.startswith("body.")]
+    assert body and any("running_mean" in k for k in body)  # normalisation statistics are checked too
+    for key in body:
+        assert torch.equal(trained[key], pretrained[key]), key
+    assert payload["classes"] == list(range(10))
+    seed_everything(params.seed)
+    fresh = renew_top_layers(before, params.model, tuple(payload["input_shape"]), 10, ["head"])
+    assert not torch.equal(trained["head.weight"], fresh.head.weight)  # the new head learnt
+
+    entry = runs["frozen_body"]
+    assert entry["params/trainable"] == 32 * 10 + 10 < entry["params/total"]
+    assert entry["memory/optimizer_bytes"] == 2 * 4 * entry["params/trainable"]  # Adam state for the head only
+    run = MlflowClient().get_run(entry["run_id"])
+    assert set(CONTRACT) <= set(run.data.metrics)
+    assert (run.data.tags["stage"], run.data.tags["paradigm"], run.data.tags["variant"]) == ("transfer", "transfer", "frozen_body")
+    assert run.data.tags["trained_modules"] == "head"
+
+
+def test_transfer_can_replace_the_top_body_layer_too(base):
+    _, root = base
+    params = tiny(model={"hidden_sizes": [32, 16]}, transfer={"replace_layers": 2})
+    run_pretrain(params, root / "data", root / "t2" / "pretrain", root / "t2" / "plots")
+    runs = run_transfer(params, root / "data", root / "t2" / "pretrain" / "base.pt", root / "t2" / "models", root / "t2" / "plots")
+    before, _ = load_classifier(root / "t2" / "pretrain" / "base.pt", params.model)
+    after, _ = load_classifier(root / "t2" / "models" / "model.pt", params.model)
+    assert torch.equal(after.body.layer1[0].weight, before.body.layer1[0].weight)
+    assert not torch.equal(after.body.layer2[0].weight, before.body.layer2[0].weight)
+    assert runs["frozen_body"]["params/trainable"] == (32 * 16 + 16 + 2 * 16) + (16 * 10 + 10)
+
+
+def test_partial_trains_exactly_the_layers_it_names(base):
+    _, root = base
+    params = tiny(model={"hidden_sizes": [32, 16]}, finetune={"strategies": ["partial"], "unfreeze_layers": 2})
+    run_pretrain(params, root / "data", root / "p" / "pretrain", root / "p" / "plots")
+    runs = run_finetune(params, root / "data", root / "p" / "pretrain" / "base.pt", root / "p" / "models", root / "p" / "plots")
+    before, _ = load_classifier(root / "p" / "pretrain" / "base.pt", params.model)
+    after, _ = load_classifier(root / "p" / "models" / "partial.pt", params.model)
+    old, new = state(before), state(after)
+    assert all(torch.equal(new[k], old[k]) for k in new if k.startswith("body.layer1."))
+    assert all(not torch.equal(new[k], old[k]) for k in new if k.startswith("body.layer2.") and "num_batches" not in k)
+    assert MlflowClient().get_run(runs["partial"]["run_id"]).data.tags["trained_modules"] == "body.layer2.0,body.layer2.1,head"
+
+
+def test_gradual_unfreezing_thaws_one_layer_at_a_time(base):
+    params, root = base
+    params = tiny(finetune={"strategies": ["partial"], "unfreeze_layers": 2, "unfreeze_every": 2})
+    out = root / "g"
+    first = run_finetune(params.model_copy(update={"trainer": params.trainer.model_copy(update={"max_epochs": 2})}),
+                         root / "data", checkpoint(root), out / "two", out / "plots")
+    later = run_finetune(params, root / "data", checkpoint(root), out / "three", out / "plots")
+    pretrained = state(load_classifier(checkpoint(root), params.model)[0])
+    after_two = state(load_classifier(out / "two" / "partial.pt", params.model)[0])
+    after_three = state(load_classifier(out / "three" / "partial.pt", params.model)[0])
+    layer = [k for k in pretrained if k.startswith("body.layer1.0.")]
+    assert all(torch.equal(after_two[k], pretrained[k]) for k in layer)  # epochs 1-2: the head alone
+    assert not torch.equal(after_three["body.layer1.0.weight"], pretrained["body.layer1.0.weight"])  # thawed at epoch 3
+    assert first["partial"]["params/trainable"] < later["partial"]["params/trainable"]
+
+
+def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
+    params, root = base
+    params = tiny(finetune={"strategies": ["lora", "lora_fa"]})
+    runs = run_finetune(params, root / "data", checkpoint(root), root / "fa" / "models", root / "fa" / "plots")
+    task = load_task(root / "data" / "target.npz")
+
+    # the adapter as it was before training, built the way the stage builds it
+    initial = load_base_for(task, checkpoint(root), params.model)
+    seed_everything(params.seed)
+    renew_top_layers(initial, params.model, task.input_shape, task.num_classes, ["head"])
+    initial = add_adapters(initial, "lora_fa", params.finetune, params.seed).state_dict()
+    saved = load_file(root / "fa" / "models" / "lora_fa" / "adapter_model.safetensors")
+    a_keys, b_keys = [k for k in saved if "lora_A" in k], [k for k in saved if "lora_B" in k]
+    assert a_keys and b_keys
+    by_name = {k.replace(".default", ""): v for k, v in initial.items()}
+    for key in a_keys:
+        assert torch.equal(saved[key], by_name[key]), key
+    for key in b_keys:
+        assert not torch.equal(saved[key], by_name[key]), key
+    assert runs["lora_fa"]["params/trainable"] < runs["lora"]["params/trainable"]
+    assert runs["lora_fa"]["memory/optimizer_bytes"] < runs["lora"]["memory/optimizer_bytes"]
+
+    x = torch.from_numpy(task.X["test"][:32])
+    unmerged = load_adapted(root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model, merge=False)
+    merged = load_adapted(root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model)
+    unmerged.eval(), merged.eval()
+    assert type(merged).__name__ == "Classifier"
+    with torch.no_grad():
+        torch.testing.assert_close(merged(x), unmerged(x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(unmerged(x), load_base_for(task, checkpoint(root), params.model).eval()(x)[:, :10])
+
+
+def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
+    params = make_params(model=ModelConfig().model_dump())  # the schema's default backbone, not the tiny one
+    from pipeline.memory import estimate_training_memory
+    from pipeline.models.adapters import lora_fa_optimizer
+    from pipeline.models.classifier import build_classifier
+    from pipeline.training.optimizers import build_optimizer
+
+    full = build_classifier(params.model, (1, 8, 8), 10)
+    full_estimate = estimate_training_memory(full, build_optimizer(full.parameters(), params.trainer), "32")
+    for strategy in ("lora", "lora_fa", "vera"):
+        model = add_adapters(build_classifier(params.model, (1, 8, 8), 10), strategy, params.finetune, params.seed)
+        optimizer = lora_fa_optimizer(params.finetune)(model, params.trainer) if strategy == "lora_fa" else build_optimizer(model.parameters(), params.trainer)
+        estimate = estimate_training_memory(model, optimizer, "32")
+        assert estimate.trainable_params < 0.1 * full_estimate.trainable_params, strategy
+        assert estimate.optimizer_bytes < 0.1 * full_estimate.optimizer_bytes, strategy
+
+    def lora_trainable(r: int) -> int:
+        cfg = params.finetune.model_copy(update={"lora": params.finetune.lora.model_copy(update={"r": r})})
+        model = add_adapters(build_classifier(params.model, (1, 8, 8), 10), "lora", cfg, params.seed)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    assert lora_trainable(8) - lora_trainable(2) == 6 * ((64 + 128) + (128 + 128))  # r × (in + out) per adapted layer
+
+
+def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
+    _, root = base
+    params = tiny(finetune={"unfreeze_layers": 1})
+    runs = run_finetune(params, root / "data", checkpoint(root), root / "all" / "models", root / "all" / "plots")
+    runs |= run_scratch(params, root / "data", root / "all" / "scratch", root / "all" / "plots-scratch")
+    assert set(runs) == {"full", "partial", "lora", "lora_fa", "vera", "scratch"}
+    client = MlflowClient()
+    for variant, entry in runs.items():
+        run = client.get_run(entry["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["variant"] == variant
+        assert set(CONTRACT) <= set(run.data.metrics), variant
+    assert runs["scratch"]["params/trainable"] == runs["full"]["params/trainable"] == runs["full"]["params/total"]
+    head = 32 * 10 + 10
+    assert runs["partial"]["params/trainable"] == head  # unfreeze_layers 1: the head
+    assert runs["lora"]["params/trainable"] == head + 2 * (64 + 32)  # r × (in + out) on the body's one linear layer
+    n_test = len(load_task(root / "data" / "target.npz").y["test"])
+    confusion = {v: client.list_artifacts(e["run_id"], "plots") for v, e in runs.items()}
+    assert all(any(a.path.endswith("confusion_matrix.png") for a in arts) for arts in confusion.values())
+    assert n_test > 0
+    history = (root / "all" / "plots" / "history.csv").read_text().splitlines()
+    assert history[0] == "variant,epoch,train/loss,val/loss,val/acc" and len(history) == 1 + 5 * 3
+    assert sorted(p.name for p in (root / "all" / "models").iterdir()) == ["full.pt", "lora", "lora_fa", "partial.pt", "vera"]
+
+
+def test_lora_adapts_convolutions_of_the_cnn_backbone(base):
+    _, root = base
+    params = tiny(model={"backbone": "cnn"}, finetune={"strategies": ["lora"]}, trainer={"max_epochs": 1})
+    run_pretrain(params, root / "data", root / "cnn" / "pretrain", root / "cnn" / "plots")
+    runs = run_finetune(params, root / "data", root / "cnn" / "pretrain" / "base.pt", root / "cnn" / "models", root / "cnn" / "plots")
+    trained = MlflowClient().get_run(runs["lora"]["run_id"]).data.tags["trained_modules"]
+    assert "body.layer1.0.lora_A.default" in trained and "head.modules_to_save.default" in trained
+
+
+def test_a_missing_or_mismatched_base_checkpoint_is_refused_naming_both(base):
+    params, root = base
+    with pytest.raises(DataError, match=r"absent\.pt: checkpoint not found; run `dvc repro pretrain` first"):
+        run_transfer(params, root / "data", root / "absent.pt", root / "x" / "models", root / "x" / "plots")
+    other = tiny(model={"hidden_sizes": [64, 64]})
+    with pytest.raises(ConfigError, match=r"built with model hidden_sizes=\[32\], but params.yaml names model hidden_sizes=\[64, 64\]"):
+        run_finetune(other, root / "data", checkpoint(root), root / "x" / "models", root / "x" / "plots")
+    assert not (root / "x").exists()  # nothing written
+
+
+def test_depth_rules_are_checked_when_params_load():
+    with pytest.raises(ConfigError, match=r"transfer.replace_layers = 2: the mlp backbone has 2 layers .*allowed 1..1"):
+        make_params(transfer={"replace_layers": 2})
+    with pytest.raises(ConfigError, match=r"finetune.unfreeze_layers = 3: .* allowed 1..2"):
+        make_params(finetune={"unfreeze_layers": 3})
+    with pytest.raises(ConfigError, match="VeRA adapts only linear layers"):
+        make_params(model={"backbone": "cnn"}, finetune={"strategies": ["lora", "vera"]})
+    assert make_params(model={"backbone": "cnn"}).finetune_strategies() == ["full", "partial", "lora", "lora_fa"]
+    assert make_params().finetune_strategies() == ["full", "partial", "lora", "lora_fa", "vera"]
+    with pytest.raises(ConfigError, match=r"finetune.strategies = \['lora', 'lora'\]: each strategy at most once"):
+        make_params(finetune={"strategies": ["lora", "lora"]})
+    with pytest.raises(ConfigError, match=r"finetune.strategies\[0\] = 'qlora': must be 'full', 'partial'"):
+        make_params(finetune={"strategies": ["qlora"]})
