@@ -1,8 +1,7 @@
 """Fine-tuning: adapt the pretrained base to the target task without discarding its body.
 
-One MLflow run per strategy in ``finetune.strategies`` (its ``variant`` tag; null: all the
-backbone supports); all start from
-the base with a new head for the target classes:
+One MLflow run per strategy in ``finetune.strategies`` (its ``variant`` tag; null: every
+strategy the backbone supports). All start from the base with a new head for the target classes:
 
 - ``full``: every layer trains; the body at ``trainer.lr × finetune.body_lr_factor``;
 - ``partial``: only the top ``finetune.unfreeze_layers`` layers train; with
@@ -22,7 +21,6 @@ from pipeline.config.schema import FinetuneConfig, Params
 from pipeline.data.prepared import PREPARED_DIR, TaskData
 from pipeline.io import atomic_dir
 from pipeline.models.adapters import ADAPTERS, add_adapters, lora_fa_optimizer, save_adapter
-from pipeline.models.checkpoint import save_classifier
 from pipeline.models.classifier import Classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
@@ -63,16 +61,15 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
     renew_top_layers(model, params.model, task.input_shape, task.num_classes, ["head"])
     if strategy in ADAPTERS:
         trained = add_adapters(model, strategy, cfg, params.seed)
-        save, saved_at = (lambda path: save_adapter(path, trained, task.classes, task.input_shape)), out / strategy
+        saved_at, save = out / strategy, lambda path: save_adapter(path, trained, task.classes, task.input_shape)
         optimizer_factory = lora_fa_optimizer(cfg) if strategy == "lora_fa" else None
         callbacks = []
     else:
-        trained = model
-        save, saved_at = (lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes)), out / f"{strategy}.pt"
+        trained, saved_at, save = model, out / f"{strategy}.pt", None  # a whole classifier checkpoint
         optimizer_factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
         callbacks = _train_only_the_top(model, cfg, params.trainer_for(STAGE).lr) if strategy == "partial" else []
     return train_tracked(
-        params, STAGE, "finetune", strategy, SECTIONS, trained, task, save=save, saved_at=saved_at,
+        params, STAGE, "finetune", strategy, SECTIONS, trained, task, saved_at, save,
         optimizer_factory=optimizer_factory, callbacks=callbacks, tags={"trained_modules": describe_trainable(trained)},
     )
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR, load_task
-from pipeline.models.checkpoint import save_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.tracked import train_tracked
 from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
+from pipeline.training.runner import FitResult
 
 STAGE = "pretrain"
 SECTIONS = ("seed", "model", "trainer", "pretrain")  # the params this stage depends on, as in dvc.yaml
@@ -31,7 +31,6 @@ def run_pretrain(
     model = build_classifier(params.model, task.input_shape, task.num_classes)
     entry, result = train_tracked(
         params, STAGE, "pretrain", "base", SECTIONS, model, task,
-        save=lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes),
         saved_at=Path(model_dir) / BASE_CHECKPOINT.name,
     )
     write_csv(Path(plots_dir) / "history.csv", result.history)
@@ -39,6 +38,6 @@ def run_pretrain(
     return {"base": entry}
 
 
-def confusion_rows(result) -> list[dict[str, int]]:
+def confusion_rows(result: FitResult) -> list[dict[str, int]]:
     """One row per test example, as ``dvc plots``' confusion template reads them."""
     return [{"actual": int(t), "predicted": int(p)} for t, p in zip(result.y_true, result.y_pred)]

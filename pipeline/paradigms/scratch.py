@@ -10,7 +10,6 @@ from pathlib import Path
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR
-from pipeline.models.checkpoint import save_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.target import load_target, sections, write_target_plots
 from pipeline.paradigms.tracked import train_tracked
@@ -30,7 +29,6 @@ def run_scratch(
     model = build_classifier(params.model, task.input_shape, task.num_classes)
     entry, result = train_tracked(
         params, STAGE, "scratch", "scratch", SECTIONS, model, task,
-        save=lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes),
         saved_at=Path(model_dir) / "model.pt",
     )
     runs = {"scratch": entry}

@@ -15,6 +15,7 @@ from torch import nn
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import TaskData
+from pipeline.models.checkpoint import save_classifier
 from pipeline.models.lightning_module import ClassificationModule, OptimizerFactory
 from pipeline.tracking.runs import stage_run
 from pipeline.training.runner import FitResult, fit_and_test
@@ -28,13 +29,16 @@ def train_tracked(
     sections: tuple[str, ...],
     model: nn.Module,
     task: TaskData,
-    save: Callable[[Path], None],
     saved_at: Path,
+    save: Optional[Callable[[Path], None]] = None,
     optimizer_factory: Optional[OptimizerFactory] = None,
     callbacks: Sequence[pl.Callback] = (),
     tags: Optional[dict[str, str]] = None,
 ) -> tuple[dict, FitResult]:
-    """Train ``model`` on ``task``; ``save(saved_at)`` writes it (a file or a folder). ``tags`` go on the run.
+    """Train ``model`` on ``task`` and save it at ``saved_at``; ``tags`` go on the run.
+
+    ``save(saved_at)`` writes the trained model (a file or a folder); by default a classifier
+    checkpoint that :func:`pipeline.models.checkpoint.load_classifier` reads back.
 
     Returns ``{"run_id": ..., <metric>: value}`` and the fit's history and test predictions.
     """
@@ -44,7 +48,10 @@ def train_tracked(
     with stage_run(params, stage, paradigm=paradigm, variant=variant, sections=sections) as run:
         mlflow.set_tags(tags or {})
         result = fit_and_test(module, task, cfg, params.seed, run, label=label, extra_callbacks=callbacks)
-        save(saved_at)
+        if save is None:
+            save_classifier(saved_at, model, params.model, task.input_shape, task.classes)
+        else:
+            save(saved_at)
         result.metrics["model/checkpoint_bytes"] = size_on_disk(saved_at)
         mlflow.log_metric("model/checkpoint_bytes", result.metrics["model/checkpoint_bytes"])
         if saved_at.is_dir():

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR
-from pipeline.models.checkpoint import save_classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
@@ -41,7 +40,6 @@ def run_transfer(
     freeze_all_but(model, [model.get_submodule(name) for name in renewed])
     entry, result = train_tracked(
         params, STAGE, "transfer", VARIANT, SECTIONS, model, task,
-        save=lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes),
         saved_at=Path(model_dir) / "model.pt",
         tags={"trained_modules": describe_trainable(model)},
     )
