@@ -138,6 +138,9 @@ def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
         assert torch.equal(saved[key], by_name[key]), key
     for key in b_keys:
         assert not torch.equal(saved[key], by_name[key]), key
+    client = MlflowClient()
+    assert client.get_run(runs["lora_fa"]["run_id"]).data.tags["optimizer"] == "LoraFAOptimizer"
+    assert client.get_run(runs["lora"]["run_id"]).data.tags["optimizer"] == "Adam"
     assert runs["lora_fa"]["params/trainable"] < runs["lora"]["params/trainable"]
     assert runs["lora_fa"]["memory/optimizer_bytes"] < runs["lora"]["memory/optimizer_bytes"]
 
@@ -231,3 +234,16 @@ def test_depth_rules_are_checked_when_params_load():
         make_params(finetune={"strategies": ["lora", "lora"]})
     with pytest.raises(ConfigError, match=r"finetune.strategies\[0\] = 'qlora': must be 'full', 'partial'"):
         make_params(finetune={"strategies": ["qlora"]})
+
+
+def test_full_finetuning_can_give_the_body_a_lower_learning_rate():
+    from pipeline.models.classifier import build_classifier
+    from pipeline.training.optimizers import with_body_lr_factor
+
+    params = tiny(finetune={"body_lr_factor": 0.1})
+    model = build_classifier(params.model, (1, 8, 8), 10)
+    optimizer = with_body_lr_factor(params.finetune.body_lr_factor)(model, params.trainer)
+    sizes = {group["lr"]: sum(p.numel() for p in group["params"]) for group in optimizer.param_groups}
+    head = 32 * 10 + 10
+    body = sum(p.numel() for p in model.parameters()) - head
+    assert sorted(sizes.items()) == [(pytest.approx(1e-4), body), (pytest.approx(1e-3), head)]

@@ -74,7 +74,8 @@ def fit_and_test(
     module.load_state_dict(state)
     trainer.test(module, loaders["test"], verbose=False)
 
-    estimate = estimate_training_memory(module, module.configure_optimizers(), trainer.precision)
+    optimizer = module.configure_optimizers()  # a fresh one over what trained: the estimator reads its kind and groups
+    estimate = estimate_training_memory(module, optimizer, trainer.precision)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics |= estimate.as_metrics() | {
         "memory/peak_bytes": peak.peak_bytes,
@@ -86,6 +87,7 @@ def fit_and_test(
     mlflow.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")})
     mlflow.set_tag("precision", trainer.precision)
     mlflow.set_tag("device", str(trainer.strategy.root_device))
+    mlflow.set_tag("optimizer", type(optimizer).__name__)  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
 
     y_true = torch.cat(module.test_targets).numpy()
     y_pred = torch.cat(module.test_predictions).numpy()
