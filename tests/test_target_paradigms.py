@@ -247,3 +247,18 @@ def test_full_finetuning_can_give_the_body_a_lower_learning_rate():
     head = 32 * 10 + 10
     body = sum(p.numel() for p in model.parameters()) - head
     assert sorted(sizes.items()) == [(pytest.approx(1e-4), body), (pytest.approx(1e-3), head)]
+
+
+def test_a_base_for_other_inputs_or_a_folder_that_is_no_adapter_is_refused(base):
+    from pipeline.models.checkpoint import save_classifier
+    from pipeline.models.classifier import build_classifier
+
+    params, root = base
+    other_inputs = root / "other" / "base.pt"
+    save_classifier(other_inputs, build_classifier(params.model, (1, 4, 4), 10), params.model, (1, 4, 4), list(range(10)))
+    with pytest.raises(DataError, match=r"takes inputs of shape \(1, 4, 4\), the target task has \(1, 8, 8\)") as err:
+        run_transfer(params, root / "data", other_inputs, root / "other" / "models", root / "other" / "plots")
+    assert "\n" not in str(err.value)
+    task = load_task(root / "data" / "target.npz")
+    with pytest.raises(DataError, match="not a saved adapter"):
+        load_adapted(root / "other", load_base_for(task, checkpoint(root), params.model), params.model)
