@@ -8,6 +8,7 @@ trainer options; :meth:`Params.trainer_for` merges them.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -141,7 +142,7 @@ class TransferConfig(Section):
 
 
 Strategy = Literal["full", "partial", "lora", "lora_fa", "vera"]
-STRATEGIES: tuple[str, ...] = ("full", "partial", "lora", "lora_fa", "vera")
+STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
 
 
 class LoraSettings(Section):

@@ -24,7 +24,9 @@ from torch import nn
 from pipeline.config.schema import FinetuneConfig, ModelConfig, TrainerConfig
 from pipeline.errors import DataError
 from pipeline.io import atomic_dir
-from pipeline.models.classifier import Classifier, build_classifier
+from pipeline.models.checkpoint import plain_labels
+from pipeline.models.classifier import Classifier
+from pipeline.models.reuse import renew_top_layers
 
 ADAPTERS = ("lora", "lora_fa", "vera")
 HEAD = "head"
@@ -76,7 +78,7 @@ def save_adapter(path: str | Path, model: PeftModel, classes, input_shape: tuple
     with atomic_dir(path) as tmp:
         model.save_pretrained(str(tmp))
         (tmp / "README.md").unlink(missing_ok=True)  # PEFT's model-card template for the Hugging Face Hub
-        target = {"classes": [c.item() if hasattr(c, "item") else c for c in classes], "input_shape": list(input_shape)}
+        target = {"classes": plain_labels(classes), "input_shape": list(input_shape)}
         (tmp / TARGET_FILE).write_text(json.dumps(target, indent=2) + "\n")
 
 
@@ -89,6 +91,6 @@ def load_adapted(path: str | Path, base: Classifier, model_cfg: ModelConfig, mer
     if not (path / TARGET_FILE).is_file():
         raise DataError(f"{path}: not a saved adapter (no {TARGET_FILE}); re-run `dvc repro finetune`")
     target = json.loads((path / TARGET_FILE).read_text())
-    base.head = build_classifier(model_cfg, tuple(target["input_shape"]), len(target["classes"])).head
+    renew_top_layers(base, model_cfg, tuple(target["input_shape"]), len(target["classes"]), [HEAD])  # the adapter fills it
     adapted = PeftModel.from_pretrained(base, str(path))
     return adapted.merge_and_unload() if merge else adapted

@@ -24,7 +24,7 @@ def save_classifier(path: str | Path, model: Classifier, model_cfg: ModelConfig,
         "format": FORMAT,
         "model": model_cfg.model_dump(mode="json"),
         "input_shape": list(input_shape),
-        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "classes": plain_labels(classes),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -55,3 +55,8 @@ def load_classifier(path: str | Path, model_cfg: ModelConfig) -> tuple[Classifie
     model = build_classifier(model_cfg, tuple(payload["input_shape"]), len(payload["classes"]))
     model.load_state_dict(payload["state_dict"])
     return model, payload
+
+
+def plain_labels(classes) -> list:
+    """Class labels as plain Python values (NumPy scalars become ints/strs), for checkpoints and JSON."""
+    return [c.item() if hasattr(c, "item") else c for c in classes]
