@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -31,6 +33,21 @@ def make_params(**overrides) -> Params:
     Independent of the project's params.yaml, which is the user's to tune.
     """
     return parse_params(deep_merge(TINY, overrides))
+
+
+@contextmanager
+def pretrained_workspace(root: Path, params: Params) -> Iterator[Path]:
+    """In ``root``, with its own MLflow store: the prepared data (``root/data``) and a pretrained base
+    (``root/models/pretrain/base.pt``), for a module-scoped fixture; each test then writes its own outputs."""
+    from pipeline.data.prepare import prepare_data, write_prepared
+    from pipeline.paradigms.pretrain import run_pretrain
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        write_prepared(prepare_data(params), root / "data")
+        run_pretrain(params, root / "data", root / "models" / "pretrain", root / "plots" / "pretrain")
+        yield root
 
 
 @pytest.fixture

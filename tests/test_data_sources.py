@@ -91,3 +91,40 @@ def test_too_few_examples_per_class_for_the_splits(tmp_path):
         prepare_data(params)
     message = str(info.value)
     assert message.startswith(f"{path}: class c has ") and "target training shots (prepare.shots_per_class), which needs 10" in message
+
+
+def test_csv_task_columns_are_kept_out_of_the_features_and_reach_full_npz(tmp_path, monkeypatch):
+    """A user's own dataset declares extra label columns; the multitask stage reads them from full.npz."""
+    from pipeline.data.prepare import prepare_data, write_prepared
+    from pipeline.data.prepared import load_task
+    from tests.conftest import make_params
+
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "label": np.arange(n) % 3,
+                          "colour": np.where(np.arange(n) % 2 == 0, "red", "blue"), "size": np.arange(n) % 4})
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    params = make_params(data={"source": "csv", "path": str(path), "task_columns": ["colour", "size"]},
+                         prepare={"shots_per_class": 2, "target_val_per_class": 1, "active_learning": {"initial_labelled": 5}})
+    write_prepared(prepare_data(params), tmp_path / "prepared")
+    full = load_task(tmp_path / "prepared" / "full.npz")
+    assert full.input_shape == (2,)  # a and b only
+    assert sorted(full.columns) == ["colour", "size"]
+    for split in ("train", "val", "test"):
+        rows = full.ids[split]
+        assert full.columns["colour"][split].tolist() == frame["colour"].to_numpy()[rows].tolist()
+        assert full.columns["size"][split].tolist() == frame["size"].to_numpy()[rows].tolist()
+
+
+def test_a_declared_task_column_missing_from_the_file_is_named(tmp_path):
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="label column\\(s\\) colour named in data.task_columns not found; columns are a, label"):
+        load_dataset(DataConfig(source="csv", path=path, task_columns=["colour"]))
+    npz = tmp_path / "data.npz"
+    np.savez(npz, X=np.zeros((2, 3)), y=np.array([0, 1]), site=np.array([1]))
+    with pytest.raises(DataError, match="label column\\(s\\) colour named in data.task_columns not found; the file's arrays are X, y, site"):
+        load_dataset(DataConfig(source="npz", path=npz, task_columns=["colour"]))
+    with pytest.raises(DataError, match="label column 'site' must hold one value per example \\(2\\), got shape \\(1,\\)"):
+        load_dataset(DataConfig(source="npz", path=npz, task_columns=["site"]))

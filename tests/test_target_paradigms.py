@@ -12,7 +12,6 @@ from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 from pipeline.config.schema import ModelConfig
-from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.adapters import add_adapters, load_adapted
@@ -23,7 +22,7 @@ from pipeline.paradigms.pretrain import run_pretrain
 from pipeline.paradigms.scratch import run_scratch
 from pipeline.paradigms.transfer import run_transfer
 from pipeline.seeding import seed_everything
-from tests.conftest import deep_merge, make_params
+from tests.conftest import deep_merge, make_params, pretrained_workspace
 from tests.test_pretrain import CONTRACT
 
 TINY_TARGET = {"prepare": {"shots_per_class": 3}, "trainer": {"max_epochs": 3, "batch_size": 16}}
@@ -36,13 +35,8 @@ def tiny(**overrides):
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """Prepared data and a pretrained base, shared by the module; each test writes its own outputs."""
-    root = tmp_path_factory.mktemp("target")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        params = tiny()
-        write_prepared(prepare_data(params), root / "data")
-        run_pretrain(params, root / "data", root / "models" / "pretrain", root / "plots" / "pretrain")
+    params = tiny()
+    with pretrained_workspace(tmp_path_factory.mktemp("target"), params) as root:
         yield params, root
 
 
@@ -256,7 +250,7 @@ def test_a_base_for_other_inputs_or_a_folder_that_is_no_adapter_is_refused(base)
     params, root = base
     other_inputs = root / "other" / "base.pt"
     save_classifier(other_inputs, build_classifier(params.model, (1, 4, 4), 10), params.model, (1, 4, 4), list(range(10)))
-    with pytest.raises(DataError, match=r"takes inputs of shape \(1, 4, 4\), the target task has \(1, 8, 8\)") as err:
+    with pytest.raises(DataError, match=r"takes inputs of shape \(1, 4, 4\), this stage's data has \(1, 8, 8\)") as err:
         run_transfer(params, root / "data", other_inputs, root / "other" / "models", root / "other" / "plots")
     assert "\n" not in str(err.value)
     task = load_task(root / "data" / "target.npz")

@@ -132,6 +132,9 @@ def test_params_file_missing_or_not_a_mapping(tmp_path):
     [
         ("finetune", "", "data/prepared/target.npz: prepared data not found; run `dvc repro prepare` first"),
         ("transfer", "transfer:\n  replace_layers: 3\n", "transfer.replace_layers = 3: the mlp backbone has 3 layers"),
+        ("multitask", "", "data/prepared/full.npz: prepared data not found; run `dvc repro prepare` first"),
+        ("multitask", "multitask:\n  tasks: [{name: digit, label: class}, {name: big, label: threshold}]\n",
+         "multitask.tasks[1]: task 'big': label 'threshold' needs threshold (e.g. 5: labels >= 5 are class 1)"),
     ],
 )
 def test_target_stage_exits_2_with_one_line(tmp_path, stage, params_text, problem):

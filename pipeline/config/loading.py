@@ -63,20 +63,23 @@ def describe_errors(err: ValidationError) -> list[str]:
 
 
 def _dotted_key(loc: tuple) -> tuple[str, type[BaseModel] | None]:
-    """Turn a pydantic location into ``a.b[0]`` (dropping union-member tags) and its parent section."""
+    """Turn a pydantic location into ``a.b[0].c`` (dropping union-member tags) and its parent section."""
     model: type[BaseModel] | None = Params
     parent: type[BaseModel] | None = Params
+    annotation: Any = None
     key = ""
     for part in loc:
         if isinstance(part, int):
-            key, model = f"{key}[{part}]", None
+            item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+            key, model, annotation = f"{key}[{part}]", _section_model(item), item
             continue
         if model is None and key:
             break  # a union member's tag such as 'int' or "literal['auto']"
         parent = model
         key = f"{key}.{part}" if key else str(part)
         field = model.model_fields.get(part) if model else None
-        model = _section_model(field.annotation) if field else None
+        annotation = field.annotation if field else None
+        model = _section_model(annotation)
     return key, parent
 
 

@@ -8,6 +8,7 @@ trainer options; :meth:`Params.trainer_for` merges them.
 
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -26,12 +27,31 @@ class DataConfig(Section):
     scale: Literal["max", "none"] = "max"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    task_columns: list[str] = Field(default_factory=list)  # csv columns / npz arrays of extra labels, kept out of the features
 
     @model_validator(mode="after")
     def _path_for_files(self) -> "DataConfig":
         if self.source != "digits" and self.path is None:
             raise ValueError(f"data.source '{self.source}' needs data.path (the {self.source} file to read)")
+        if self.source == "digits" and self.task_columns:
+            raise ValueError(
+                f"data.task_columns = {self.task_columns}: the digits dataset has no extra label columns; "
+                "they come from a csv or npz file (data.source csv or npz)"
+            )
+        if self.label_column in self.task_columns:
+            raise ValueError(
+                f"data.task_columns = {self.task_columns}: '{self.label_column}' is data.label_column, the main label; "
+                "a task uses it with label 'class'"
+            )
         return self
+
+    @field_validator("task_columns")
+    @classmethod
+    def _distinct_columns(cls, columns: list[str]) -> list[str]:
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each column at most once; repeated: {', '.join(repeated)}")
+        return columns
 
 
 class ModelConfig(Section):
@@ -185,6 +205,72 @@ class ScratchConfig(Section):
     trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
 
 
+TaskLabel = Literal["class", "parity", "threshold", "column"]
+TASK_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"  # it names metrics (test/<name>/acc) and files
+
+
+class TaskSpec(Section):
+    """One task of the multi-task model: what it predicts, how much its loss counts, its own layers.
+
+    ``label``: ``class`` (the dataset's label), ``parity`` (integer label even/odd),
+    ``threshold`` (label >= ``threshold``) or ``column`` (a column named in ``data.task_columns``).
+    The output layer's size is the number of distinct labels the definition gives.
+    """
+
+    name: str
+    label: TaskLabel
+    threshold: Optional[float] = None
+    column: Optional[str] = None
+    weight: float = Field(1.0, gt=0)  # fixed: the loss weight; uncertainty: the starting weight
+    tower: list[int] = Field(default_factory=list)  # hidden sizes of the task's own layers before its output layer
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, name: str) -> str:
+        if not re.fullmatch(TASK_NAME, name):
+            raise ValueError("a task name starts with a letter and holds only letters, digits, _ and - (it names metrics and files)")
+        return name
+
+    @field_validator("tower")
+    @classmethod
+    def _positive(cls, sizes: list[int]) -> list[int]:
+        return ModelConfig._positive(sizes)
+
+    @model_validator(mode="after")
+    def _label_needs(self) -> "TaskSpec":
+        for field, kind, example in (("threshold", "threshold", "e.g. 5: labels >= 5 are class 1"), ("column", "column", "e.g. the column's name")):
+            given = getattr(self, field) is not None
+            if self.label == kind and not given:
+                raise ValueError(f"task '{self.name}': label '{kind}' needs {field} ({example})")
+            if given and self.label != kind:
+                raise ValueError(f"task '{self.name}': {field} applies only to label '{kind}', but label is '{self.label}'")
+        return self
+
+
+def _default_tasks() -> list[TaskSpec]:
+    return [TaskSpec(name="digit", label="class"), TaskSpec(name="parity", label="parity")]
+
+
+class MultitaskConfig(Section):
+    """One shared body with a branch per task, against one separate model per task."""
+
+    tasks: list[TaskSpec] = Field(default_factory=_default_tasks)
+    weighting: Literal["fixed", "uncertainty"] = "uncertainty"
+    init_from_base: bool = False  # start the shared body (and every separate body) from pretrain's base
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+    @field_validator("tasks")
+    @classmethod
+    def _distinct_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        if len(tasks) < 2:
+            raise ValueError(f"multi-task learning needs at least 2 tasks, got {len(tasks)}")
+        names = [t.name for t in tasks]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"each task name at most once; repeated: {', '.join(repeated)}")
+        return tasks
+
+
 class Params(Section):
     seed: int = Field(42, ge=0)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -196,6 +282,7 @@ class Params(Section):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     scratch: ScratchConfig = Field(default_factory=ScratchConfig)
+    multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> "Params":
@@ -216,6 +303,12 @@ class Params(Section):
                 "finetune.strategies includes 'vera', but VeRA adapts only linear layers and the cnn backbone's body "
                 "has none; remove 'vera' from finetune.strategies or use model.backbone 'mlp'"
             )
+        for i, task in enumerate(self.multitask.tasks):
+            if task.column is not None and task.column not in self.data.task_columns:
+                raise ValueError(
+                    f"multitask.tasks[{i}].column = '{task.column}' (task '{task.name}'): not a declared label column; "
+                    f"data.task_columns is {self.data.task_columns}: add it there so prepare keeps it out of the features"
+                )
         return self
 
     def finetune_strategies(self) -> list[str]:

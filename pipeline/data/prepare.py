@@ -6,6 +6,10 @@ Transfer tasks, two kinds of target:
   target task the others, with few labels each;
 - ``domain_shift``: both have all classes; the data is halved per class and the target
   half gets additive Gaussian noise (``noise_std``), so the same task looks different.
+
+The ``full`` task (all data, all classes) keeps the source task's training and validation
+examples out of its test split: a model that starts from the base is never tested on what
+the base learned from.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ def prepare_data(params: Params) -> PreparedData:
     dataset = load_dataset(params.data)
     where = dataset.name if params.data.source == "digits" else str(params.data.path)
     source, target = _transfer_tasks(dataset, params, where)
-    full = _task(dataset, np.arange(len(dataset.y)), params, where, "full")
+    seen_by_base = np.concatenate([source.ids["train"], source.ids["val"]])
+    full = _task(dataset, np.arange(len(dataset.y)), params, where, "full", not_in_test=seen_by_base)
     fed = params.prepare.federated
     y_train = full.y["train"]
     partitions = {
@@ -124,11 +129,13 @@ def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) ->
     return chosen
 
 
-def _task(dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str) -> TaskData:
+def _task(dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str, not_in_test: np.ndarray | None = None) -> TaskData:
     """A task with plenty of labels: stratified train/val/test fractions of ``ids``."""
     rng = rng_for(params.seed, f"{name}/split")
-    parts = split_train_val_test(ids, dataset.y, params.data.val_fraction, params.data.test_fraction, rng, where, dataset.classes)
-    return _gather(dataset.X, dataset.y, parts, dataset.classes)
+    parts = split_train_val_test(
+        ids, dataset.y, params.data.val_fraction, params.data.test_fraction, rng, where, dataset.classes, not_in_test
+    )
+    return _gather(dataset, dataset.X, parts)
 
 
 def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Params, where: str) -> TaskData:
@@ -143,11 +150,12 @@ def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Param
     train, _unused = take_per_class(
         rest, dataset.y, cfg.shots_per_class, rng, where, "target training shots (prepare.shots_per_class)", dataset.classes, labels
     )
-    return _gather(X, dataset.y, {"train": train, "val": val, "test": test}, dataset.classes)
+    return _gather(dataset, X, {"train": train, "val": val, "test": test})
 
 
-def _gather(X: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], classes: np.ndarray) -> TaskData:
-    """Cut out the splits, relabelling the task's classes to ``0..K-1``."""
+def _gather(dataset: Dataset, X: np.ndarray, parts: dict[str, np.ndarray]) -> TaskData:
+    """Cut out the splits of ``X`` (the dataset's inputs, or a shifted copy), relabelling the task's classes to ``0..K-1``."""
+    y = dataset.y
     present = np.unique(np.concatenate([y[p] for p in parts.values()]))
     relabel = np.full(int(y.max()) + 1, -1, dtype=np.int64)
     relabel[present] = np.arange(len(present))
@@ -155,5 +163,6 @@ def _gather(X: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], classes:
         X={s: X[p] for s, p in parts.items()},
         y={s: relabel[y[p]] for s, p in parts.items()},
         ids={s: p for s, p in parts.items()},
-        classes=classes[present],
+        classes=dataset.classes[present],
+        columns={name: {s: values[p] for s, p in parts.items()} for name, values in dataset.columns.items()},
     )

@@ -1,7 +1,9 @@
 """The prepared datasets on disk (``data/prepared/``), written by ``prepare`` and read by every later stage.
 
 - ``source.npz`` / ``target.npz``: the abundant source task and the scarce target task;
-- ``full.npz``: all classes, for multi-task, federated and active learning;
+- ``full.npz``: all classes, for multi-task, federated and active learning; its test split
+  holds no example the base model trained or validated on, so stages that start from the
+  base are tested on data it never saw;
 - ``federated.npz``: client id of each ``full`` training example, per partition scheme;
 - ``active_learning.npz``: the initial labelled seed set and the unlabelled pool
   (positions in ``full``'s training split).
@@ -9,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +21,21 @@ from pipeline.io import write_npz
 
 PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
+COLUMN_PREFIX = "column_"  # column_<name>_<split>: an extra label column
 
 
 @dataclass
 class TaskData:
-    """Inputs, labels (``0..K-1``) and raw-dataset row ids for each split of one task."""
+    """Inputs, labels (``0..K-1``) and raw-dataset row ids for each split of one task.
+
+    ``columns`` holds the dataset's extra label columns (``data.task_columns``), raw values per split.
+    """
 
     X: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     ids: dict[str, np.ndarray]
     classes: np.ndarray  # original label of each class index
+    columns: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -46,6 +53,7 @@ def save_task(path: str | Path, task: TaskData) -> None:
     arrays = {"classes": task.classes}
     for split in SPLITS:
         arrays |= {f"X_{split}": task.X[split], f"y_{split}": task.y[split], f"ids_{split}": task.ids[split]}
+        arrays |= {f"{COLUMN_PREFIX}{name}_{split}": values[split] for name, values in task.columns.items()}
     write_npz(path, **arrays)
 
 
@@ -60,6 +68,10 @@ def load_task(path: str | Path) -> TaskData:
         y={s: archive[f"y_{s}"] for s in SPLITS},
         ids={s: archive[f"ids_{s}"] for s in SPLITS},
         classes=archive["classes"],
+        columns={
+            name: {s: archive[f"{COLUMN_PREFIX}{name}_{s}"] for s in SPLITS}
+            for name in sorted({key.removeprefix(COLUMN_PREFIX).rpartition("_")[0] for key in archive if key.startswith(COLUMN_PREFIX)})
+        },
     )
 
 

@@ -2,12 +2,13 @@
 
 Whatever the source, the result is float32 inputs ``X`` (N×D tabular, or N×C×H×W images)
 and integer labels ``y`` in ``0..K-1`` with ``classes`` holding the original label of each.
-Malformed files fail with a :class:`DataError` that names the file and the problem.
+A file may also hold extra label columns (``data.task_columns``): they are kept apart from
+the features, as raw values, for multi-task learning. Malformed files fail with a :class:`DataError` that names the file and the problem.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ class Dataset:
     y: np.ndarray
     classes: np.ndarray
     name: str
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra labels: raw value per example
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -34,24 +36,26 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
         digits = load_digits()
         X, y, name = digits.images[:, None, :, :], digits.target, "digits"
+        columns: dict[str, np.ndarray] = {}
     elif cfg.source == "npz":
-        X, y = _read_npz(Path(cfg.path))
+        X, y, columns = _read_npz(Path(cfg.path), cfg.task_columns)
         name = Path(cfg.path).name
     else:
-        X, y = _read_csv(Path(cfg.path), cfg.label_column)
+        X, y, columns = _read_csv(Path(cfg.path), cfg.label_column, cfg.task_columns)
         name = Path(cfg.path).name
     where = name if cfg.source == "digits" else str(cfg.path)
     X = _check_inputs(np.asarray(X), np.asarray(y), where)
+    columns = {column: _check_column(values, column, len(y), where) for column, values in columns.items()}
     classes, y = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"{where}: needs at least 2 classes, found {len(classes)}")
     if cfg.scale == "max":
         peak = float(np.abs(X).max())
         X = X / peak if peak > 0 else X
-    return Dataset(X=X.astype(np.float32), y=y.astype(np.int64), classes=classes, name=name)
+    return Dataset(X=X.astype(np.float32), y=y.astype(np.int64), classes=classes, name=name, columns=columns)
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(path: Path, task_columns: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     try:
@@ -59,7 +63,13 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             missing = [key for key in ("X", "y") if key not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(archive.files) or 'none'} (need X and y)")
-            return archive["X"], archive["y"]
+            absent = [c for c in task_columns if c not in archive.files]
+            if absent:
+                raise DataError(
+                    f"{path}: label column(s) {', '.join(absent)} named in data.task_columns not found; "
+                    f"the file's arrays are {', '.join(archive.files)}"
+                )
+            return archive["X"], archive["y"], {c: archive[c] for c in task_columns}
     except DataError:
         raise
     except Exception as err:  # numpy's text suggests allow_pickle, which is never safe here
@@ -69,7 +79,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
 
 
-def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_csv(path: Path, label_column: str, task_columns: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     import pandas as pd
 
     if not path.is_file():
@@ -80,7 +90,13 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a readable CSV file ({err})") from None
     if label_column not in frame.columns:
         raise DataError(f"{path}: label column '{label_column}' not found; columns are {', '.join(map(str, frame.columns))}")
-    features = frame.drop(columns=[label_column])
+    absent = [c for c in task_columns if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{path}: label column(s) {', '.join(absent)} named in data.task_columns not found; "
+            f"columns are {', '.join(map(str, frame.columns))}"
+        )
+    features = frame.drop(columns=[label_column, *task_columns])
     if features.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the label column '{label_column}'")
     text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
@@ -89,7 +105,24 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     labels = frame[label_column]
     if labels.isna().any():
         raise DataError(f"{path}: label column '{label_column}' has {int(labels.isna().sum())} empty value(s)")
-    return features.to_numpy(dtype=np.float64), labels.to_numpy()
+    return features.to_numpy(dtype=np.float64), labels.to_numpy(), {c: frame[c].to_numpy() for c in task_columns}
+
+
+def _check_column(values: np.ndarray, column: str, n: int, where: str) -> np.ndarray:
+    """An extra label column as plain numbers or text (saved without pickling), one value per example."""
+    values = np.asarray(values)
+    if values.shape != (n,):
+        raise DataError(f"{where}: label column '{column}' must hold one value per example ({n}), got shape {values.shape}")
+    if values.dtype.kind in "fc" and np.isnan(values).any():
+        raise DataError(f"{where}: label column '{column}' has {int(np.isnan(values).sum())} empty value(s)")
+    if values.dtype.kind == "O":
+        empty = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v))]
+        if empty:
+            raise DataError(f"{where}: label column '{column}' has {len(empty)} empty value(s), first at row {empty[0]}")
+        values = values.astype(str)
+    if values.dtype.kind not in "biufU":
+        raise DataError(f"{where}: label column '{column}' must hold numbers or text, got dtype {values.dtype}")
+    return values
 
 
 def _check_inputs(X: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:

@@ -12,15 +12,32 @@ from pipeline.errors import DataError
 
 
 def split_train_val_test(
-    idx: np.ndarray, y: np.ndarray, val_fraction: float, test_fraction: float, rng: np.random.Generator, where: str, classes: np.ndarray | None = None
+    idx: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+    where: str,
+    classes: np.ndarray | None = None,
+    not_in_test: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-class split of ``idx`` (labels ``y[idx]``) into train/val/test, each class in all three."""
+    """Per-class split of ``idx`` (labels ``y[idx]``) into train/val/test, each class in all three.
+
+    Ids in ``not_in_test`` never go to test (e.g. what a reused model trained on); a class with
+    too few others gets a smaller test share.
+    """
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for label in np.unique(y[idx]):
         members = rng.permutation(idx[y[idx] == label])
         if len(members) < 3:
             raise DataError(f"{where}: class {_name(label, classes)} has {len(members)} example(s); a train/val/test split needs at least 3")
         n_test = max(1, round(test_fraction * len(members)))
+        if not_in_test is not None:
+            allowed = ~np.isin(members, not_in_test)
+            members = np.concatenate([members[allowed], members[~allowed]])  # allowed first, each part still shuffled
+            n_test = min(n_test, int(allowed.sum()))
+            if n_test == 0:
+                raise DataError(f"{where}: class {_name(label, classes)} has no example left for the test split")
         n_val = max(1, round(val_fraction * len(members)))
         n_val = min(n_val, len(members) - n_test - 1)
         parts["test"].append(members[:n_test])

@@ -51,12 +51,17 @@ def _mlp_body(cfg: ModelConfig, in_features: int) -> tuple[nn.Sequential, int]:
     body.add_module("flatten", nn.Flatten())
     width = in_features
     for i, hidden in enumerate(cfg.hidden_sizes, start=1):
-        block = [nn.Linear(width, hidden)]
-        block += [nn.BatchNorm1d(hidden)] if cfg.batch_norm else []
-        block += [nn.ReLU(), nn.Dropout(cfg.dropout)]
-        body.add_module(f"layer{i}", nn.Sequential(*block))
+        body.add_module(f"layer{i}", mlp_block(width, hidden, cfg))
         width = hidden
     return body, width
+
+
+def mlp_block(width: int, hidden: int, cfg: ModelConfig) -> nn.Sequential:
+    """Linear, optional BatchNorm, ReLU, dropout: one layer of the mlp body (or of a task's tower)."""
+    block: list[nn.Module] = [nn.Linear(width, hidden)]
+    block += [nn.BatchNorm1d(hidden)] if cfg.batch_norm else []
+    block += [nn.ReLU(), nn.Dropout(cfg.dropout)]
+    return nn.Sequential(*block)
 
 
 def _cnn_body(cfg: ModelConfig, input_shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:

@@ -10,19 +10,24 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from pipeline.config.schema import TrainerConfig
 from pipeline.models.freezing import hold_frozen_norms
+from pipeline.training.callbacks import HISTORY_KEYS
 from pipeline.training.optimizers import build_optimizer
 
 OptimizerFactory = Callable[[nn.Module, TrainerConfig], torch.optim.Optimizer]
+OUTPUT = "label"  # the one output a classifier predicts, as its test predictions are keyed
 
 
 class ClassificationModule(pl.LightningModule):
     """``optimizer_factory(model, trainer_cfg)`` replaces the default optimizer (e.g. per-layer learning rates)."""
+
+    history_keys = HISTORY_KEYS
 
     def __init__(
         self,
@@ -38,8 +43,8 @@ class ClassificationModule(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_f1 = MulticlassF1Score(num_classes, average="macro")
-        self.test_predictions: list[torch.Tensor] = []
-        self.test_targets: list[torch.Tensor] = []
+        self._test_pred: list[torch.Tensor] = []
+        self._test_true: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -68,19 +73,23 @@ class ClassificationModule(pl.LightningModule):
         self.log("step", float(self.current_epoch + 1))
 
     def on_test_epoch_start(self) -> None:
-        self.test_predictions.clear()
-        self.test_targets.clear()
+        self._test_pred.clear()
+        self._test_true.clear()
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
         self.test_acc(logits, y)
         self.test_f1(logits, y)
-        self.test_predictions.append(logits.argmax(dim=1).cpu())
-        self.test_targets.append(y.cpu())
+        self._test_pred.append(logits.argmax(dim=1).cpu())
+        self._test_true.append(y.cpu())
         self.log("test/loss", nn.functional.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
         self.log("test/acc", self.test_acc, on_epoch=True, batch_size=len(y))
         self.log("test/f1_macro", self.test_f1, on_epoch=True, batch_size=len(y))
+
+    def test_predictions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The true and predicted class of every test example."""
+        return {OUTPUT: (torch.cat(self._test_true).numpy(), torch.cat(self._test_pred).numpy())}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is not None:

@@ -18,11 +18,11 @@ from pipeline.models.classifier import Classifier, build_classifier
 
 
 def load_base_for(task: TaskData, checkpoint: str | Path, model_cfg: ModelConfig) -> Classifier:
-    """The pretrained classifier, refused clearly if missing, built from other ``model`` params or for other inputs."""
+    """The pretrained classifier, refused clearly if missing, built from other ``model`` params or for inputs other than ``task``'s."""
     model, payload = load_classifier(checkpoint, model_cfg)
     if tuple(payload["input_shape"]) != task.input_shape:
         raise DataError(
-            f"{checkpoint}: the base model takes inputs of shape {tuple(payload['input_shape'])}, the target task has "
+            f"{checkpoint}: the base model takes inputs of shape {tuple(payload['input_shape'])}, this stage's data has "
             f"{task.input_shape}; re-run `dvc repro pretrain`"
         )
     return model

@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR, load_task
 from pipeline.models.classifier import build_classifier
+from pipeline.models.lightning_module import OUTPUT
 from pipeline.paradigms.tracked import train_tracked
 from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
@@ -40,4 +41,5 @@ def run_pretrain(
 
 def confusion_rows(result: FitResult) -> list[dict[str, int]]:
     """One row per test example, as ``dvc plots``' confusion template reads them."""
-    return [{"actual": int(t), "predicted": int(p)} for t, p in zip(result.y_true, result.y_pred)]
+    y_true, y_pred = result.predictions[OUTPUT]
+    return [{"actual": int(t), "predicted": int(p)} for t, p in zip(y_true, y_pred)]

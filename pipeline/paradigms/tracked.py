@@ -1,7 +1,8 @@
-"""One tracked training run, as every paradigm that trains a classifier makes it.
+"""One tracked training run, as every paradigm that trains makes it.
 
-Open the stage's MLflow run, fit and test (the runner logs the contract metrics), save the
-trained model, log its size and the model itself as an artifact.
+Open the stage's MLflow run, fit and test (the runner logs the contract metrics), log a
+confusion matrix per output, save the trained model, log its size and the model itself as
+an artifact.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from typing import Callable, Optional, Sequence
 
 import lightning.pytorch as pl
 import mlflow
+import numpy as np
 from torch import nn
+from torch.utils.data import DataLoader
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import TaskData
 from pipeline.models.checkpoint import save_classifier
-from pipeline.models.lightning_module import ClassificationModule, OptimizerFactory
+from pipeline.models.lightning_module import OUTPUT, ClassificationModule, OptimizerFactory
+from pipeline.tracking import figures
 from pipeline.tracking.runs import stage_run
-from pipeline.training.runner import FitResult, fit_and_test
+from pipeline.training.runner import FitResult, fit_and_test, make_loaders
+
+Metrics = dict[str, float]
 
 
 def train_tracked(
@@ -35,7 +41,7 @@ def train_tracked(
     callbacks: Sequence[pl.Callback] = (),
     tags: Optional[dict[str, str]] = None,
 ) -> tuple[dict, FitResult]:
-    """Train ``model`` on ``task`` and save it at ``saved_at``; ``tags`` go on the run.
+    """Train the classifier ``model`` on ``task`` and save it at ``saved_at``; ``tags`` go on the run.
 
     ``save(saved_at)`` writes the trained model (a file or a folder); by default a classifier
     checkpoint that :func:`pipeline.models.checkpoint.load_classifier` reads back.
@@ -44,21 +50,64 @@ def train_tracked(
     """
     cfg = params.trainer_for(stage)
     module = ClassificationModule(model, task.num_classes, cfg, optimizer_factory)
+    if save is None:
+        save = lambda path: save_classifier(path, model, params.model, task.input_shape, task.classes)  # noqa: E731
+    return fit_tracked(
+        params, stage, paradigm, variant, sections, module, make_loaders(task.X, task.y, cfg, params.seed),
+        {OUTPUT: task.classes}, saved_at, save, callbacks, tags,
+    )
+
+
+def fit_tracked(
+    params: Params,
+    stage: str,
+    paradigm: str,
+    variant: str,
+    sections: tuple[str, ...],
+    module: pl.LightningModule,
+    loaders: dict[str, DataLoader],
+    classes: dict[str, np.ndarray],
+    saved_at: Path,
+    save: Callable[[Path], None],
+    callbacks: Sequence[pl.Callback] = (),
+    tags: Optional[dict[str, str]] = None,
+    derived: Optional[Callable[[Metrics], Metrics]] = None,
+) -> tuple[dict, FitResult]:
+    """Fit and test any tracked module (see :class:`pipeline.training.runner.TrackedModule`) in its own run.
+
+    ``classes`` names the classes of each output, for its confusion matrix; ``derived(metrics)``
+    adds metrics computed from the run's own (e.g. ratios against other runs), logged on it too.
+    """
+    cfg = params.trainer_for(stage)
     label = stage if variant in ("", stage) else f"{stage}/{variant}"
     with stage_run(params, stage, paradigm=paradigm, variant=variant, sections=sections) as run:
         mlflow.set_tags(tags or {})
-        result = fit_and_test(module, task, cfg, params.seed, run, label=label, extra_callbacks=callbacks)
-        if save is None:
-            save_classifier(saved_at, model, params.model, task.input_shape, task.classes)
-        else:
-            save(saved_at)
-        result.metrics["model/checkpoint_bytes"] = size_on_disk(saved_at)
-        mlflow.log_metric("model/checkpoint_bytes", result.metrics["model/checkpoint_bytes"])
+        result = fit_and_test(module, loaders, cfg, params.seed, run, label=label, extra_callbacks=callbacks)
+        _log_confusions(result, classes, label)
+        save(saved_at)
+        extra = {"model/checkpoint_bytes": size_on_disk(saved_at)}
+        extra |= derived(result.metrics | extra) if derived else {}
+        result.metrics |= extra
+        mlflow.log_metrics(extra)
         if saved_at.is_dir():
             mlflow.log_artifacts(str(saved_at), f"model/{saved_at.name}")
         else:
             mlflow.log_artifact(str(saved_at), "model")
     return {"run_id": run.info.run_id, **result.metrics}, result
+
+
+def _log_confusions(result: FitResult, classes: dict[str, np.ndarray], label: str) -> None:
+    """One confusion matrix per output: ``plots/confusion_matrix.png``, or ``..._<output>.png`` for several."""
+    several = len(result.predictions) > 1
+    for output, (y_true, y_pred) in result.predictions.items():
+        names = classes[output]
+        matrix = np.zeros((len(names), len(names)), dtype=int)
+        np.add.at(matrix, (y_true, y_pred), 1)
+        acc = result.metrics.get(f"test/{output}/acc", result.metrics["test/acc"])
+        title = f"{label}{f' · {output}' if several else ''}: test, acc {acc:.3f}"
+        fig = figures.confusion_figure(matrix, names, title)
+        mlflow.log_figure(fig, f"plots/confusion_matrix_{output}.png" if several else "plots/confusion_matrix.png")
+        figures.close(fig)
 
 
 def size_on_disk(path: Path) -> int:

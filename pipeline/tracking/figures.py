@@ -70,3 +70,22 @@ def client_label_figure(clients: np.ndarray, y: np.ndarray, classes: np.ndarray,
 
 def close(fig: Figure) -> None:
     plt.close(fig)
+
+
+def multitask_comparison_figure(tasks: list[str], shared_acc: list[float], separate_acc: list[float], ratios: dict[str, float]) -> Figure:
+    """Left: test accuracy per task, multi-task against separate models. Right: multi-task cost / separate cost."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    where = np.arange(len(tasks))
+    left.bar(where - 0.2, shared_acc, width=0.4, label="multitask")
+    left.bar(where + 0.2, separate_acc, width=0.4, label="separate")
+    left.set_xticks(where, tasks)
+    left.set_ylabel("test accuracy")
+    left.set_ylim(min(shared_acc + separate_acc) * 0.9, 1.0)
+    left.legend(fontsize=7)
+    names = list(ratios)
+    right.barh(range(len(names)), [ratios[n] for n in names])
+    right.axvline(1.0, color="black", linewidth=0.8)
+    right.set_yticks(range(len(names)), names, fontsize=7)
+    right.set_xlabel("multitask / sum of separate models (1 = equal)")
+    fig.tight_layout()
+    return fig

@@ -14,14 +14,15 @@ HISTORY_KEYS = ("train/loss", "val/loss", "val/acc")
 class EpochHistory(pl.Callback):
     """Prints ``epoch 3/30  train/loss ...`` once per epoch and keeps the rows for plots."""
 
-    def __init__(self, label: str = ""):
+    def __init__(self, label: str = "", keys: tuple[str, ...] = HISTORY_KEYS):
         self.label = f"[{label}] " if label else ""
+        self.keys = keys
         self.rows: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1}
-        row |= {key: round(float(metrics[key]), 6) for key in HISTORY_KEYS if key in metrics}
+        row |= {key: round(float(metrics[key]), 6) for key in self.keys if key in metrics}
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
         print(f"{self.label}epoch {row['epoch']}/{trainer.max_epochs}  {shown}", file=sys.stderr, flush=True)

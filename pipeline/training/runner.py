@@ -1,7 +1,8 @@
-"""Fit a classifier on a task, restore its best epoch, test it and log everything to MLflow.
+"""Fit a model, restore its best epoch, test it and log the measurements to MLflow.
 
-Shared by every paradigm that trains a classifier, so all runs report the same metrics
-(the tracking contract) and can be compared side by side.
+Shared by every paradigm that trains (a classifier or a multi-task network), so all runs
+report the same metrics (the tracking contract) and can be compared side by side. The
+LightningModule logs its own quality metrics; this adds memory, time and throughput.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import lightning.pytorch as pl
 import mlflow
@@ -19,28 +20,36 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.config.schema import TrainerConfig
-from pipeline.data.prepared import TaskData
 from pipeline.memory import PeakMemory, estimate_training_memory
-from pipeline.models.lightning_module import ClassificationModule
 from pipeline.seeding import seed_everything
-from pipeline.tracking import figures
 from pipeline.training.callbacks import EpochHistory, Throughput
 from pipeline.training.trainer import build_trainer
 
 MONITOR = "val/loss"
 
 
+class TrackedModule(Protocol):
+    """What the runner needs of a LightningModule besides its hooks (ClassificationModule, MultiTaskModule have it)."""
+
+    history_keys: tuple[str, ...]  # the epoch metrics kept for learning-curve plots
+
+    def test_predictions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per output, the true and predicted class of every test example of the last test run."""
+
+
 @dataclass
 class FitResult:
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    y_true: np.ndarray
-    y_pred: np.ndarray
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]]  # per output: true and predicted test classes
+    device: str = "cpu"  # where it trained: a measured peak is exact on cuda, a process-wide estimate on cpu
 
 
-def make_loaders(task: TaskData, cfg: TrainerConfig, seed: int) -> dict[str, DataLoader]:
+def make_loaders(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: TrainerConfig, seed: int) -> dict[str, DataLoader]:
+    """Loaders of each split's inputs and labels (one label per example, or one per task)."""
+
     def loader(split: str) -> DataLoader:
-        data = TensorDataset(torch.from_numpy(task.X[split]), torch.from_numpy(task.y[split]))
+        data = TensorDataset(torch.from_numpy(X[split]), torch.from_numpy(y[split]))
         shuffle = split == "train"
         generator = torch.Generator().manual_seed(seed) if shuffle else None
         return DataLoader(data, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator, num_workers=cfg.num_workers)
@@ -49,8 +58,8 @@ def make_loaders(task: TaskData, cfg: TrainerConfig, seed: int) -> dict[str, Dat
 
 
 def fit_and_test(
-    module: ClassificationModule,
-    task: TaskData,
+    module: pl.LightningModule,  # and a TrackedModule
+    loaders: dict[str, DataLoader],
     cfg: TrainerConfig,
     seed: int,
     run: mlflow.ActiveRun,
@@ -58,8 +67,7 @@ def fit_and_test(
     extra_callbacks: Sequence[pl.Callback] = (),
 ) -> FitResult:
     seed_everything(seed)
-    loaders = make_loaders(task, cfg, seed)
-    history, throughput = EpochHistory(label), Throughput()
+    history, throughput = EpochHistory(label, module.history_keys), Throughput()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         best = ModelCheckpoint(dirpath=root, monitor=MONITOR, mode="min", save_top_k=1, save_weights_only=True)
         callbacks: list[pl.Callback] = [history, throughput, best, *extra_callbacks]
@@ -88,12 +96,5 @@ def fit_and_test(
     mlflow.set_tag("precision", trainer.precision)
     mlflow.set_tag("device", str(trainer.strategy.root_device))
     mlflow.set_tag("optimizer", type(optimizer).__name__)  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
-
-    y_true = torch.cat(module.test_targets).numpy()
-    y_pred = torch.cat(module.test_predictions).numpy()
-    matrix = np.zeros((task.num_classes, task.num_classes), dtype=int)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    fig = figures.confusion_figure(matrix, task.classes, f"{label}: test, acc {metrics['test/acc']:.3f}")
-    mlflow.log_figure(fig, "plots/confusion_matrix.png")
-    figures.close(fig)
-    return FitResult(metrics=metrics, history=history.rows, y_true=y_true, y_pred=y_pred)
+    device = trainer.strategy.root_device
+    return FitResult(metrics=metrics, history=history.rows, predictions=module.test_predictions(), device=device.type)

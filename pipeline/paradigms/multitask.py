@@ -1,0 +1,167 @@
+"""Multi-task learning: one network with a shared body and a branch per task, against one
+separate single-task model per task, trained on the same data with the same budget.
+
+The claim under test: sharing the body generalises as well or better than separate models,
+with fewer parameters, less memory and less compute. The stage makes one MLflow run per
+separate model (``paradigm=single_task``, variant ``single_task/<task>``) and then the
+multi-task run (``paradigm=multitask``), which also carries the comparison with the separate
+models together: ``compare/*_ratio_vs_separate`` (multi-task / sum of the separate ones) and
+``compare/<task>/acc_delta_vs_separate`` (multi-task minus separate).
+
+Data: ``full.npz`` (all classes); each task's labels come from its definition in
+``multitask.tasks`` (:mod:`pipeline.data.task_labels`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from pipeline.config.schema import Params, TaskSpec
+from pipeline.data.prepared import PREPARED_DIR, TaskData, load_task
+from pipeline.data.task_labels import TaskLabels, derive_task_labels
+from pipeline.io import atomic_dir
+from pipeline.models.checkpoint import save_multitask
+from pipeline.models.loss_weighting import build_weighting
+from pipeline.models.multitask import Branch, build_multitask_net
+from pipeline.models.multitask_module import MultiTaskModule
+from pipeline.models.reuse import load_base_for
+from pipeline.paradigms.pretrain import BASE_CHECKPOINT
+from pipeline.paradigms.tracked import Metrics, fit_tracked
+from pipeline.seeding import seed_everything
+from pipeline.tracking import figures
+from pipeline.tracking.outputs import PLOTS_DIR, write_csv
+from pipeline.training.runner import FitResult, make_loaders
+
+STAGE = "multitask"
+SECTIONS = ("seed", "model", "trainer", STAGE)  # the params this stage depends on, as in dvc.yaml
+MODEL_DIR = Path("models/multitask")
+SHARED = "multitask"
+COSTS = {  # what the multi-task model is compared on, summed over the separate models
+    "params/total": "params_ratio_vs_separate",
+    "memory/estimated_train_bytes": "estimated_memory_ratio_vs_separate",
+    "memory/peak_bytes": "peak_memory_ratio_vs_separate",
+    "time/fit_seconds": "fit_time_ratio_vs_separate",
+}
+
+
+def separate_variant(task: str) -> str:
+    return f"single_task/{task}"
+
+
+def run_multitask(
+    params: Params,
+    data_dir: Path = PREPARED_DIR,
+    base_checkpoint: Path = BASE_CHECKPOINT,
+    model_dir: Path = MODEL_DIR,
+    plots_dir: Path = PLOTS_DIR / STAGE,
+) -> dict[str, dict]:
+    """The separate models, then the multi-task one; the models folder appears once all are saved."""
+    where = Path(data_dir) / "full.npz"
+    data = load_task(where)
+    specs = params.multitask.tasks
+    labels = [derive_task_labels(data, spec, str(where)) for spec in specs]
+    runs, results = {}, {}
+    with atomic_dir(model_dir) as out:
+        for spec, task in zip(specs, labels):
+            variant = separate_variant(spec.name)
+            runs[variant], results[variant] = _train(params, data, [spec], [task], "fixed", "single_task", variant, base_checkpoint, out)
+        separate = [runs[separate_variant(spec.name)] for spec in specs]
+        on_gpu = all(result.device == "cuda" for result in results.values())
+        runs[SHARED], results[SHARED] = _train(
+            params, data, specs, labels, params.multitask.weighting, "multitask", SHARED, base_checkpoint, out,
+            derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs], on_gpu),
+        )
+    _log_comparison_figure(runs, specs)
+    write_multitask_plots(plots_dir, runs, results, [s.name for s in specs])
+    return runs
+
+
+def _train(
+    params: Params,
+    data: TaskData,
+    specs: list[TaskSpec],
+    labels: list[TaskLabels],
+    weighting: str,
+    paradigm: str,
+    variant: str,
+    base_checkpoint: Path,
+    out: Path,
+    derived=None,
+) -> tuple[dict, FitResult]:
+    """One network with a branch per task in ``specs`` (one branch: a separate single-task model)."""
+    cfg = params.trainer_for(STAGE)
+    branches = [Branch(spec.name, tuple(spec.tower), task.num_classes) for spec, task in zip(specs, labels)]
+    seed_everything(params.seed)
+    net = build_multitask_net(params.model, data.input_shape, branches)
+    if params.multitask.init_from_base:
+        net.body.load_state_dict(load_base_for(data, base_checkpoint, params.model).body.state_dict())
+    weights = [spec.weight for spec in specs] if len(specs) > 1 else [1.0]
+    module = MultiTaskModule(net, branches, build_weighting(weighting, weights), weights, cfg)
+    targets = {split: np.stack([task.y[split] for task in labels], axis=1) for split in data.y}
+    classes = {task.name: task.classes for task in labels}
+    saved_at = out / f"{variant.replace('/', '-')}.pt"
+    return fit_tracked(
+        params, STAGE, paradigm, variant, SECTIONS, module, make_loaders(data.X, targets, cfg, params.seed), classes, saved_at,
+        save=lambda path: save_multitask(path, net, params.model, data.input_shape, branches, classes),
+        tags={"tasks": ",".join(spec.name for spec in specs), "weighting": weighting,
+              "init": "pretrained base" if params.multitask.init_from_base else "random"},
+        derived=derived,
+    )
+
+
+def compare_with_separate(shared: Metrics, separate: list[dict], tasks: list[str], peaks_comparable: bool) -> Metrics:
+    """The multi-task model's costs over the separate models' summed costs, and its accuracy gain per task.
+
+    Measured peaks are compared only when they are comparable (on a GPU: each fit's own peak).
+    On CPU they are the process's memory growth, mostly the first fit's warm-up, so a ratio
+    of them would say more about the order of the runs than about the models.
+    """
+    out: Metrics = {}
+    for key, ratio in COSTS.items():
+        total = sum(run[key] for run in separate)
+        out[f"separate/{key}"] = total
+        if total > 0 and (key != "memory/peak_bytes" or peaks_comparable):
+            out[f"compare/{ratio}"] = shared[key] / total
+    for task, run in zip(tasks, separate):
+        for metric in ("acc", "f1_macro"):
+            out[f"compare/{task}/{metric}_delta_vs_separate"] = shared[f"test/{task}/{metric}"] - run[f"test/{task}/{metric}"]
+    return out
+
+
+def write_multitask_plots(plots_dir: Path, runs: dict[str, dict], results: dict[str, FitResult], tasks: list[str]) -> None:
+    """The CSVs behind ``dvc plots``: learning curves, loss weights, per-task accuracy, costs."""
+    plots_dir = Path(plots_dir)
+    write_csv(plots_dir / "history.csv", [{"variant": v, **row} for v, result in results.items() for row in result.history])
+    write_csv(
+        plots_dir / "loss_weights.csv",
+        [{"epoch": row["epoch"], "task": t, "loss_weight": row[f"loss_weight/{t}"]} for row in results[SHARED].history for t in tasks],
+    )
+    accuracy = []
+    for task in tasks:
+        for approach, run in (("multitask", runs[SHARED]), ("single-task", runs[separate_variant(task)])):
+            scores = {m: run[f"test/{task}/{m}"] for m in ("acc", "f1_macro")}
+            accuracy.append({"model": f"{task} · {approach}", "task": task, "approach": approach, **{f"test/{m}": v for m, v in scores.items()}})
+    write_csv(plots_dir / "tasks.csv", accuracy)
+    shared = runs[SHARED]
+    write_csv(
+        plots_dir / "cost.csv",
+        [{"approach": "multitask", **{k: shared[k] for k in COSTS}},
+         {"approach": f"separate ({len(tasks)} models)", **{k: shared[f"separate/{k}"] for k in COSTS}}],
+    )
+
+
+def _log_comparison_figure(runs: dict[str, dict], specs: list[TaskSpec]) -> None:
+    """Per-task test accuracy and the cost ratios, as one figure on the multi-task run."""
+    tasks = [spec.name for spec in specs]
+    shared = runs[SHARED]
+    fig = figures.multitask_comparison_figure(
+        tasks,
+        shared_acc=[shared[f"test/{t}/acc"] for t in tasks],
+        separate_acc=[runs[separate_variant(t)][f"test/{t}/acc"] for t in tasks],
+        ratios={key: shared[f"compare/{ratio}"] for key, ratio in COSTS.items() if f"compare/{ratio}" in shared},
+    )
+    mlflow.MlflowClient().log_figure(shared["run_id"], fig, "plots/multitask_vs_separate.png")
+    figures.close(fig)

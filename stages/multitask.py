@@ -1,0 +1,16 @@
+"""DVC stage `multitask`: one shared-body multi-task model against one separate model per task."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.multitask import STAGE, run_multitask
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_multitask(params))
+
+
+if __name__ == "__main__":
+    main()
