@@ -1,13 +1,13 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. Both reuse .venv on a second call.
-# `make benchmark-transfer`: the transfer/fine-tuning table of docs/benchmarks.md.
+# `make benchmark-transfer`, `make benchmark-multitask`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup run test benchmark-transfer clean-results
+.PHONY: setup run test benchmark-transfer benchmark-multitask
 
 setup: $(VENV)/.installed
 
@@ -31,3 +31,7 @@ test: setup
 # The transfer / fine-tuning / scratch table in docs/benchmarks.md (about 5 minutes on two cores).
 benchmark-transfer: setup
 	$(BIN)/python -m benchmarks.transfer_shots --csv benchmark-transfer.csv
+
+# The multi-task against separate models tables in docs/benchmarks.md (under a minute on two cores).
+benchmark-multitask: setup
+	$(BIN)/python -m benchmarks.multitask_seeds --csv benchmark-multitask.csv

@@ -15,18 +15,14 @@ Per-epoch output goes to ``--log`` (default: benchmark-transfer.log); one line p
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from pipeline.config import load_params, parse_params
+from benchmarks.common import base_params, benchmark_parser, scratch_store
+from pipeline.config import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.finetune import run_finetune
 from pipeline.paradigms.pretrain import run_pretrain
@@ -45,25 +41,9 @@ def run_setting(params, work: Path, pretrained: bool) -> dict[str, float]:
     return {variant: entry["test/acc"] for variant, entry in runs.items()}
 
 
-def with_overrides(tree: dict, assignments: list[str]) -> dict:
-    """Apply ``a.b.c=value`` assignments (values read as YAML, as ``dvc exp run -S`` does)."""
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {assignment!r}: expected key=value, e.g. finetune.lora.r=4")
-        *parents, leaf = key.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return tree
-
-
 def benchmark(base: dict, kinds: list[str], seeds: list[int], shots: list[int], log) -> pd.DataFrame:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="benchmark-transfer-") as tmp:
-        work = Path(tmp)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    with scratch_store("transfer") as work:
         for kind in kinds:
             for seed in seeds:
                 for i, n in enumerate(shots):
@@ -89,19 +69,13 @@ def summary_table(results: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = benchmark_parser(__doc__, "transfer", "kind, seed, shots, variant, test_acc")
     parser.add_argument("--kinds", nargs="+", default=["domain_shift", "new_classes"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--shots", nargs="+", type=int, default=[1, 3, 10])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. trainer.lr=0.003")
-    parser.add_argument("--csv", type=Path, help="also write every result (kind, seed, shots, variant, test_acc)")
-    parser.add_argument("--log", type=Path, default=Path("benchmark-transfer.log"))
     args = parser.parse_args()
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # "GPU available: ..." once per run
     started = time.perf_counter()
     with open(args.log, "w") as log:
-        base = with_overrides(load_params(args.params).model_dump(mode="json"), args.set)
+        base = base_params(args)
         results = benchmark(base, args.kinds, args.seeds, args.shots, log)
     if args.csv:
         results.to_csv(args.csv, index=False)
