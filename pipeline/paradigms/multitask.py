@@ -15,9 +15,11 @@ Data: ``full.npz`` (all classes); each task's labels come from its definition in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Optional
 
 import mlflow
 import numpy as np
+import torch
 
 from pipeline.config.schema import Params, TaskSpec
 from pipeline.data.prepared import PREPARED_DIR, TaskData, load_task
@@ -63,15 +65,16 @@ def run_multitask(
     data = load_task(where)
     specs = params.multitask.tasks
     labels = [derive_task_labels(data, spec, str(where)) for spec in specs]
+    start = load_base_for(data, base_checkpoint, params.model).body.state_dict() if params.multitask.init_from_base else None
     runs, results = {}, {}
     with atomic_dir(model_dir) as out:
         for spec, task in zip(specs, labels):
             variant = separate_variant(spec.name)
-            runs[variant], results[variant] = _train(params, data, [spec], [task], "fixed", "single_task", variant, base_checkpoint, out)
+            runs[variant], results[variant] = _train(params, data, [spec], [task], "fixed", "single_task", variant, start, out)
         separate = [runs[separate_variant(spec.name)] for spec in specs]
         on_gpu = all(result.device == "cuda" for result in results.values())
         runs[SHARED], results[SHARED] = _train(
-            params, data, specs, labels, params.multitask.weighting, "multitask", SHARED, base_checkpoint, out,
+            params, data, specs, labels, params.multitask.weighting, "multitask", SHARED, start, out,
             derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs], on_gpu),
         )
     _log_comparison_figure(runs, specs)
@@ -87,17 +90,20 @@ def _train(
     weighting: str,
     paradigm: str,
     variant: str,
-    base_checkpoint: Path,
+    body_state: Optional[dict[str, torch.Tensor]],
     out: Path,
-    derived=None,
+    derived: Optional[Callable[[Metrics], Metrics]] = None,
 ) -> tuple[dict, FitResult]:
-    """One network with a branch per task in ``specs`` (one branch: a separate single-task model)."""
+    """One network with a branch per task in ``specs`` (one branch: a separate single-task model).
+
+    ``body_state``: the base's body weights to start from (``multitask.init_from_base``), or None for random.
+    """
     cfg = params.trainer_for(STAGE)
     branches = [Branch(spec.name, tuple(spec.tower), task.num_classes) for spec, task in zip(specs, labels)]
     seed_everything(params.seed)
     net = build_multitask_net(params.model, data.input_shape, branches)
-    if params.multitask.init_from_base:
-        net.body.load_state_dict(load_base_for(data, base_checkpoint, params.model).body.state_dict())
+    if body_state is not None:
+        net.body.load_state_dict(body_state)
     weights = [spec.weight for spec in specs] if len(specs) > 1 else [1.0]
     module = MultiTaskModule(net, branches, build_weighting(weighting, weights), weights, cfg)
     targets = {split: np.stack([task.y[split] for task in labels], axis=1) for split in data.y}
@@ -107,7 +113,7 @@ def _train(
         params, STAGE, paradigm, variant, SECTIONS, module, make_loaders(data.X, targets, cfg, params.seed), classes, saved_at,
         save=lambda path: save_multitask(path, net, params.model, data.input_shape, branches, classes),
         tags={"tasks": ",".join(spec.name for spec in specs), "weighting": weighting,
-              "init": "pretrained base" if params.multitask.init_from_base else "random"},
+              "init": "pretrained base" if body_state is not None else "random"},
         derived=derived,
     )
 
