@@ -20,6 +20,14 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def once_each(values: list[str], what: str) -> list[str]:
+    """``values`` unchanged, or a validation error naming the ones that repeat."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"each {what} at most once; repeated: {', '.join(repeated)}")
+    return values
+
+
 class DataConfig(Section):
     source: Literal["digits", "npz", "csv"] = "digits"
     path: Optional[Path] = None
@@ -48,10 +56,7 @@ class DataConfig(Section):
     @field_validator("task_columns")
     @classmethod
     def _distinct_columns(cls, columns: list[str]) -> list[str]:
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
-        if repeated:
-            raise ValueError(f"each column at most once; repeated: {', '.join(repeated)}")
-        return columns
+        return once_each(columns, "column")
 
 
 class ModelConfig(Section):
@@ -193,10 +198,7 @@ class FinetuneConfig(Section):
     @field_validator("strategies")
     @classmethod
     def _once_each(cls, strategies: Optional[list[str]]) -> Optional[list[str]]:
-        repeated = sorted({s for s in strategies or [] if strategies.count(s) > 1})
-        if repeated:
-            raise ValueError(f"each strategy at most once; repeated: {', '.join(repeated)}")
-        return strategies
+        return strategies if strategies is None else once_each(strategies, "strategy")
 
 
 class ScratchConfig(Section):
@@ -264,10 +266,7 @@ class MultitaskConfig(Section):
     def _distinct_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
         if len(tasks) < 2:
             raise ValueError(f"multi-task learning needs at least 2 tasks, got {len(tasks)}")
-        names = [t.name for t in tasks]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"each task name at most once; repeated: {', '.join(repeated)}")
+        once_each([t.name for t in tasks], "task name")
         return tasks
 
 

@@ -74,7 +74,8 @@ def fit_and_test(
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)
-        with PeakMemory(trainer.strategy.root_device) as peak:
+        device = trainer.strategy.root_device
+        with PeakMemory(device) as peak:
             started = time.perf_counter()
             trainer.fit(module, loaders["train"], loaders["val"])
             fit_seconds = time.perf_counter() - started
@@ -94,7 +95,6 @@ def fit_and_test(
     }
     mlflow.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")})
     mlflow.set_tag("precision", trainer.precision)
-    mlflow.set_tag("device", str(trainer.strategy.root_device))
+    mlflow.set_tag("device", str(device))
     mlflow.set_tag("optimizer", type(optimizer).__name__)  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
-    device = trainer.strategy.root_device
     return FitResult(metrics=metrics, history=history.rows, predictions=module.test_predictions(), device=device.type)
