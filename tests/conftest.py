@@ -17,6 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "model": {"hidden_sizes": [32], "channels": [8]},
     "trainer": {"max_epochs": 3, "batch_size": 64, "early_stopping_patience": None},
+    "federated": {"rounds": 4, "personalization_steps": 2, "strategies": ["fedavg", "fedprox"], "partitions": ["iid", "dirichlet"]},
 }
 
 

@@ -8,6 +8,7 @@ trainer options; :meth:`Params.trainer_for` merges them.
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from pathlib import Path
@@ -116,6 +117,7 @@ class FederatedSplitConfig(Section):
     num_clients: int = Field(10, ge=2)
     dirichlet_alpha: float = Field(0.5, gt=0)
     min_samples_per_client: int = Field(2, ge=1)
+    shards_per_client: int = Field(2, ge=1)  # shards partition: label-sorted shards per client (McMahan et al. 2017)
 
 
 class ActiveLearningSplitConfig(Section):
@@ -270,6 +272,75 @@ class MultitaskConfig(Section):
         return tasks
 
 
+Partition = Literal["iid", "dirichlet", "shards"]
+FederatedStrategy = Literal["fedavg", "fedprox", "fedadam", "fedavgm"]
+Compression = Literal["none", "fp16", "int8", "topk"]
+
+
+class FedProxSettings(Section):
+    """FedProx (Li et al. 2020): each client adds (mu / 2) ||w - w_global||^2 to its loss."""
+
+    mu: float = Field(1.0, ge=0)
+
+
+class FedAdamSettings(Section):
+    """FedAdam (Reddi et al. 2021): the server applies Adam to the mean client change."""
+
+    lr: float = Field(0.01, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.99, ge=0, lt=1)
+    tau: float = Field(1e-3, gt=0)  # adaptivity: added to sqrt(v)
+
+
+class FedAvgMSettings(Section):
+    """FedAvgM (Hsu et al. 2019): server momentum over the mean client change."""
+
+    lr: float = Field(1.0, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class FederatedConfig(Section):
+    """Simulated clients train locally; only model updates reach the server."""
+
+    partitions: list[Partition] = Field(default_factory=lambda: ["iid", "dirichlet", "shards"], min_length=1)
+    strategies: list[FederatedStrategy] = Field(default_factory=lambda: ["fedavg", "fedprox", "fedadam"], min_length=1)
+    rounds: int = Field(30, ge=1)
+    client_fraction: float = Field(0.5, gt=0, le=1)
+    local_epochs: int = Field(1, ge=1)
+    local_batch_size: int = Field(32, ge=1)
+    client_dropout: float = Field(0.0, ge=0, le=1)  # probability that a sampled client never reports back
+    compression: Compression = "none"
+    topk_fraction: float = Field(0.1, gt=0, le=1)  # topk: the share of update entries sent
+    error_feedback: bool = True  # lossy compression: a client adds what its last update lost to its next one
+    fedprox: FedProxSettings = Field(default_factory=FedProxSettings)
+    fedadam: FedAdamSettings = Field(default_factory=FedAdamSettings)
+    fedavgm: FedAvgMSettings = Field(default_factory=FedAvgMSettings)
+    personalization_steps: int = Field(10, ge=0)  # local fine-tuning steps per client after training; 0 = none
+    init_from_base: bool = False
+    centralized: bool = True  # also train the centralised baseline on the pooled data
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+    @field_validator("partitions", "strategies")
+    @classmethod
+    def _once_each(cls, values: list[str]) -> list[str]:
+        return once_each(values, "entry")
+
+    @field_validator("trainer")
+    @classmethod
+    def _budget_from_rounds(cls, trainer: TrainerOverrides) -> TrainerOverrides:
+        for key in ("max_epochs", "batch_size"):
+            if getattr(trainer, key) is not None:
+                raise ValueError(
+                    f"{key} = {getattr(trainer, key)} is not a federated trainer option: the clients train local_epochs per round at local_batch_size, "
+                    "and the centralised baseline gets the same budget; set federated.rounds, local_epochs or local_batch_size"
+                )
+        return trainer
+
+    def epoch_budget(self) -> int:
+        """Passes over the pooled data the federated clients make together: the centralised baseline's epochs."""
+        return max(1, math.ceil(self.rounds * self.client_fraction * self.local_epochs))
+
+
 class Params(Section):
     seed: int = Field(42, ge=0)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -282,6 +353,7 @@ class Params(Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     scratch: ScratchConfig = Field(default_factory=ScratchConfig)
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
+    federated: FederatedConfig = Field(default_factory=FederatedConfig)
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> "Params":
@@ -308,6 +380,12 @@ class Params(Section):
                     f"multitask.tasks[{i}].column = '{task.column}' (task '{task.name}'): not a declared label column; "
                     f"data.task_columns is {self.data.task_columns}: add it there so prepare keeps it out of the features"
                 )
+        split = self.prepare.federated
+        if self.model.batch_norm and split.min_samples_per_client < 2:
+            raise ValueError(
+                f"prepare.federated.min_samples_per_client = {split.min_samples_per_client}: with model.batch_norm true a client "
+                "needs at least 2 examples (batch normalisation cannot train on one); allowed >= 2"
+            )
         return self
 
     def finetune_strategies(self) -> list[str]:

@@ -27,6 +27,7 @@ from pipeline.data.splits import (
     label_skew,
     partition_dirichlet,
     partition_iid,
+    partition_shards,
     split_fraction,
     split_train_val_test,
     take_per_class,
@@ -80,6 +81,7 @@ def prepare_data(params: Params) -> PreparedData:
         "dirichlet": partition_dirichlet(
             y_train, fed.num_clients, fed.dirichlet_alpha, fed.min_samples_per_client, rng_for(params.seed, "federated/dirichlet")
         ),
+        "shards": partition_shards(y_train, fed.num_clients, fed.shards_per_client, rng_for(params.seed, "federated/shards")),
     }
     n_seed = params.prepare.active_learning.initial_labelled
     if n_seed >= len(y_train):

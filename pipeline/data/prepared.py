@@ -4,7 +4,8 @@
 - ``full.npz``: all classes, for multi-task, federated and active learning; its test split
   holds no example the base model trained or validated on, so stages that start from the
   base are tested on data it never saw;
-- ``federated.npz``: client id of each ``full`` training example, per partition scheme;
+- ``federated.npz``: client id of each ``full`` training example, per partition scheme
+  (``iid``, ``dirichlet`` label skew, ``shards``: a few label-sorted shards per client);
 - ``active_learning.npz``: the initial labelled seed set and the unlabelled pool
   (positions in ``full``'s training split).
 """

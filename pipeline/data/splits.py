@@ -123,6 +123,24 @@ def partition_dirichlet(
     )
 
 
+def partition_shards(y: np.ndarray, num_clients: int, shards_per_client: int, rng: np.random.Generator) -> np.ndarray:
+    """Pathological label skew (McMahan et al. 2017): sort by label, cut into equal shards, deal each client a few.
+
+    With two shards per client most clients hold two classes.
+    """
+    n_shards = num_clients * shards_per_client
+    if len(y) < n_shards:
+        raise DataError(
+            f"{len(y)} training examples cannot be cut into {num_clients} clients x {shards_per_client} shards; "
+            "lower prepare.federated.num_clients or shards_per_client"
+        )
+    by_label = np.argsort(y, kind="stable")
+    clients = np.empty(len(y), dtype=np.int64)
+    for shard, owner in zip(np.array_split(by_label, n_shards), rng.permutation(n_shards) % num_clients):
+        clients[shard] = owner
+    return clients
+
+
 def client_class_counts(clients: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
     """Matrix of how many examples of each class (columns) every client (rows) holds."""
     counts = np.zeros((int(clients.max()) + 1, num_classes), dtype=np.int64)

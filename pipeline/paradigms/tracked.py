@@ -83,7 +83,7 @@ def fit_tracked(
     with stage_run(params, stage, paradigm=paradigm, variant=variant, sections=sections) as run:
         mlflow.set_tags(tags or {})
         result = fit_and_test(module, loaders, cfg, params.seed, run, label=label, extra_callbacks=callbacks)
-        _log_confusions(result, classes, label)
+        log_confusions(result, classes, label)
         save(saved_at)
         extra = {"model/checkpoint_bytes": size_on_disk(saved_at)}
         extra |= derived(result.metrics | extra) if derived else {}
@@ -96,7 +96,7 @@ def fit_tracked(
     return {"run_id": run.info.run_id, **result.metrics}, result
 
 
-def _log_confusions(result: FitResult, classes: dict[str, np.ndarray], label: str) -> None:
+def log_confusions(result: FitResult, classes: dict[str, np.ndarray], label: str) -> None:
     """One confusion matrix per output: ``plots/confusion_matrix.png``, or ``..._<output>.png`` for several."""
     several = len(result.predictions) > 1
     for output, (y_true, y_pred) in result.predictions.items():

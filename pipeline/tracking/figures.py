@@ -1,4 +1,4 @@
-"""Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix."""
+"""Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix, comparisons, federated rounds."""
 
 from __future__ import annotations
 
@@ -87,5 +87,38 @@ def multitask_comparison_figure(tasks: list[str], shared_acc: list[float], separ
     right.axvline(1.0, color="black", linewidth=0.8)
     right.set_yticks(range(len(names)), names, fontsize=7)
     right.set_xlabel("multitask / sum of separate models (1 = equal)")
+    fig.tight_layout()
+    return fig
+
+
+def federated_rounds_figure(rounds: list[int], test_acc: list[float], megabytes: list[float], centralized_acc: float | None, title: str) -> Figure:
+    """Left: global test accuracy per round (centralised baseline dashed). Right: megabytes communicated so far."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(rounds, test_acc, marker=".", label="federated (global model)")
+    if centralized_acc is not None:
+        left.axhline(centralized_acc, color="black", linestyle="--", linewidth=0.8, label="centralised")
+    left.set_xlabel("round")
+    left.set_ylabel("test accuracy")
+    left.legend(fontsize=7)
+    right.plot(rounds, megabytes, marker=".")
+    right.set_xlabel("round")
+    right.set_ylabel("MB communicated (down + up, cumulative)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def personalization_figure(clients: list[int], before: list[float], after: list[float], title: str) -> Figure:
+    """Per client: accuracy on its own label mix with the global model and after local fine-tuning."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(clients) + 2), 3.5))
+    where = np.arange(len(clients))
+    ax.bar(where - 0.2, before, width=0.4, label="global model")
+    ax.bar(where + 0.2, after, width=0.4, label="personalised")
+    ax.set_xticks(where, [str(c) for c in clients], fontsize=7)
+    ax.set_xlabel("client")
+    ax.set_ylabel("accuracy on the client's label mix")
+    ax.set_ylim(min(before + after) * 0.9, 1.0)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

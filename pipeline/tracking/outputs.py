@@ -24,6 +24,7 @@ def write_stage_metrics(stage: str, runs: dict[str, dict[str, Any]], metrics_dir
     return path
 
 
-def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: str | Path, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """``columns`` names the header even when there are no rows (a plot DVC expects must exist)."""
     with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)

@@ -1,0 +1,291 @@
+"""Federated learning on tiny models, real clients and a real MLflow store.
+
+Mechanics, never which strategy wins: the server only ever receives parameters and sample
+counts, aggregation is exact, bytes are counted as sent, dropouts are survived, and the stage
+logs per-round metrics and the centralised baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.config.schema import FederatedConfig, ModelConfig, TrainerConfig
+from pipeline.data.prepare import prepare_data
+from pipeline.data.prepared import load_task, read_arrays
+from pipeline.data.splits import client_class_counts, label_skew, partition_shards
+from pipeline.federated.aggregation import FedAdam, FedAvgM, build_server_step, fedavg, take_mean
+from pipeline.federated.client import Client, LocalTrainer, make_clients
+from pipeline.federated.layout import StateLayout
+from pipeline.federated.server import Server
+from pipeline.federated.simulation import run_rounds
+from pipeline.federated.wire import Codec, from_bytes, message_bytes, to_bytes
+from pipeline.models.checkpoint import load_classifier
+from pipeline.models.classifier import build_classifier
+from pipeline.paradigms.federated import federate, initial_model, run_federated
+from pipeline.seeding import rng_for, seed_everything
+from tests.conftest import make_params, pretrained_workspace
+from tests.test_pretrain import CONTRACT
+
+MODEL = ModelConfig(hidden_sizes=[16])
+TRAINER = TrainerConfig(accelerator="cpu")
+
+
+def tiny_run(**federated):
+    settings = {"partitions": ["iid"], "strategies": ["fedavg"], "rounds": 3, "client_fraction": 1.0, "personalization_steps": 2} | federated
+    return make_params(prepare={"federated": {"num_clients": 4}}, federated=settings)
+
+
+def toy_setup(codec_name: str = "none", num_clients: int = 3, sizes=(5, 9, 14)):
+    """A tiny model, its trainer and a server, and clients holding random data."""
+    seed_everything(0)
+    model = build_classifier(MODEL, (8,), 3)
+    layout = StateLayout.of(model)
+    codec = Codec(codec_name, layout, topk_fraction=0.05)
+    trainer = LocalTrainer(model, 3, TRAINER, codec, batch_size=4)
+    generator = torch.Generator().manual_seed(0)
+    clients = [Client(k, torch.rand(n, 8, generator=generator), torch.randint(0, 3, (n,), generator=generator)) for k, n in enumerate(sizes[:num_clients])]
+    return trainer, layout, codec, clients
+
+
+class RecordingServer(Server):
+    """A real server that also keeps every input its aggregation was given."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inputs: list[tuple] = []
+
+    def receive(self, message, num_samples):
+        self.inputs.append((message, num_samples))
+        super().receive(message, num_samples)
+
+
+def simulate(trainer, layout, codec, clients, server_cls=Server, **cfg):
+    server = server_cls(trainer.weights(), codec, take_mean)
+    settings = FederatedConfig(**({"rounds": 2, "client_fraction": 1.0} | cfg))
+    records = run_rounds(server, trainer, clients, settings, rng_for(0, "test"), after_round=lambda record: None)
+    return server, records
+
+
+# --- the server sees parameters only -------------------------------------------------------------
+
+def test_server_aggregation_inputs_are_parameters_and_counts_never_data():
+    trainer, layout, codec, clients = toy_setup()
+    server, records = simulate(trainer, layout, codec, clients, server_cls=RecordingServer)
+    assert len(server.inputs) == 2 * len(clients)
+    sizes = sorted(len(c) for c in clients)
+    examples = [row.numpy().tobytes() for c in clients for row in c.X] + [c.y.numpy().tobytes() for c in clients]
+    for message, count in server.inputs:
+        assert type(message) is bytes and len(message) == 4 * layout.numel  # exactly one float32 per model entry
+        assert type(count) is int and count in sizes
+        assert not any(example in message for example in examples)
+    # and the server refuses anything else: a client's examples as bytes or as a tensor
+    with pytest.raises(ValueError, match="bytes"):
+        server.receive(to_bytes([clients[0].X]), len(clients[0]))
+    with pytest.raises(TypeError, match="bytes"):
+        server.receive(clients[0].X, len(clients[0]))
+    with pytest.raises(ValueError, match="sample count"):
+        server.receive(server.broadcast(), 2.5)
+
+
+# --- aggregation ---------------------------------------------------------------------------------
+
+def test_fedavg_of_identical_client_models_returns_that_model_exactly():
+    weights = torch.randn(1000) * torch.logspace(-6, 3, 1000)
+    assert torch.equal(fedavg([weights.clone() for _ in range(3)], [3, 5, 7]), weights)
+    trainer, layout, codec, clients = toy_setup()
+    server = Server(torch.zeros(layout.numel), codec, take_mean)
+    client_model = torch.randn(layout.numel)
+    for count in (3, 5, 7):
+        server.receive(to_bytes(codec.encode(client_model, server.global_)), count)
+    assert server.close_round() == 3
+    assert torch.equal(server.global_, client_model)
+
+
+def test_fedavg_weights_by_sample_count_exactly():
+    a, b = torch.tensor([0.0, 0.0, 1.0]), torch.tensor([3.0, 6.0, 1.0])
+    assert torch.equal(fedavg([a, b], [1, 2]), torch.tensor([2.0, 4.0, 1.0]))
+    assert torch.equal(fedavg([a, b], [3, 1]), torch.tensor([0.75, 1.5, 1.0]))
+
+
+def test_server_optimizers_step_parameters_and_average_statistics():
+    params = torch.tensor([True, True, False])
+    start, mean = torch.tensor([1.0, 1.0, 5.0]), torch.tensor([2.0, 0.0, 7.0])
+    plain = FedAvgM(params, lr=1.0, momentum=0.0)(start, mean)
+    assert torch.equal(plain, mean)  # no momentum, lr 1: FedAvg
+    adam = FedAdam(params, lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)(start, mean)
+    assert adam[2] == 7.0  # a running statistic takes the mean
+    first_step = 0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)  # lr x m / (sqrt(v) + tau) after one change of 1
+    assert adam[0].item() == pytest.approx(1.0 + first_step) and adam[1].item() == pytest.approx(1.0 - first_step)
+    for strategy in ("fedavg", "fedprox", "fedadam", "fedavgm"):
+        assert build_server_step(strategy, FederatedConfig(), params)(start, mean).shape == start.shape
+
+
+# --- communication --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["none", "fp16", "int8", "topk"])
+def test_bytes_counted_equal_the_serialized_tensors(name):
+    trainer, layout, codec, clients = toy_setup(name)
+    n, tensors, k = layout.numel, len(layout.sizes), codec.topk
+    expected = {"none": 4 * n, "fp16": 2 * n, "int8": n + 4 * tensors, "topk": 8 * k}[name]
+    start, local = torch.randn(n), torch.randn(n)
+    parts = codec.encode(local, start)
+    assert len(to_bytes(parts)) == sum(p.numel() * p.element_size() for p in parts) == message_bytes(codec.kinds()) == expected
+    server, records = simulate(trainer, layout, codec, clients, server_cls=RecordingServer)
+    for record in records:
+        assert record.bytes_down == record.clients_sampled * len(server.broadcast()) == record.clients_sampled * 4 * n
+    assert sum(r.bytes_up for r in records) == sum(len(message) for message, _ in server.inputs) == len(server.inputs) * expected
+
+
+def test_codecs_reconstruct_the_update():
+    trainer, layout, _, _ = toy_setup()
+    start = torch.randn(layout.numel)
+    local = start + 0.01 * torch.randn(layout.numel)
+    largest_change = float((local - start).abs().max())
+    for name, tolerance in (("none", 0.0), ("fp16", largest_change * 2**-10), ("int8", largest_change / 127)):
+        codec = Codec(name, layout)
+        back = codec.decode(from_bytes(to_bytes(codec.encode(local, start)), codec.kinds()), start)
+        assert (back - local).abs().max() <= tolerance, name
+    topk = Codec("topk", layout, topk_fraction=0.1)
+    back = topk.decode(from_bytes(to_bytes(topk.encode(local, start)), topk.kinds()), start)
+    changed = (back != start).nonzero().flatten()
+    largest = (local - start).abs().topk(topk.topk).indices
+    assert sorted(changed.tolist()) == sorted(largest.tolist())
+    assert torch.allclose(back[largest], local[largest])
+
+
+def test_error_feedback_keeps_what_compression_dropped_on_the_client():
+    trainer, layout, codec, clients = toy_setup("topk")
+    client, start = clients[0], torch.zeros(layout.numel)
+    first, second = torch.randn(layout.numel), torch.randn(layout.numel)
+    sent = codec.decode(trainer.encode(client, first, start), start)
+    assert torch.allclose(sent + client.residual, first)  # sent now + kept for later = the whole change
+    sent_again = codec.decode(trainer.encode(client, second, start), start)
+    assert torch.allclose(sent_again + client.residual, second + (first - sent))
+    trainer.error_feedback = False
+    plain = Client(1, client.X, client.y)
+    trainer.encode(plain, first, start)
+    assert plain.residual is None
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+def test_a_client_batch_never_holds_a_lone_example():
+    generator = torch.Generator().manual_seed(0)
+    for n in range(2, 70):
+        client = Client(0, torch.arange(n).float().unsqueeze(1), torch.zeros(n, dtype=torch.long))
+        sizes, seen = [], []
+        for X, _ in client.batches(32, generator):
+            sizes.append(len(X))
+            seen += X.flatten().int().tolist()
+        assert min(sizes) >= 2 and sorted(seen) == list(range(n)), n
+
+
+def test_fedprox_keeps_a_client_closer_to_the_global_model():
+    distances = []
+    for mu in (0.0, 10.0):
+        trainer, layout, codec, clients = toy_setup()
+        trainer.prox_mu = mu
+        start = trainer.weights()
+        trainer.start_from(start)
+        trainer.train(clients[2], torch.Generator().manual_seed(0), epochs=5)
+        distances.append(float((trainer.weights() - start).norm()))
+    assert distances[1] < distances[0]
+
+
+def test_client_dropout_of_one_keeps_the_previous_global_model_and_logs_it(tracking_dir):
+    params = tiny_run(client_dropout=1.0, rounds=2, centralized=False, personalization_steps=0)
+    prepared = prepare_data(params)
+    start = initial_model(params, prepared.full, tracking_dir / "none.pt").state_dict()
+    entry, history = federate(params, prepared.full, prepared.partitions["iid"], "iid", "fedavg", start, tracking_dir)
+    model, _ = load_classifier(tracking_dir / "iid-fedavg.pt", params.model)
+    assert all(torch.equal(model.state_dict()[k], start[k]) for k in start)
+    assert entry["fl/rounds_without_reports"] == 2 and entry["comm/bytes_up_total"] == 0
+    assert entry["comm/bytes_down_total"] > 0  # the model was still sent to the clients that then dropped out
+    reported = MlflowClient().get_metric_history(entry["run_id"], "round/clients_reported")
+    assert [(m.step, m.value) for m in reported] == [(1, 0.0), (2, 0.0)]
+    assert [row["round"] for row in history] == [1, 2]
+
+
+# --- partitions -----------------------------------------------------------------------------------
+
+def test_shards_give_each_client_few_classes():
+    y = np.repeat(np.arange(10), 50)
+    clients = partition_shards(y, 10, 2, rng_for(0, "test"))
+    counts = client_class_counts(clients, y, 10)
+    assert counts.sum() == len(y) and set(np.bincount(clients)) == {50}
+    assert ((counts > 0).sum(axis=1) <= 2).all()
+    assert label_skew(clients, y) > 0.7
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    params = tiny_run()
+    with pretrained_workspace(tmp_path_factory.mktemp("federated"), params) as root:
+        yield root
+
+
+def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepared):
+    params = tiny_run(partitions=["iid", "shards"], strategies=["fedavg", "fedprox", "fedadam", "fedavgm"], init_from_base=True)
+    runs = run_federated(params, prepared / "data", prepared / "models/pretrain/base.pt", prepared / "out/models", prepared / "out/plots")
+    assert list(runs) == ["centralized"] + [f"{p}/{s}" for p in ("iid", "shards") for s in ("fedavg", "fedprox", "fedadam", "fedavgm")]
+    client = MlflowClient()
+    central = client.get_run(runs["centralized"]["run_id"])
+    assert central.data.tags["paradigm"] == "centralized"
+    assert central.data.params["trainer.max_epochs"] == str(params.federated.epoch_budget()) == "3"
+    assert central.data.params["trainer.batch_size"] == str(params.federated.local_batch_size)
+    for variant, entry in runs.items():
+        if variant == "centralized":
+            continue
+        run = client.get_run(entry["run_id"])
+        assert (run.data.tags["paradigm"], run.data.tags["variant"], run.data.tags["init"]) == ("federated", variant, "pretrained base")
+        assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
+        for key in ("test/acc", "test/loss", "round/clients_reported", "round/bytes_up", "round/bytes_down"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
+        assert entry["comm/bytes_total"] == entry["comm/bytes_down_total"] + entry["comm/bytes_up_total"] > 0
+        assert entry["fl/clients"] == 4 and entry["compare/acc_gap_vs_centralized"] == pytest.approx(entry["test/acc"] - runs["centralized"]["test/acc"])
+        assert 0 <= entry["personal/acc_before_mean"] <= 1 and 0 <= entry["personal/acc_after_mean"] <= 1
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert {"plots/rounds.png", "plots/personalization.png", "plots/confusion_matrix.png"} <= artifacts
+        model, _ = load_classifier(prepared / "out/models" / f"{variant.replace('/', '-')}.pt", params.model)
+        assert model.head.out_features == 10
+    for name in ("rounds.csv", "runs.csv", "personalization.csv"):
+        assert (prepared / "out/plots" / name).is_file()
+
+
+def test_the_same_seed_gives_the_same_federated_run(prepared):
+    params = tiny_run(strategies=["fedadam"], compression="int8", client_fraction=0.5, client_dropout=0.3, centralized=False)
+    data = load_task(prepared / "data/full.npz")
+    assignment = read_arrays(prepared / "data/federated.npz")["iid"]
+    start = initial_model(params, data, prepared / "none.pt").state_dict()
+    first, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "a")
+    second, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "b")
+    same = ("test/acc", "test/loss", "comm/bytes_total", "personal/acc_after_mean", "fl/rounds_without_reports")
+    assert {k: first[k] for k in same} == {k: second[k] for k in same}
+    assert (prepared / "a/iid-fedadam.pt").read_bytes() == (prepared / "b/iid-fedadam.pt").read_bytes()
+
+
+@pytest.mark.gpu
+def test_clients_train_on_the_gpu_when_there_is_one(tracking_dir):
+    params = tiny_run(centralized=False, personalization_steps=0)
+    prepared_data = prepare_data(params)
+    start = initial_model(params, prepared_data.full, tracking_dir / "none.pt").state_dict()
+    entry, _ = federate(params, prepared_data.full, prepared_data.partitions["iid"], "iid", "fedavg", start, tracking_dir)
+    run = MlflowClient().get_run(entry["run_id"])
+    assert run.data.tags["device"].startswith("cuda") and entry["memory/peak_bytes"] > 0
+    assert make_clients(np.zeros((2, 1), np.float32), np.zeros(2, np.int64), np.array([0, 1]), torch.device("cuda"))[0].X.is_cuda
+
+
+def test_federated_params_errors_name_the_key_and_what_is_allowed():
+    from tests.test_config import error_for
+
+    assert "federated.strategies[1] = 'fedsgd': must be 'fedavg', 'fedprox', 'fedadam' or 'fedavgm'" in error_for(
+        {"federated": {"strategies": ["fedavg", "fedsgd"]}})
+    assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for({"federated": {"client_fraction": 1.5}})
+    assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for({"federated": {"trainer": {"max_epochs": 3}}})
+    message = error_for({"prepare": {"federated": {"min_samples_per_client": 1}}})
+    assert "prepare.federated.min_samples_per_client = 1" in message and "batch_norm" in message
