@@ -1,13 +1,13 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. Both reuse .venv on a second call.
-# `make benchmark-transfer`, `make benchmark-multitask`: the tables of docs/benchmarks.md.
+# `make benchmark-transfer`, `make benchmark-multitask`, `make benchmark-federated`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup run test benchmark-transfer benchmark-multitask
+.PHONY: setup run test benchmark-transfer benchmark-multitask benchmark-federated
 
 setup: $(VENV)/.installed
 
@@ -35,3 +35,9 @@ benchmark-transfer: setup
 # The multi-task against separate models tables in docs/benchmarks.md (under a minute on two cores).
 benchmark-multitask: setup
 	$(BIN)/python -m benchmarks.multitask_seeds --csv benchmark-multitask.csv
+
+# The federated tables in docs/benchmarks.md: strategies against centralised, compression, and the
+# simulation's overhead for 10 and 100 clients (under two minutes on two cores).
+benchmark-federated: setup
+	$(BIN)/python -m benchmarks.federated_seeds --csv benchmark-federated.csv
+	$(BIN)/python -m benchmarks.federated_overhead --csv benchmark-federated-overhead.csv

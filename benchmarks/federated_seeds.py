@@ -1,0 +1,117 @@
+"""Benchmark: federated strategies against centralised training, and update compression, over several seeds.
+
+For each seed it runs the pipeline's own stage functions (prepare, then federated) on
+``params.yaml`` with ``seed`` overridden and, unless ``--set`` says otherwise, the issue's
+setting: 10 clients, Dirichlet alpha 0.1, every strategy on the IID and Dirichlet partitions.
+It then re-runs FedAvg on the IID partition once per compression. Everything runs in a
+temporary folder with its own MLflow store. It prints the tables in docs/benchmarks.md:
+test accuracy per partition and strategy (mean ± std over the seeds) with the gap to the
+centralised baseline, and bytes uploaded and accuracy per compression.
+
+    python -m benchmarks.federated_seeds                       # seeds 0 1 2
+    python -m benchmarks.federated_seeds --seeds 0 --compressions none int8
+    python -m benchmarks.federated_seeds --set federated.local_epochs=5
+
+Per-round output goes to ``--log`` (default: benchmark-federated.log); one line per run is printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
+from pipeline.config import parse_params
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.paradigms.federated import CENTRALIZED, run_federated
+
+ISSUE_SETTING = [
+    "prepare.federated.num_clients=10",
+    "prepare.federated.dirichlet_alpha=0.1",
+    "federated.partitions=[iid, dirichlet]",
+    "federated.strategies=[fedavg, fedprox, fedadam, fedavgm]",
+    "federated.compression=none",
+]
+KEPT = ("test/acc", "test/f1_macro", "comm/bytes_up_total", "comm/bytes_total", "personal/acc_before_mean",
+        "personal/acc_after_mean", "time/fit_seconds", "time/simulation_overhead")
+
+
+def run_setting(tree: dict, work: Path, log) -> list[dict]:
+    params = parse_params(tree)
+    data = work / "data"
+    write_prepared(prepare_data(params), data)
+    with contextlib.redirect_stderr(log):
+        runs = run_federated(params, data, work / "base.pt", work / "models", work / "plots")
+    return [{"variant": variant, **{k: run.get(k) for k in KEPT}} for variant, run in runs.items()]
+
+
+def benchmark(base: dict, seeds: list[int], compressions: list[str], log) -> pd.DataFrame:
+    rows = []
+    with scratch_store("federated") as work:
+        for seed in seeds:
+            tree = copy.deepcopy(base) | {"seed": seed}
+            started = time.perf_counter()
+            found = run_setting(tree, work / f"seed-{seed}", log)
+            rows += [{"seed": seed, "experiment": "strategies", "compression": tree["federated"]["compression"], **row} for row in found]
+            shown = "  ".join(f"{r['variant']} {r['test/acc']:.3f}" for r in found)
+            print(f"seed {seed} ({time.perf_counter() - started:.0f} s): {shown}", flush=True)
+            for compression in compressions:
+                one = with_overrides(copy.deepcopy(tree), ["federated.partitions=[iid]", "federated.strategies=[fedavg]", "federated.centralized=false",
+                                            f"federated.compression={compression}"])
+                found = run_setting(one, work / f"seed-{seed}-{compression}", log)
+                rows += [{"seed": seed, "experiment": "compression", "compression": compression, **row} for row in found]
+                print(f"seed {seed} iid/fedavg {compression}: test acc {found[0]['test/acc']:.3f}, "
+                      f"uploaded {found[0]['comm/bytes_up_total'] / 1e6:.2f} MB", flush=True)
+    return pd.DataFrame(rows)
+
+
+def _cell(values: pd.Series, digits: int = 3) -> str:
+    std = values.std() if len(values) > 1 else 0.0
+    return f"{values.mean():,.{digits}f} ± {std:,.{digits}f}"
+
+
+def summary_tables(results: pd.DataFrame) -> str:
+    """Markdown: accuracy per partition and strategy with the gap to centralised; bytes and accuracy per compression."""
+    strategies = results[results["experiment"] == "strategies"]
+    central = strategies[strategies["variant"] == CENTRALIZED].set_index("seed")["test/acc"]
+    lines = ["| run | test acc | gap to centralised (points) | macro-F1 | personalised acc (before → after) | fit time (s) |",
+             "|---|---|---|---|---|---|"]
+    for variant, group in strategies.groupby("variant", sort=False):
+        by_seed = group.set_index("seed")
+        gap = "" if variant == CENTRALIZED else _cell(100 * (by_seed["test/acc"] - central), 1)
+        personal = "" if by_seed["personal/acc_before_mean"].isna().all() else (
+            f"{_cell(by_seed['personal/acc_before_mean'])} → {_cell(by_seed['personal/acc_after_mean'])}")
+        lines.append(f"| {variant} | {_cell(by_seed['test/acc'])} | {gap} | {_cell(by_seed['test/f1_macro'])} | {personal} | "
+                     f"{_cell(by_seed['time/fit_seconds'], 2)} |")
+    compression = results[results["experiment"] == "compression"]
+    if not compression.empty:
+        plain = compression[compression["compression"] == "none"].set_index("seed")
+        lines += ["", "| iid/fedavg compression | uploaded per run (MB) | upload vs none | test acc | change vs none (points) |",
+                  "|---|---|---|---|---|"]
+        for name, group in compression.groupby("compression", sort=False):
+            by_seed = group.set_index("seed")
+            ratio = _cell(by_seed["comm/bytes_up_total"] / plain["comm/bytes_up_total"], 3) if not plain.empty else ""
+            change = _cell(100 * (by_seed["test/acc"] - plain["test/acc"]), 1) if not plain.empty else ""
+            lines.append(f"| {name} | {_cell(by_seed['comm/bytes_up_total'] / 1e6, 2)} | {ratio} | {_cell(by_seed['test/acc'])} | {change} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, "federated", "seed, experiment, compression, variant, figures")
+    parser.add_argument("--compressions", nargs="*", default=["none", "fp16", "int8", "topk"])
+    args = parser.parse_args()
+    args.set = ISSUE_SETTING + args.set
+    started = time.perf_counter()
+    with open(args.log, "w") as log:
+        results = benchmark(base_params(args), args.seeds, args.compressions, log)
+    if args.csv:
+        results.to_csv(args.csv, index=False)
+    print(f"\n{summary_tables(results)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-round log in {args.log}")
+
+
+if __name__ == "__main__":
+    main()
