@@ -289,3 +289,17 @@ def test_federated_params_errors_name_the_key_and_what_is_allowed():
     assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for({"federated": {"trainer": {"max_epochs": 3}}})
     message = error_for({"prepare": {"federated": {"min_samples_per_client": 1}}})
     assert "prepare.federated.min_samples_per_client = 1" in message and "batch_norm" in message
+
+
+def test_partitions_prepare_did_not_write_are_refused_naming_the_file(tmp_path):
+    from pipeline.errors import DataError
+    from pipeline.io import write_npz
+    from pipeline.paradigms.federated import load_partitions
+
+    write_npz(tmp_path / "federated.npz", iid=np.zeros(10, dtype=np.int64))
+    with pytest.raises(DataError, match=r"federated.npz: no 'shards' partition \(it has iid\); re-run `dvc repro prepare`"):
+        load_partitions(tmp_path / "federated.npz", ["iid", "shards"], 10)
+    with pytest.raises(DataError, match="covers 10 examples, full.npz trains on 12"):
+        load_partitions(tmp_path / "federated.npz", ["iid"], 12)
+    with pytest.raises(DataError, match="cannot be cut into 10 clients x 2 shards; lower prepare.federated.num_clients"):
+        partition_shards(np.zeros(15, dtype=np.int64), 10, 2, rng_for(0, "test"))

@@ -104,7 +104,7 @@ class LocalTrainer:
     def weights(self) -> torch.Tensor:
         return self.flat.detach().cpu().clone()
 
-    def round(self, client: Client, message: bytes, epochs: int, generator: torch.Generator) -> tuple[bytes, "LocalTraining"]:
+    def round(self, client: Client, message: bytes, epochs: int, generator: torch.Generator) -> tuple[bytes, LocalTraining]:
         """What a client does with the server's message: train on its data, answer with its encoded update."""
         start = from_bytes(message, [(torch.float32, self.layout.numel)])[0]
         self.start_from(start)
@@ -121,7 +121,7 @@ class LocalTrainer:
         client.residual = meant - self.codec.decode(parts, start)
         return parts
 
-    def train(self, client: Client, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None) -> "LocalTraining":
+    def train(self, client: Client, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None) -> LocalTraining:
         """``epochs`` passes over the client's data, or ``steps`` batches."""
         if not self.module.training:
             self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after an evaluation

@@ -67,4 +67,3 @@ class StateLayout:
 
     def views(self, vector: torch.Tensor) -> list[torch.Tensor]:
         return [part.view(shape) for part, shape in zip(vector.split(self.sizes), self.shapes)]
-

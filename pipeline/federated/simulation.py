@@ -58,8 +58,8 @@ def run_rounds(
         dropped = rng.random(m) < cfg.client_dropout
         seeds = rng.integers(2**62, size=m)
         message = server.broadcast()
-        down = up = samples = 0
-        local = weighted_loss = 0.0
+        down = up = examples = 0
+        local = loss_sum = 0.0
         for k, drops, seed in zip(sampled, dropped, seeds):
             down += len(message)
             if drops:
@@ -69,11 +69,11 @@ def run_rounds(
             server.receive(reply, len(client))
             up += len(reply)
             local += done.seconds
-            samples += cfg.local_epochs * len(client)
-            weighted_loss += done.loss * len(client)
+            examples += len(client)
+            loss_sum += done.loss * len(client)
         reported = server.close_round()
-        loss = weighted_loss * cfg.local_epochs / samples if samples else float("nan")
-        record = RoundRecord(r, m, reported, down, up, time.perf_counter() - started, local, samples, loss)
+        loss = loss_sum / examples if examples else float("nan")
+        record = RoundRecord(r, m, reported, down, up, time.perf_counter() - started, local, cfg.local_epochs * examples, loss)
         records.append(record)
         after_round(record)
     return records
