@@ -303,3 +303,44 @@ def test_partitions_prepare_did_not_write_are_refused_naming_the_file(tmp_path):
         load_partitions(tmp_path / "federated.npz", ["iid"], 12)
     with pytest.raises(DataError, match="cannot be cut into 10 clients x 2 shards; lower prepare.federated.num_clients"):
         partition_shards(np.zeros(15, dtype=np.int64), 10, 2, rng_for(0, "test"))
+
+
+# --- differential privacy -------------------------------------------------------------------------
+
+def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
+    from pipeline.federated.privacy import PrivateMean
+
+    start = torch.zeros(4)
+    exact = PrivateMean(start, clip_norm=1.0, noise_multiplier=0.0, expected_clients=2, generator=torch.Generator().manual_seed(0))
+    exact.add(torch.tensor([3.0, 4.0, 0.0, 0.0]), 100)  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
+    exact.add(torch.tensor([0.1, 0.0, 0.0, 0.0]), 1)
+    assert exact.clipped == 1
+    assert torch.allclose(exact.mean(), torch.tensor([0.35, 0.4, 0.0, 0.0]))
+    noisy = PrivateMean(torch.zeros(100_000), clip_norm=2.0, noise_multiplier=0.5, expected_clients=4, generator=torch.Generator().manual_seed(0))
+    assert float(noisy.mean().std()) == pytest.approx(0.5 * 2.0 / 4, rel=0.02)  # noise std sigma x clip over the expected clients
+
+
+def test_dp_samples_clients_independently_at_the_client_fraction():
+    from pipeline.federated.simulation import sample_clients
+
+    private = FederatedConfig(client_fraction=0.3, dp={"enabled": True})
+    counts = [len(sample_clients(private, 50, rng_for(0, str(i)))) for i in range(400)]
+    assert len(set(counts)) > 5 and np.mean(counts) == pytest.approx(15, rel=0.05)
+    assert {len(sample_clients(FederatedConfig(client_fraction=0.3), 50, rng_for(0, str(i)))) for i in range(20)} == {15}
+
+
+def test_dp_accounts_epsilon_every_round_and_adds_noise_even_when_nobody_reports(tracking_dir):
+    epsilons = {}
+    for noise in (0.5, 2.0):
+        params = tiny_run(client_dropout=1.0, rounds=3, centralized=False, personalization_steps=0,
+                          dp={"enabled": True, "noise_multiplier": noise, "clip_norm": 0.5})
+        prepared = prepare_data(params)
+        start = initial_model(params, prepared.full, tracking_dir / "none.pt").state_dict()
+        entry, _ = federate(params, prepared.full, prepared.partitions["iid"], "iid", "fedavg", start, tracking_dir)
+        model, _ = load_classifier(tracking_dir / "iid-fedavg.pt", params.model)
+        assert not all(torch.equal(model.state_dict()[k], start[k]) for k in start)  # the noise is released every round
+        history = [m.value for m in MlflowClient().get_metric_history(entry["run_id"], "privacy/epsilon")]
+        assert len(history) == 3 and 0 < history[0] < history[1] < history[2] == entry["privacy/epsilon"]
+        epsilons[noise] = entry["privacy/epsilon"]
+        assert MlflowClient().get_run(entry["run_id"]).data.tags["dp"] == "true"
+    assert epsilons[2.0] < epsilons[0.5]

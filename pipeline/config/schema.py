@@ -299,6 +299,15 @@ class FedAvgMSettings(Section):
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
+class DifferentialPrivacySettings(Section):
+    """DP-FedAvg (McMahan et al. 2018): clipped client changes, Gaussian noise, an (epsilon, delta) accountant."""
+
+    enabled: bool = False
+    clip_norm: float = Field(1.0, gt=0)  # largest L2 norm of one client's change
+    noise_multiplier: float = Field(1.0, gt=0)  # noise std over clip_norm (clipping alone gives no guarantee)
+    delta: float = Field(1e-5, gt=0, lt=1)  # epsilon is reported at this delta
+
+
 class FederatedConfig(Section):
     """Simulated clients train locally; only model updates reach the server."""
 
@@ -315,6 +324,7 @@ class FederatedConfig(Section):
     fedprox: FedProxSettings = Field(default_factory=FedProxSettings)
     fedadam: FedAdamSettings = Field(default_factory=FedAdamSettings)
     fedavgm: FedAvgMSettings = Field(default_factory=FedAvgMSettings)
+    dp: DifferentialPrivacySettings = Field(default_factory=DifferentialPrivacySettings)
     personalization_steps: int = Field(10, ge=0)  # local fine-tuning steps per client after training; 0 = none
     init_from_base: bool = False
     centralized: bool = True  # also train the centralised baseline on the pooled data

@@ -30,15 +30,25 @@ class RoundRecord:
     local_seconds: float  # of which the clients' local training
     local_samples: int  # examples processed in local training
     train_loss: float  # the reporting clients' mean local loss, weighted by their examples (nan if none reported)
+    clients_clipped: int = 0  # differential privacy: updates clipped to dp.clip_norm
 
     def as_metrics(self) -> dict[str, float]:
         """The tracking contract's ``train/loss`` and the round's own figures (a round without reports has no loss)."""
-        out = {f"round/{k}": float(v) for k, v in asdict(self).items() if k not in ("round", "train_loss")}
+        out = {f"round/{k}": float(v) for k, v in asdict(self).items() if k not in ("round", "train_loss", "clients_clipped")}
         return out | ({"train/loss": self.train_loss} if self.clients_reported else {})
 
 
 def clients_per_round(cfg: FederatedConfig, num_clients: int) -> int:
+    """How many clients a round samples (on average, under differential privacy)."""
     return max(1, round(cfg.client_fraction * num_clients))
+
+
+def sample_clients(cfg: FederatedConfig, num_clients: int, rng: np.random.Generator) -> np.ndarray:
+    """A fixed number of distinct clients; under differential privacy each independently with
+    probability ``client_fraction`` (Poisson sampling, as the privacy accountant assumes)."""
+    if cfg.dp.enabled:
+        return np.nonzero(rng.random(num_clients) < cfg.client_fraction)[0]
+    return np.sort(rng.choice(num_clients, size=clients_per_round(cfg, num_clients), replace=False))
 
 
 def run_rounds(
@@ -51,10 +61,10 @@ def run_rounds(
 ) -> list[RoundRecord]:
     """``rng`` draws the sampled clients, the dropouts and each client's shuffling seed, so a seed fixes the run."""
     records = []
-    m = clients_per_round(cfg, len(clients))
     for r in range(1, cfg.rounds + 1):
         started = time.perf_counter()
-        sampled = np.sort(rng.choice(len(clients), size=m, replace=False))
+        sampled = sample_clients(cfg, len(clients), rng)
+        m = len(sampled)
         dropped = rng.random(m) < cfg.client_dropout
         seeds = rng.integers(2**62, size=m)
         message = server.broadcast()
@@ -73,7 +83,7 @@ def run_rounds(
             loss_sum += done.loss * len(client)
         reported = server.close_round()
         loss = loss_sum / examples if examples else float("nan")
-        record = RoundRecord(r, m, reported, down, up, time.perf_counter() - started, local, cfg.local_epochs * examples, loss)
+        record = RoundRecord(r, m, reported, down, up, time.perf_counter() - started, local, cfg.local_epochs * examples, loss, server.clipped)
         records.append(record)
         after_round(record)
     return records

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import mlflow
 import numpy as np
@@ -30,6 +30,7 @@ from pipeline.federated.aggregation import build_server_step
 from pipeline.federated.client import LocalTrainer, make_clients
 from pipeline.federated.layout import StateLayout
 from pipeline.federated.personalization import personalize
+from pipeline.federated.privacy import PrivacyAccountant, PrivateMean
 from pipeline.federated.server import Server
 from pipeline.federated.simulation import RoundRecord, clients_per_round, run_rounds
 from pipeline.federated.wire import Codec
@@ -126,8 +127,8 @@ class RoundMonitor:
     """After each round: the global model's validation and test scores, logged with ``step`` = round,
     one progress line on the terminal, and a history row for the plots."""
 
-    def __init__(self, trainer: LocalTrainer, server: Server, data: TaskData, label: str, rounds: int):
-        self.trainer, self.server, self.label, self.rounds = trainer, server, label, rounds
+    def __init__(self, trainer: LocalTrainer, server: Server, data: TaskData, label: str, rounds: int, accountant: Optional[PrivacyAccountant] = None):
+        self.trainer, self.server, self.label, self.rounds, self.accountant = trainer, server, label, rounds, accountant
         self.X = {split: torch.from_numpy(data.X[split]) for split in ("val", "test")}
         self.y = {split: data.y[split] for split in ("val", "test")}
         self.history: list[dict] = []
@@ -138,9 +139,12 @@ class RoundMonitor:
         scores = {f"{split}/{name}": value for split in self.X for name, value in _scores(self.trainer.predict(self.X[split]), self.y[split]).items()}
         self.megabytes += (record.bytes_down + record.bytes_up) / MB
         row = {"round": record.round, **scores, **record.as_metrics(), "comm/megabytes_so_far": self.megabytes}
+        if self.accountant:
+            row |= {"privacy/epsilon": self.accountant.spend_round(), "privacy/clients_clipped": float(record.clients_clipped)}
         self.history.append(row)
         mlflow.log_metrics({k: v for k, v in row.items() if k != "round"}, step=record.round)
-        kept = "  (no client reported: global model kept)" if record.clients_reported == 0 else ""
+        kept = "  (no client reported: global model kept)" if record.clients_reported == 0 and not self.accountant else ""
+        kept += f"  epsilon {row['privacy/epsilon']:.2f}" if self.accountant else ""
         print(
             f"[{self.label}] round {record.round}/{self.rounds}  clients {record.clients_reported}/{record.clients_sampled}  "
             f"val/acc {scores['val/acc']:.4f}  test/acc {scores['test/acc']:.4f}  MB {self.megabytes:.2f}{kept}",
@@ -171,13 +175,14 @@ def federate(
         prox_mu=cfg.fedprox.mu if strategy == "fedprox" else 0.0, error_feedback=cfg.error_feedback,
     )
     clients = make_clients(data.X["train"], data.y["train"], assignment, trainer.device)
-    server = Server(trainer.weights(), codec, build_server_step(strategy, cfg, layout.param_mask()))
-    monitor = RoundMonitor(trainer, server, data, label, cfg.rounds)
+    private_mean, accountant = _privacy(params, variant, len(clients))
+    server = Server(trainer.weights(), codec, build_server_step(strategy, cfg, layout.param_mask()), private_mean)
+    monitor = RoundMonitor(trainer, server, data, label, cfg.rounds, accountant)
     with stage_run(params, STAGE, paradigm="federated", variant=variant, sections=SECTIONS) as run:
         mlflow.set_tags({
             "partition": partition, "strategy": strategy, "compression": cfg.compression, "init": _init_tag(params),
             "clients": str(len(clients)), "device": str(trainer.device), "precision": trainer_cfg.precision,
-            "optimizer": type(trainer.optimizer.optimizer).__name__,
+            "optimizer": type(trainer.optimizer.optimizer).__name__, "dp": str(cfg.dp.enabled).lower(),
         })
         with PeakMemory(trainer.device) as peak:
             records = run_rounds(server, trainer, clients, cfg, rng_for(params.seed, f"{STAGE}/{variant}"), monitor)
@@ -190,6 +195,9 @@ def federate(
         metrics |= {"memory/peak_bytes": peak.peak_bytes, "fl/clients": len(clients), "fl/clients_per_round": clients_per_round(cfg, len(clients))}
         if centralized_acc is not None:
             metrics["compare/acc_gap_vs_centralized"] = metrics["test/acc"] - centralized_acc
+        if accountant:
+            metrics |= {"privacy/epsilon": last["privacy/epsilon"], "privacy/delta": cfg.dp.delta,
+                        "privacy/clipped_share": sum(r.clients_clipped for r in records) / max(1, sum(r.clients_reported for r in records))}
         if cfg.personalization_steps:
             metrics |= _personalize(trainer, clients, server.global_, cfg.personalization_steps, monitor.X["test"], data, params.seed, variant, label)
             trainer.start_from(server.global_)
@@ -201,6 +209,19 @@ def federate(
         _log_rounds_figure(monitor.history, centralized_acc, label)
         mlflow.log_artifact(str(saved_at), "model")
     return {"run_id": run.info.run_id, **metrics}, monitor.history
+
+
+def _privacy(params: Params, variant: str, num_clients: int) -> tuple[Optional[Callable[[torch.Tensor], PrivateMean]], Optional[PrivacyAccountant]]:
+    """DP-FedAvg's noisy mean and its accountant when ``federated.dp.enabled``, else nothing."""
+    cfg = params.federated
+    if not cfg.dp.enabled:
+        return None, None
+    dp, expected = cfg.dp, cfg.client_fraction * num_clients
+    noise = torch.Generator().manual_seed(int(rng_for(params.seed, f"{STAGE}/{variant}/dp").integers(2**62)))
+    return (
+        lambda start: PrivateMean(start, dp.clip_norm, dp.noise_multiplier, expected, noise),
+        PrivacyAccountant(dp.noise_multiplier, cfg.client_fraction, dp.delta),
+    )
 
 
 def _log_rounds_figure(history: list[dict], centralized_acc: Optional[float], label: str) -> None:
