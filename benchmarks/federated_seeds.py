@@ -3,10 +3,12 @@
 For each seed it runs the pipeline's own stage functions (prepare, then federated) on
 ``params.yaml`` with ``seed`` overridden and, unless ``--set`` says otherwise, the issue's
 setting: 10 clients, Dirichlet alpha 0.1, every strategy on the IID and Dirichlet partitions.
-It then re-runs FedAvg on the IID partition once per compression. Everything runs in a
+It then re-runs FedAvg on the IID partition once per compression, and with differential
+privacy (100 clients, a tenth per round) once per noise multiplier. Everything runs in a
 temporary folder with its own MLflow store. It prints the tables in docs/benchmarks.md:
 test accuracy per partition and strategy (mean ± std over the seeds) with the gap to the
-centralised baseline, and bytes uploaded and accuracy per compression.
+centralised baseline, bytes uploaded and accuracy per compression, and epsilon and accuracy
+per DP noise multiplier.
 
     python -m benchmarks.federated_seeds                       # seeds 0 1 2
     python -m benchmarks.federated_seeds --seeds 0 --compressions none int8
@@ -37,7 +39,10 @@ ISSUE_SETTING = [
     "federated.compression=none",
 ]
 KEPT = ("test/acc", "test/f1_macro", "comm/bytes_up_total", "comm/bytes_total", "personal/acc_before_mean",
-        "personal/acc_after_mean", "time/fit_seconds", "time/simulation_overhead")
+        "personal/acc_after_mean", "time/fit_seconds", "time/simulation_overhead", "privacy/epsilon", "privacy/clipped_share")
+DP_SETTING = ["prepare.federated.num_clients={clients}", "prepare.federated.dirichlet_alpha=0.5", "federated.client_fraction=0.1", "federated.partitions=[iid]",
+              "federated.strategies=[fedavg]", "federated.centralized=false", "federated.personalization_steps=0",
+              "federated.dp.enabled=true", "federated.dp.noise_multiplier={noise}"]
 
 
 def run_setting(tree: dict, work: Path, log) -> list[dict]:
@@ -49,7 +54,7 @@ def run_setting(tree: dict, work: Path, log) -> list[dict]:
     return [{"variant": variant, **{k: run.get(k) for k in KEPT}} for variant, run in runs.items()]
 
 
-def benchmark(base: dict, seeds: list[int], compressions: list[str], log) -> pd.DataFrame:
+def benchmark(base: dict, seeds: list[int], compressions: list[str], dp_noise: list[float], dp_clients: int, log) -> pd.DataFrame:
     rows = []
     with scratch_store("federated") as work:
         for seed in seeds:
@@ -66,6 +71,12 @@ def benchmark(base: dict, seeds: list[int], compressions: list[str], log) -> pd.
                 rows += [{"seed": seed, "experiment": "compression", "compression": compression, **row} for row in found]
                 print(f"seed {seed} iid/fedavg {compression}: test acc {found[0]['test/acc']:.3f}, "
                       f"uploaded {found[0]['comm/bytes_up_total'] / 1e6:.2f} MB", flush=True)
+            for noise in dp_noise:
+                one = with_overrides(copy.deepcopy(tree), [k.format(clients=dp_clients, noise=noise) for k in DP_SETTING])
+                found = run_setting(one, work / f"seed-{seed}-dp-{noise}", log)
+                rows += [{"seed": seed, "experiment": "privacy", "noise_multiplier": noise, **row} for row in found]
+                print(f"seed {seed} iid/fedavg, {dp_clients} clients, DP noise {noise}: test acc {found[0]['test/acc']:.3f}, "
+                      f"epsilon {found[0]['privacy/epsilon']:.3g}", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -97,17 +108,24 @@ def summary_tables(results: pd.DataFrame) -> str:
             ratio = _cell(by_seed["comm/bytes_up_total"] / plain["comm/bytes_up_total"], 3) if not plain.empty else ""
             change = _cell(100 * (by_seed["test/acc"] - plain["test/acc"]), 1) if not plain.empty else ""
             lines.append(f"| {name} | {_cell(by_seed['comm/bytes_up_total'] / 1e6, 2)} | {ratio} | {_cell(by_seed['test/acc'])} | {change} |")
+    privacy = results[results["experiment"] == "privacy"]
+    if not privacy.empty:
+        lines += ["", "| DP noise multiplier | epsilon (delta 1e-5) | test acc | updates clipped |", "|---|---|---|---|"]
+        for noise, group in privacy.groupby("noise_multiplier", sort=False):
+            lines.append(f"| {noise} | {group['privacy/epsilon'].iloc[0]:.3g} | {_cell(group['test/acc'])} | {_cell(group['privacy/clipped_share'], 2)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = benchmark_parser(__doc__, "federated", "seed, experiment, compression, variant, figures")
     parser.add_argument("--compressions", nargs="*", default=["none", "fp16", "int8", "topk"])
+    parser.add_argument("--dp-noise", nargs="*", type=float, default=[0.1, 0.3, 1.0], help="DP-FedAvg noise multipliers to run")
+    parser.add_argument("--dp-clients", type=int, default=100, help="clients for the DP runs (a tenth take part each round)")
     args = parser.parse_args()
     args.set = ISSUE_SETTING + args.set
     started = time.perf_counter()
     with open(args.log, "w") as log:
-        results = benchmark(base_params(args), args.seeds, args.compressions, log)
+        results = benchmark(base_params(args), args.seeds, args.compressions, args.dp_noise, args.dp_clients, log)
     if args.csv:
         results.to_csv(args.csv, index=False)
     print(f"\n{summary_tables(results)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-round log in {args.log}")
