@@ -315,6 +315,10 @@ def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
     exact.add(torch.tensor([3.0, 4.0, 0.0, 0.0]), 100)  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
     exact.add(torch.tensor([0.1, 0.0, 0.0, 0.0]), 1)
     assert exact.clipped == 1
+    private_server = Server(torch.zeros(4), Codec("none", StateLayout(("w",), (torch.Size([4]),), (True,))), take_mean,
+                            lambda start: PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="sample count"):
+        private_server.receive(private_server.broadcast(), 2.5)
     assert torch.allclose(exact.mean(), torch.tensor([0.35, 0.4, 0.0, 0.0]))
     noisy = PrivateMean(torch.zeros(100_000), clip_norm=2.0, noise_multiplier=0.5, expected_clients=4, generator=torch.Generator().manual_seed(0))
     assert float(noisy.mean().std()) == pytest.approx(0.5 * 2.0 / 4, rel=0.02)  # noise std sigma x clip over the expected clients

@@ -16,6 +16,11 @@ import torch
 from pipeline.config.schema import FederatedConfig
 
 
+def check_sample_count(count: int) -> None:
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"a client's sample count is a positive int, got {count!r}")
+
+
 class WeightedMean:
     """Sum of ``count x vector`` in float64, so integer weights are exact: n identical vectors average to that vector."""
 
@@ -24,8 +29,7 @@ class WeightedMean:
         self.count = 0
 
     def add(self, vector: torch.Tensor, count: int) -> None:
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"a client's sample count is a positive int, got {count!r}")
+        check_sample_count(count)
         self.total.add_(vector.double(), alpha=count)
         self.count += count
 

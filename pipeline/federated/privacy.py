@@ -28,7 +28,6 @@ class PrivateMean:
         self.expected_clients = expected_clients
         self.generator = generator
         self.total = torch.zeros_like(start, dtype=torch.float64)
-        self.count = 0
         self.clipped = 0
 
     def add(self, weights: torch.Tensor, count: int) -> None:
@@ -39,7 +38,6 @@ class PrivateMean:
             change *= self.clip_norm / norm
             self.clipped += 1
         self.total += change
-        self.count += 1
 
     def mean(self) -> torch.Tensor:
         noise = torch.randn(self.start.shape, generator=self.generator, dtype=torch.float64) * (self.noise_multiplier * self.clip_norm)

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from pipeline.federated.aggregation import ServerStep, WeightedMean
+from pipeline.federated.aggregation import ServerStep, WeightedMean, check_sample_count
 from pipeline.federated.privacy import PrivateMean
 from pipeline.federated.wire import Codec, from_bytes, to_bytes
 
@@ -41,7 +41,8 @@ class Server:
         return self._message
 
     def receive(self, message: bytes, num_samples: int) -> None:
-        """One client's update and how many examples it trained on."""
+        """One client's update and how many examples it trained on (checked even where the mean ignores it)."""
+        check_sample_count(num_samples)
         weights = self.codec.decode(from_bytes(message, self._kinds), self.global_)
         self._round.add(weights, num_samples)
         self._reports += 1
