@@ -1,4 +1,5 @@
-"""What every benchmark script shares: its command line, params with ``--set`` overrides, a scratch MLflow store."""
+"""What every benchmark script shares: its command line, params with ``--set`` overrides, a scratch MLflow store,
+the mean ± std cells of its tables."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 import yaml
 
 from pipeline.config import load_params
@@ -52,3 +54,12 @@ def scratch_store(name: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=f"benchmark-{name}-") as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         yield Path(tmp)
+
+
+def mean_std(values: pd.Series, digits: int = 3) -> str:
+    """A table cell: mean ± std over the seeds (std 0 for one seed; a dash when there is no value)."""
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    std = values.std() if len(values) > 1 else 0.0
+    return f"{values.mean():,.{digits}f} ± {std:,.{digits}f}"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
+from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store, with_overrides
 from pipeline.config import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.federated import CENTRALIZED, run_federated
@@ -80,11 +80,6 @@ def benchmark(base: dict, seeds: list[int], compressions: list[str], dp_noise: l
     return pd.DataFrame(rows)
 
 
-def _cell(values: pd.Series, digits: int = 3) -> str:
-    std = values.std() if len(values) > 1 else 0.0
-    return f"{values.mean():,.{digits}f} ± {std:,.{digits}f}"
-
-
 def summary_tables(results: pd.DataFrame) -> str:
     """Markdown: accuracy per partition and strategy with the gap to centralised; bytes and accuracy per compression."""
     strategies = results[results["experiment"] == "strategies"]
@@ -93,11 +88,11 @@ def summary_tables(results: pd.DataFrame) -> str:
              "|---|---|---|---|---|---|"]
     for variant, group in strategies.groupby("variant", sort=False):
         by_seed = group.set_index("seed")
-        gap = "" if variant == CENTRALIZED else _cell(100 * (by_seed["test/acc"] - central), 1)
+        gap = "" if variant == CENTRALIZED else mean_std(100 * (by_seed["test/acc"] - central), 1)
         personal = "" if by_seed["personal/acc_before_mean"].isna().all() else (
-            f"{_cell(by_seed['personal/acc_before_mean'])} → {_cell(by_seed['personal/acc_after_mean'])}")
-        lines.append(f"| {variant} | {_cell(by_seed['test/acc'])} | {gap} | {_cell(by_seed['test/f1_macro'])} | {personal} | "
-                     f"{_cell(by_seed['time/fit_seconds'], 2)} |")
+            f"{mean_std(by_seed['personal/acc_before_mean'])} → {mean_std(by_seed['personal/acc_after_mean'])}")
+        lines.append(f"| {variant} | {mean_std(by_seed['test/acc'])} | {gap} | {mean_std(by_seed['test/f1_macro'])} | {personal} | "
+                     f"{mean_std(by_seed['time/fit_seconds'], 2)} |")
     compression = results[results["experiment"] == "compression"]
     if not compression.empty:
         plain = compression[compression["compression"] == "none"].set_index("seed")
@@ -105,14 +100,14 @@ def summary_tables(results: pd.DataFrame) -> str:
                   "|---|---|---|---|---|"]
         for name, group in compression.groupby("compression", sort=False):
             by_seed = group.set_index("seed")
-            ratio = _cell(by_seed["comm/bytes_up_total"] / plain["comm/bytes_up_total"], 3) if not plain.empty else ""
-            change = _cell(100 * (by_seed["test/acc"] - plain["test/acc"]), 1) if not plain.empty else ""
-            lines.append(f"| {name} | {_cell(by_seed['comm/bytes_up_total'] / 1e6, 2)} | {ratio} | {_cell(by_seed['test/acc'])} | {change} |")
+            ratio = mean_std(by_seed["comm/bytes_up_total"] / plain["comm/bytes_up_total"], 3) if not plain.empty else ""
+            change = mean_std(100 * (by_seed["test/acc"] - plain["test/acc"]), 1) if not plain.empty else ""
+            lines.append(f"| {name} | {mean_std(by_seed['comm/bytes_up_total'] / 1e6, 2)} | {ratio} | {mean_std(by_seed['test/acc'])} | {change} |")
     privacy = results[results["experiment"] == "privacy"]
     if not privacy.empty:
         lines += ["", "| DP noise multiplier | epsilon (delta 1e-5) | test acc | updates clipped |", "|---|---|---|---|"]
         for noise, group in privacy.groupby("noise_multiplier", sort=False):
-            lines.append(f"| {noise} | {group['privacy/epsilon'].iloc[0]:.3g} | {_cell(group['test/acc'])} | {_cell(group['privacy/clipped_share'], 2)} |")
+            lines.append(f"| {noise} | {group['privacy/epsilon'].iloc[0]:.3g} | {mean_std(group['test/acc'])} | {mean_std(group['privacy/clipped_share'], 2)} |")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import base_params, benchmark_parser, scratch_store
+from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
 from pipeline.config import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.multitask import COSTS, SHARED, run_multitask
@@ -65,26 +65,21 @@ def benchmark(base: dict, seeds: list[int], weightings: list[str], log) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _cell(values: pd.Series, digits: int) -> str:
-    std = values.std() if len(values) > 1 else 0.0
-    return f"{values.mean():,.{digits}f} ± {std:,.{digits}f}"
-
-
 def summary_tables(results: pd.DataFrame) -> str:
     """Markdown: test accuracy per task and approach; costs of each approach and their ratio."""
     accuracy = results[results["task"] != "(cost)"]
     tasks = list(dict.fromkeys(accuracy["task"]))
     lines = ["| weighting | approach | " + " | ".join(f"{t} test acc" for t in tasks) + " |", "|---|---|" + "---|" * len(tasks)]
     for (weighting, approach), group in accuracy.groupby(["weighting", "approach"], sort=False):
-        lines.append(f"| {weighting} | {approach} | " + " | ".join(_cell(group[group["task"] == t]["test_acc"], 3) for t in tasks) + " |")
+        lines.append(f"| {weighting} | {approach} | " + " | ".join(mean_std(group[group["task"] == t]["test_acc"], 3) for t in tasks) + " |")
     costs = results[results["task"] == "(cost)"]
     lines += ["", "| weighting | approach | " + " | ".join(COST_COLUMNS.values()) + " |", "|---|---|" + "---|" * len(COST_COLUMNS)]
     for (weighting, approach), group in costs.groupby(["weighting", "approach"], sort=False):
-        lines.append(f"| {weighting} | {approach} | " + " | ".join(_cell(group[k], 2 if k.startswith("time") else 0) for k in COST_COLUMNS) + " |")
+        lines.append(f"| {weighting} | {approach} | " + " | ".join(mean_std(group[k], 2 if k.startswith("time") else 0) for k in COST_COLUMNS) + " |")
     for weighting, group in costs.groupby("weighting", sort=False):
         shared = group[group["approach"] == "multitask"].set_index("seed")
         separate = group[group["approach"] == "separate"].set_index("seed")
-        ratios = " | ".join(_cell(shared[k] / separate[k], 3) for k in COST_COLUMNS)
+        ratios = " | ".join(mean_std(shared[k] / separate[k], 3) for k in COST_COLUMNS)
         lines.append(f"| {weighting} | ratio multitask / separate | {ratios} |")
     return "\n".join(lines)
 

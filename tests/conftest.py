@@ -18,6 +18,7 @@ TINY = {
     "model": {"hidden_sizes": [32], "channels": [8]},
     "trainer": {"max_epochs": 3, "batch_size": 64, "early_stopping_patience": None},
     "federated": {"rounds": 4, "personalization_steps": 2, "strategies": ["fedavg", "fedprox"], "partitions": ["iid", "dirichlet"]},
+    "active_learning": {"rounds": 3, "query_size": 10, "train_steps": 20, "mc_samples": 4},
 }
 
 

@@ -12,7 +12,7 @@ from pipeline.config import load_params, parse_params
 from pipeline.config.schema import Params, TrainerConfig, TrainerOverrides
 from pipeline.data import prepare
 from pipeline.errors import ConfigError
-from pipeline.paradigms import federated, finetune, multitask, pretrain, scratch, transfer
+from pipeline.paradigms import active_learning, federated, finetune, multitask, pretrain, scratch, transfer
 from tests.conftest import PROJECT_ROOT
 
 
@@ -99,7 +99,7 @@ def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
 def test_dvc_yaml_lists_the_sections_and_code_each_stage_reads():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     modules = {"prepare": prepare, "pretrain": pretrain, "transfer": transfer, "finetune": finetune, "scratch": scratch,
-               "multitask": multitask, "federated": federated}
+               "multitask": multitask, "federated": federated, "active_learning": active_learning}
     assert set(stages) == set(modules)
     for name, module in modules.items():
         assert tuple(stages[name]["params"]) == module.SECTIONS, name
@@ -108,6 +108,6 @@ def test_dvc_yaml_lists_the_sections_and_code_each_stage_reads():
 
 
 def test_every_stage_section_has_trainer_overrides_and_a_stage():
-    for name in ("pretrain", "transfer", "finetune", "scratch", "multitask", "federated"):
+    for name in ("pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning"):
         assert Params.model_fields[name].annotation.model_fields["trainer"].annotation is TrainerOverrides
         assert (PROJECT_ROOT / "stages" / f"{name}.py").is_file()

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import PROJECT_ROOT, make_params
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
-STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch", "multitask", "federated")
+STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning")
 
 
 def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -59,6 +59,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
                  "models/scratch/model.pt", "plots/finetune/history.csv", "plots/scratch/memory.csv",
                  "models/multitask/multitask.pt", "models/multitask/single_task-parity.pt", "plots/multitask/loss_weights.csv",
                  "models/federated/iid-fedavg.pt", "models/federated/centralized.pt", "plots/federated/rounds.csv",
+                 "models/active_learning/random.pt", "models/active_learning/margin.pt", "plots/active_learning/curves.csv",
                  "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock"]:
         assert (root / path).is_file(), path
 
@@ -83,14 +84,14 @@ def test_second_repro_has_nothing_to_do(repo):
 
 def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
     root, env, _ = repo
-    for stage in ("pretrain", "finetune", "multitask", "federated"):
+    for stage in ("pretrain", "finetune", "multitask", "federated", "active_learning"):
         before = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
         sh(["dvc", "repro", "--force", "--single-item", stage], root, env)
         after = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
         assert set(after) == set(before)
         for variant in before:
             assert after[variant]["run_id"] != before[variant]["run_id"]
-            for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss", "val/loss", "comm/bytes_total"):
+            for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss", "val/loss", "comm/bytes_total", "al/alc"):
                 assert after[variant].get(key) == before[variant].get(key), (stage, variant, key)
     assert ran(sh(["dvc", "repro"], root, env).stdout) == []  # byte-identical outputs: nothing downstream is stale
 
@@ -112,8 +113,8 @@ def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
     params["pretrain"]["trainer"] = {"max_epochs": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = sh(["dvc", "repro"], root, env)
-    # not prepare, not scratch; multitask and federated too, as they may start from the base (init_from_base)
-    assert sorted(ran(rerun.stdout)) == ["federated", "finetune", "multitask", "pretrain", "transfer"]
+    # not prepare, not scratch; multitask, federated and active learning too, as they may start from the base (init_from_base)
+    assert sorted(ran(rerun.stdout)) == ["active_learning", "federated", "finetune", "multitask", "pretrain", "transfer"]
     history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2  # header + the two epochs now asked for
 
@@ -128,6 +129,7 @@ def test_dvc_shows_metrics_and_renders_plots(repo):
     assert "target task: validation accuracy per epoch" in html and '"variant": "scratch"' in html
     assert "multitask vs separate models: test accuracy per task" in html and '"task": "parity"' in html
     assert "federated: global test accuracy per round" in html and '"variant": "dirichlet/fedprox"' in html
+    assert "active learning: test accuracy vs labels used" in html and '"variant": "bald"' in html
     errors = json.loads(sh(["dvc", "plots", "show", "--json"], root, env).stdout).get("errors")
     assert not errors, errors
 

@@ -24,7 +24,8 @@ from pipeline.federated.simulation import run_rounds
 from pipeline.federated.wire import Codec, from_bytes, message_bytes, to_bytes
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
-from pipeline.paradigms.federated import federate, initial_model, run_federated
+from pipeline.models.reuse import starting_classifier
+from pipeline.paradigms.federated import federate, run_federated
 from pipeline.seeding import rng_for, seed_everything
 from tests.conftest import make_params, pretrained_workspace
 from tests.test_pretrain import CONTRACT
@@ -198,7 +199,7 @@ def test_fedprox_keeps_a_client_closer_to_the_global_model():
 def test_client_dropout_of_one_keeps_the_previous_global_model_and_logs_it(tracking_dir):
     params = tiny_run(client_dropout=1.0, rounds=2, centralized=False, personalization_steps=0)
     prepared = prepare_data(params)
-    start = initial_model(params, prepared.full, tracking_dir / "none.pt").state_dict()
+    start = starting_classifier(params.model, prepared.full, tracking_dir / "none.pt", False, params.seed).state_dict()
     entry, history = federate(params, prepared.full, prepared.partitions["iid"], "iid", "fedavg", start, tracking_dir)
     model, _ = load_classifier(tracking_dir / "iid-fedavg.pt", params.model)
     assert all(torch.equal(model.state_dict()[k], start[k]) for k in start)
@@ -261,7 +262,7 @@ def test_the_same_seed_gives_the_same_federated_run(prepared):
     params = tiny_run(strategies=["fedadam"], compression="int8", client_fraction=0.5, client_dropout=0.3, centralized=False)
     data = load_task(prepared / "data/full.npz")
     assignment = read_arrays(prepared / "data/federated.npz")["iid"]
-    start = initial_model(params, data, prepared / "none.pt").state_dict()
+    start = starting_classifier(params.model, data, prepared / "none.pt", False, params.seed).state_dict()
     first, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "a")
     second, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "b")
     same = ("test/acc", "test/loss", "comm/bytes_total", "personal/acc_after_mean", "fl/rounds_without_reports")
@@ -273,7 +274,7 @@ def test_the_same_seed_gives_the_same_federated_run(prepared):
 def test_clients_train_on_the_gpu_when_there_is_one(tracking_dir):
     params = tiny_run(centralized=False, personalization_steps=0)
     prepared_data = prepare_data(params)
-    start = initial_model(params, prepared_data.full, tracking_dir / "none.pt").state_dict()
+    start = starting_classifier(params.model, prepared_data.full, tracking_dir / "none.pt", False, params.seed).state_dict()
     entry, _ = federate(params, prepared_data.full, prepared_data.partitions["iid"], "iid", "fedavg", start, tracking_dir)
     run = MlflowClient().get_run(entry["run_id"])
     assert run.data.tags["device"].startswith("cuda") and entry["memory/peak_bytes"] > 0
@@ -339,7 +340,7 @@ def test_dp_accounts_epsilon_every_round_and_adds_noise_even_when_nobody_reports
         params = tiny_run(client_dropout=1.0, rounds=3, centralized=False, personalization_steps=0,
                           dp={"enabled": True, "noise_multiplier": noise, "clip_norm": 0.5})
         prepared = prepare_data(params)
-        start = initial_model(params, prepared.full, tracking_dir / "none.pt").state_dict()
+        start = starting_classifier(params.model, prepared.full, tracking_dir / "none.pt", False, params.seed).state_dict()
         entry, _ = federate(params, prepared.full, prepared.partitions["iid"], "iid", "fedavg", start, tracking_dir)
         model, _ = load_classifier(tracking_dir / "iid-fedavg.pt", params.model)
         assert not all(torch.equal(model.state_dict()[k], start[k]) for k in start)  # the noise is released every round

@@ -29,6 +29,14 @@ def once_each(values: list[str], what: str) -> list[str]:
     return values
 
 
+def refuse_trainer_keys(trainer: "TrainerOverrides", keys: tuple[str, ...], stage: str, why: str) -> "TrainerOverrides":
+    """``trainer`` unchanged, or an error when it sets one of ``keys``, which the stage's own params replace."""
+    for key in keys:
+        if getattr(trainer, key) is not None:
+            raise ValueError(f"{key} = {getattr(trainer, key)} is not a {stage} trainer option: {why}")
+    return trainer
+
+
 class DataConfig(Section):
     source: Literal["digits", "npz", "csv"] = "digits"
     path: Optional[Path] = None
@@ -338,17 +346,50 @@ class FederatedConfig(Section):
     @field_validator("trainer")
     @classmethod
     def _budget_from_rounds(cls, trainer: TrainerOverrides) -> TrainerOverrides:
-        for key in ("max_epochs", "batch_size"):
-            if getattr(trainer, key) is not None:
-                raise ValueError(
-                    f"{key} = {getattr(trainer, key)} is not a federated trainer option: the clients train local_epochs per round at local_batch_size, "
-                    "and the centralised baseline gets the same budget; set federated.rounds, local_epochs or local_batch_size"
-                )
-        return trainer
+        return refuse_trainer_keys(trainer, ("max_epochs", "batch_size"), "federated",
+            "the clients train local_epochs per round at local_batch_size, and the centralised baseline gets the same budget; "
+            "set federated.rounds, local_epochs or local_batch_size")
 
     def epoch_budget(self) -> int:
         """Passes over the pooled data the federated clients make together: the centralised baseline's epochs."""
         return max(1, math.ceil(self.rounds * self.client_fraction * self.local_epochs))
+
+
+QueryStrategy = Literal["random", "least_confidence", "margin", "entropy", "bald"]
+QUERY_STRATEGIES: tuple[str, ...] = typing.get_args(QueryStrategy)
+CONTROL = "random"  # the strategy every other is compared with
+
+
+class ActiveLearningConfig(Section):
+    """Rounds of: train on the labelled set, score the unlabelled pool, have the top ``query_size`` labelled."""
+
+    strategies: list[QueryStrategy] = Field(default_factory=lambda: list(QUERY_STRATEGIES), min_length=1)
+    query_size: int = Field(20, ge=1)  # examples labelled per round
+    rounds: int = Field(15, ge=1)  # queries; the learning curve has rounds + 1 points
+    label_budget: Optional[int] = Field(None, ge=1)  # stop once this many examples (seed set included) are labelled
+    train_steps: int = Field(300, ge=1)  # gradient steps per round on the labelled set
+    warm_start: bool = False  # false: each round retrains from the same start; true: from the last round's weights
+    init_from_base: bool = False  # true: start from pretrain's base (new head) instead of random weights
+    pool_subsample: Optional[int] = Field(None, ge=1)  # score only this many random pool examples per round (speed)
+    mc_samples: int = Field(20, ge=2)  # bald: stochastic forward passes with dropout on
+    cooperative: bool = False  # CEAL: also train each round on confident pool predictions as pseudo-labels
+    pseudo_label_threshold: float = Field(0.99, gt=0, lt=1)  # cooperative: least predicted probability of a pseudo-label
+    target_accuracy: Optional[float] = Field(None, gt=0, le=1)  # al/labels_to_target; null: random's final test accuracy
+    trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
+
+    @field_validator("strategies")
+    @classmethod
+    def _control_first(cls, values: list[str]) -> list[str]:
+        """Every strategy once; ``random`` always runs, first: the others are measured against it."""
+        once_each(values, "strategy")
+        return [CONTROL] + [v for v in values if v != CONTROL]
+
+    @field_validator("trainer")
+    @classmethod
+    def _steps_not_epochs(cls, trainer: TrainerOverrides) -> TrainerOverrides:
+        return refuse_trainer_keys(trainer, ("max_epochs", "early_stopping_patience"), "active_learning",
+            "each round trains active_learning.train_steps steps on the labelled set (no validation labels are spent on "
+            "early stopping); set active_learning.train_steps")
 
 
 class Params(Section):
@@ -364,6 +405,7 @@ class Params(Section):
     scratch: ScratchConfig = Field(default_factory=ScratchConfig)
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
     federated: FederatedConfig = Field(default_factory=FederatedConfig)
+    active_learning: ActiveLearningConfig = Field(default_factory=ActiveLearningConfig)
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> "Params":
@@ -395,6 +437,18 @@ class Params(Section):
             raise ValueError(
                 f"prepare.federated.min_samples_per_client = {split.min_samples_per_client}: with model.batch_norm true a client "
                 "needs at least 2 examples (batch normalisation cannot train on one); allowed >= 2"
+            )
+        al = self.active_learning
+        if "bald" in al.strategies and self.model.dropout == 0:
+            raise ValueError(
+                "active_learning.strategies includes 'bald', which samples predictions with dropout on, but model.dropout = 0; "
+                "set model.dropout > 0 (e.g. 0.1) or remove 'bald'"
+            )
+        seed_size = self.prepare.active_learning.initial_labelled
+        if al.label_budget is not None and al.label_budget <= seed_size:
+            raise ValueError(
+                f"active_learning.label_budget = {al.label_budget}: the seed set already has "
+                f"prepare.active_learning.initial_labelled = {seed_size} labels; allowed > {seed_size}"
             )
         return self
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from pipeline.config.schema import ModelConfig
@@ -15,6 +16,7 @@ from pipeline.data.prepared import TaskData
 from pipeline.errors import DataError
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import Classifier, build_classifier
+from pipeline.seeding import seed_everything
 
 
 def load_base_for(task: TaskData, checkpoint: str | Path, model_cfg: ModelConfig) -> Classifier:
@@ -52,3 +54,19 @@ def renew_top_layers(
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def starting_classifier(model_cfg: ModelConfig, task: TaskData, base_checkpoint: str | Path, from_base: bool, seed: int) -> Classifier:
+    """What a stage's runs start from: the pretrained base with a new head (``from_base``) or random weights."""
+    seed_everything(seed)
+    if not from_base:
+        return build_classifier(model_cfg, task.input_shape, task.num_classes)
+    model = load_base_for(task, base_checkpoint, model_cfg)
+    return renew_top_layers(model, model_cfg, task.input_shape, task.num_classes, top_layer_names(model, 1))
+
+
+def classifier_with(model_cfg: ModelConfig, task: TaskData, state: dict[str, torch.Tensor]) -> Classifier:
+    """A new classifier for ``task`` holding ``state``: each run of a stage gets its own copy of the shared start."""
+    model = build_classifier(model_cfg, task.input_shape, task.num_classes)
+    model.load_state_dict(state)
+    return model

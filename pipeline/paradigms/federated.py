@@ -21,7 +21,6 @@ from typing import Callable, Optional
 import mlflow
 import numpy as np
 import torch
-from torchmetrics.functional.classification import multiclass_f1_score
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR, TaskData, load_task, read_arrays
@@ -37,9 +36,8 @@ from pipeline.federated.wire import Codec
 from pipeline.io import atomic_dir
 from pipeline.memory import PeakMemory, estimate_training_memory
 from pipeline.models.checkpoint import save_classifier
-from pipeline.models.classifier import Classifier, build_classifier
 from pipeline.models.lightning_module import OUTPUT
-from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
+from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
 from pipeline.paradigms.tracked import log_confusions, size_on_disk, train_tracked
 from pipeline.seeding import rng_for, seed_everything
@@ -47,6 +45,7 @@ from pipeline.tracking import figures
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
 from pipeline.tracking.runs import stage_run
 from pipeline.training.runner import FitResult
+from pipeline.training.scores import classification_scores
 
 STAGE = "federated"
 SECTIONS = ("seed", "model", "trainer", STAGE)  # the params this stage depends on, as in dvc.yaml
@@ -66,7 +65,7 @@ def run_federated(
     cfg = params.federated
     data = load_task(Path(data_dir) / "full.npz")
     partitions = load_partitions(Path(data_dir) / "federated.npz", cfg.partitions, len(data.y["train"]))
-    start = initial_model(params, data, base_checkpoint).state_dict()
+    start = starting_classifier(params.model, data, base_checkpoint, cfg.init_from_base, params.seed).state_dict()
     runs: dict[str, dict] = {}
     histories: dict[str, list[dict]] = {}
     with atomic_dir(model_dir) as out:
@@ -91,21 +90,6 @@ def load_partitions(path: Path, wanted: list[str], num_train: int) -> dict[str, 
     return {name: arrays[name] for name in wanted}
 
 
-def initial_model(params: Params, data: TaskData, base_checkpoint: Path) -> Classifier:
-    """What every run starts from: the pretrained base with a new head (``init_from_base``) or random weights."""
-    seed_everything(params.seed)
-    if not params.federated.init_from_base:
-        return build_classifier(params.model, data.input_shape, data.num_classes)
-    model = load_base_for(data, base_checkpoint, params.model)
-    return renew_top_layers(model, params.model, data.input_shape, data.num_classes, top_layer_names(model, 1))
-
-
-def _fresh(params: Params, data: TaskData, start: dict[str, torch.Tensor]) -> Classifier:
-    model = build_classifier(params.model, data.input_shape, data.num_classes)
-    model.load_state_dict(start)
-    return model
-
-
 def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Tensor], out: Path) -> dict:
     """The same model and start on the pooled training data, for the clients' epoch budget at their batch size."""
     cfg = params.federated
@@ -113,7 +97,7 @@ def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Ten
     pooled = params.model_copy(update={STAGE: cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update=budget)})})
     seed_everything(params.seed)
     entry, _ = train_tracked(
-        pooled, STAGE, CENTRALIZED, CENTRALIZED, SECTIONS, _fresh(params, data, start), data, out / f"{CENTRALIZED}.pt",
+        pooled, STAGE, CENTRALIZED, CENTRALIZED, SECTIONS, classifier_with(params.model, data, start), data, out / f"{CENTRALIZED}.pt",
         tags={"init": _init_tag(params), "epoch_budget": str(budget["max_epochs"])},
     )
     return entry
@@ -136,7 +120,7 @@ class RoundMonitor:
 
     def __call__(self, record: RoundRecord) -> None:
         self.trainer.start_from(self.server.global_)
-        scores = {f"{split}/{name}": value for split in self.X for name, value in _scores(self.trainer.predict(self.X[split]), self.y[split]).items()}
+        scores = {f"{split}/{name}": value for split in self.X for name, value in classification_scores(self.trainer.predict(self.X[split]), self.y[split]).items()}
         self.megabytes += (record.bytes_down + record.bytes_up) / MB
         row = {"round": record.round, **scores, **record.as_metrics(), "comm/megabytes_so_far": self.megabytes}
         if self.accountant:
@@ -167,7 +151,7 @@ def federate(
     variant = f"{partition}/{strategy}"
     label = f"{STAGE}/{variant}"
     seed_everything(params.seed)
-    model = _fresh(params, data, start)
+    model = classifier_with(params.model, data, start)
     layout = StateLayout.of(model)
     codec = Codec(cfg.compression, layout, cfg.topk_fraction)
     trainer = LocalTrainer(
@@ -233,21 +217,14 @@ def _log_rounds_figure(history: list[dict], centralized_acc: Optional[float], la
     figures.close(fig)
 
 
-def _scores(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
-    target = torch.from_numpy(y)
-    return {"acc": float((logits.argmax(dim=1) == target).float().mean()), "loss": float(torch.nn.functional.cross_entropy(logits, target))}
-
-
 def _final_metrics(logits: torch.Tensor, data: TaskData, records: list[RoundRecord], layout: StateLayout) -> dict[str, float]:
     """The tracking contract's test metrics, communication totals and time split of the whole simulation."""
-    target = torch.from_numpy(data.y["test"])
     down, up = sum(r.bytes_down for r in records), sum(r.bytes_up for r in records)
     fit, local = sum(r.seconds for r in records), sum(r.local_seconds for r in records)
     samples = sum(r.local_samples for r in records)
     uploads = sum(r.clients_reported for r in records)
     return {
-        **{f"test/{k}": v for k, v in _scores(logits, data.y["test"]).items()},  # as logged for the last round
-        "test/f1_macro": float(multiclass_f1_score(logits, target, data.num_classes, average="macro")),
+        **{f"test/{k}": v for k, v in classification_scores(logits, data.y["test"], data.num_classes).items()},  # as logged for the last round
         "comm/bytes_down_total": down,
         "comm/bytes_up_total": up,
         "comm/bytes_total": down + up,

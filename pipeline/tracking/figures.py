@@ -1,4 +1,5 @@
-"""Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix, comparisons, federated rounds."""
+"""Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix, comparisons, federated rounds,
+active-learning curves."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: in
             ax = axes[row, col]
             ax.axis("off")
             if col < len(members):
-                ax.imshow(_as_image(X[members[col]]), cmap="gray")
+                ax.imshow(as_image(X[members[col]]), cmap="gray")
         axes[row, 0].set_title(str(classes[row]), fontsize=7, loc="left")
     fig.tight_layout()
     return fig
 
 
-def _as_image(x: np.ndarray) -> np.ndarray:
+def as_image(x: np.ndarray) -> np.ndarray:
+    """One example as a 2-D grey image (or H×W×3): images as they are, a tabular row as a one-pixel strip."""
     if x.ndim == 1:
         return x[None, :]
     if x.shape[0] in (1, 3):  # C×H×W
@@ -118,6 +120,22 @@ def personalization_figure(clients: list[int], before: list[float], after: list[
     ax.set_xlabel("client")
     ax.set_ylabel("accuracy on the client's label mix")
     ax.set_ylim(min(before + after) * 0.9, 1.0)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_figure(curves: dict[str, tuple[list[int], list[float]]], control: str, target: float | None, title: str) -> Figure:
+    """Test accuracy against labels used, one line per strategy (the control dashed black), the target dotted."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (labels, acc) in curves.items():
+        style = {"color": "black", "linestyle": "--"} if name == control else {}
+        ax.plot(labels, acc, marker=".", label=name, **style)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle=":", linewidth=0.8, label=f"target {target:.3f}")
+    ax.set_xlabel("labels used")
+    ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -1,0 +1,130 @@
+"""Short trainings on tensors already in memory, many times per run, under Lightning Fabric.
+
+Federated clients and active-learning rounds each train a small model for a few steps many
+times in one run. Building a Lightning Trainer (or a model, a Fabric and an optimizer) per
+training would cost more than the training, so one :class:`InMemoryTrainer` is built per
+run. It drives the project's LightningModule (its ``training_step`` and optimizer) through
+Fabric, so device and precision still follow the ``trainer`` params.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+from lightning.fabric import Fabric
+from torch import nn
+
+from pipeline.config.schema import TrainerConfig
+from pipeline.models.lightning_module import ClassificationModule
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainingPass:
+    seconds: float  # the training itself: the compute a simulation cannot avoid
+    loss: float  # mean training loss over its batches (penalties excluded)
+
+
+class Batches:
+    """Shuffled mini-batches of ``self.X`` and ``self.y`` (tensors on the trainer's device)."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """One shuffled pass; a lone last example joins the batch before (batch norm cannot train on one)."""
+        order = torch.randperm(len(self), generator=generator).to(self.X.device)
+        cuts = list(range(0, len(self), batch_size)) + [len(self)]
+        if len(cuts) > 2 and cuts[-1] - cuts[-2] == 1:
+            del cuts[-2]
+        for lo, hi in zip(cuts, cuts[1:]):
+            take = order[lo:hi]
+            yield self.X[take], self.y[take]
+
+
+@dataclass
+class TensorSet(Batches):
+    """Labelled examples to train on."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+
+class InMemoryTrainer:
+    """The project's LightningModule on one Fabric device, trained on :class:`Batches` again and again.
+
+    Subclasses add a term to each step's loss through :meth:`penalty`.
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, cfg: TrainerConfig, batch_size: int):
+        one_device = cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1  # short trainings take turns
+        self.fabric = Fabric(accelerator=cfg.accelerator, devices=one_device, precision=cfg.precision)
+        self.model = model
+        self.module = ClassificationModule(model, num_classes, cfg)
+        self.wrapped = self.fabric.setup_module(self.module)
+        self.optimizer = self.fabric.setup_optimizers(self.module.configure_optimizers())
+        self.batch_size = batch_size
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    @property
+    def device(self) -> torch.device:
+        return self.fabric.device
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer's state (moments, momentum): the next training starts afresh."""
+        self.optimizer.optimizer.state.clear()
+
+    def train(self, data: Batches, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None) -> TrainingPass:
+        """``epochs`` passes over ``data``, or ``steps`` batches."""
+        if not self.module.training:
+            self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after an evaluation
+        started = self._now()
+        total, batches = torch.zeros((), device=self.device), 0
+        for i, batch in enumerate(self._schedule(data, generator, epochs, steps)):
+            loss = self.wrapped.training_step(batch, i)
+            total += loss.detach()
+            batches += 1
+            extra = self.penalty()
+            if extra is not None:
+                loss = loss + extra
+            self.optimizer.zero_grad(set_to_none=True)
+            self.fabric.backward(loss)
+            self.optimizer.step()
+        mean_loss = float(total) / max(batches, 1)  # one device sync per training, not per step
+        return TrainingPass(self._now() - started, mean_loss)
+
+    def penalty(self) -> Optional[torch.Tensor]:
+        """A term added to every step's loss (e.g. FedProx's proximal term); none by default."""
+        return None
+
+    def _schedule(self, data: Batches, generator: torch.Generator, epochs: Optional[int], steps: Optional[int]) -> Iterator[Batch]:
+        if epochs is not None:
+            for _ in range(epochs):
+                yield from data.batches(self.batch_size, generator)
+            return
+        done = 0
+        while done < (steps or 0):
+            for batch in data.batches(self.batch_size, generator):
+                yield batch
+                done += 1
+                if done == steps:
+                    return
+
+    @torch.no_grad()
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """Logits of the current weights (evaluation mode), on the CPU."""
+        self.wrapped.eval()
+        with self.fabric.autocast():
+            return self.module(X.to(self.device)).float().cpu()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()

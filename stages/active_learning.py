@@ -1,0 +1,16 @@
+"""DVC stage `active_learning`: query strategies against labelling at random, round after round."""
+
+from pipeline.config import load_params
+from pipeline.paradigms.active_learning import STAGE, run_active_learning
+from pipeline.stage import stage_entry
+from pipeline.tracking.outputs import write_stage_metrics
+
+
+@stage_entry
+def main() -> None:
+    params = load_params()
+    write_stage_metrics(STAGE, run_active_learning(params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Active learning: queries, the labelled set's growth, reproducibility, pseudo-labels, the stage's runs and the human loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.active.annotate import export_query, import_answers
+from pipeline.active.curves import area_under_curve, labels_to_reach
+from pipeline.active.labels import LabelState, load_seed_state
+from pipeline.active.learner import Learner
+from pipeline.active.rounds import simulate
+from pipeline.active.strategies import select
+from pipeline.config.schema import QUERY_STRATEGIES
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.data.prepared import load_task
+from pipeline.errors import ConfigError, DataError
+from pipeline.models.classifier import build_classifier
+from pipeline.paradigms.active_learning import run_active_learning
+from pipeline.seeding import seed_everything
+from tests.conftest import make_params
+from tests.test_pretrain import CONTRACT
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("al-data")
+    write_prepared(prepare_data(make_params()), root)
+    data = load_task(root / "full.npz")
+    return root, data, load_seed_state(root / "active_learning.npz", data.y["train"])
+
+
+def simulation(data, seed_state, strategy, params=None, seed=42):
+    params = params or make_params()
+    seed_everything(seed)
+    model = build_classifier(params.model, data.input_shape, data.num_classes)
+    cfg = params.active_learning
+    learner = Learner(model, data.num_classes, params.trainer_for("active_learning"), cfg.train_steps, cfg.warm_start)
+    return simulate(learner, data, seed_state, strategy, cfg, seed)
+
+
+@pytest.mark.parametrize("strategy", QUERY_STRATEGIES)
+def test_no_example_is_queried_twice_and_the_labelled_set_grows_by_the_query_size(prepared, strategy):
+    _, data, seed_state = prepared
+    cfg = make_params().active_learning
+    sim = simulation(data, seed_state, strategy)
+    asked = np.concatenate(sim.queries)
+    assert len(sim.queries) == cfg.rounds
+    assert [len(q) for q in sim.queries] == [cfg.query_size] * cfg.rounds
+    assert len(np.unique(asked)) == len(asked)
+    assert not np.isin(asked, seed_state.ids).any()
+    assert [r["labels"] for r in sim.rows] == [len(seed_state) + i * cfg.query_size for i in range(cfg.rounds + 1)]
+    assert np.array_equal(sim.state.ids, np.concatenate([seed_state.ids, asked]))
+    assert np.array_equal(sim.state.labels, data.y["train"][sim.state.ids])  # the oracle's answers
+    assert len(sim.state.pool) == len(seed_state.pool) - len(asked) and not np.isin(asked, sim.state.pool).any()
+
+
+def test_random_queries_are_reproducible_with_a_fixed_seed(prepared):
+    _, data, seed_state = prepared
+    first, again = (simulation(data, seed_state, "random") for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first.queries, again.queries))
+    assert [r["test/acc"] for r in first.rows] == [r["test/acc"] for r in again.rows]
+    other = simulation(data, seed_state, "random", seed=7)
+    assert not np.array_equal(first.queries[0], other.queries[0])
+
+
+def test_the_label_budget_shortens_the_last_query(prepared):
+    _, data, seed_state = prepared
+    params = make_params(active_learning={"label_budget": len(seed_state) + 25, "rounds": 10})
+    sim = simulation(data, seed_state, "margin", params)
+    assert [len(q) for q in sim.queries] == [10, 10, 5]
+    assert sim.rows[-1]["labels"] == len(seed_state) + 25
+
+
+def test_pool_subsampling_queries_only_from_the_subsample(prepared):
+    _, data, seed_state = prepared
+    params = make_params(active_learning={"pool_subsample": 50})
+    sim = simulation(data, seed_state, "entropy", params)
+    assert [len(q) for q in sim.queries] == [10, 10, 10]
+    assert len(np.unique(np.concatenate(sim.queries))) == 30
+
+
+def test_cooperative_rounds_train_on_pseudo_labels_but_never_keep_them(prepared):
+    _, data, seed_state = prepared
+    params = make_params(active_learning={"cooperative": True, "pseudo_label_threshold": 0.3, "train_steps": 60})
+    sim = simulation(data, seed_state, "least_confidence", params)
+    counts = [r["al/pseudo_labels"] for r in sim.rows]
+    assert counts[0] == 0 and all(c > 0 for c in counts[1:])
+    assert all(0.0 <= r["al/pseudo_label_acc"] <= 1.0 for r in sim.rows[1:])
+    assert len(sim.state) == len(seed_state) + 3 * 10  # pseudo-labels never join the labelled set
+    assert np.array_equal(sim.state.labels, data.y["train"][sim.state.ids])
+
+
+def test_a_refused_addition_leaves_the_labelled_set_as_it_was():
+    state = LabelState.start(np.array([0, 1]), np.array([0, 1]), np.array([2, 3, 4]))
+    for ids in ([1, 2], [2, 2], [9]):
+        with pytest.raises(DataError):
+            state.add(np.array(ids), np.zeros(len(ids)))
+    assert state.ids.tolist() == [0, 1] and state.pool.tolist() == [2, 3, 4]
+    grown = state.add(np.array([4, 2]), np.array([1, 0]))
+    assert grown.ids.tolist() == [0, 1, 4, 2] and grown.labels.tolist() == [0, 1, 1, 0] and grown.pool.tolist() == [3]
+
+
+def test_uncertainty_strategies_pick_what_they_should():
+    probs = np.array([[0.98, 0.01, 0.01], [0.40, 0.35, 0.25], [0.50, 0.49, 0.01], [0.34, 0.33, 0.33]])
+    rng = np.random.default_rng(0)
+    assert select("least_confidence", probs, 1, rng).tolist() == [3]  # lowest top probability
+    assert select("margin", probs, 1, rng).tolist() == [3]
+    assert select("margin", probs[:3], 1, rng).tolist() == [2]  # smallest gap between the top two
+    assert select("entropy", probs, 2, rng).tolist() == [3, 1]
+    # bald: the same mean prediction, but the samples disagree only for example 1
+    agree = np.repeat(np.array([[0.5, 0.5]])[..., None], 4, axis=-1)
+    disagree = np.array([[[0.9, 0.1, 0.9, 0.1], [0.1, 0.9, 0.1, 0.9]]])
+    assert select("bald", np.concatenate([agree, disagree]), 1, rng).tolist() == [1]
+
+
+def test_curve_summaries():
+    assert area_under_curve([10, 20, 30], [0.5, 0.7, 0.9]) == pytest.approx(0.7)
+    assert area_under_curve([10], [0.4]) == 0.4
+    assert labels_to_reach([10, 20, 30], [0.5, 0.8, 0.7], 0.75) == 20
+    assert labels_to_reach([10, 20], [0.5, 0.6], 0.9) is None
+
+
+def test_params_are_checked():
+    assert make_params(active_learning={"strategies": ["margin"]}).active_learning.strategies == ["random", "margin"]
+    with pytest.raises(ConfigError, match="bald.*model.dropout"):
+        make_params(model={"dropout": 0.0})
+    with pytest.raises(ConfigError, match="label_budget = 20"):
+        make_params(active_learning={"label_budget": 20})
+    with pytest.raises(ConfigError, match="active_learning.trainer: max_epochs = 5.*train_steps"):
+        make_params(active_learning={"trainer": {"max_epochs": 5}})
+    with pytest.raises(ConfigError, match="active_learning.strategies"):
+        make_params(active_learning={"strategies": ["margin", "margin"]})
+
+
+def test_stage_logs_a_run_per_strategy_with_its_curve(prepared, tracking_dir):
+    data_dir, data, seed_state = prepared
+    params = make_params()
+    runs = run_active_learning(params, data_dir, tracking_dir / "none.pt", tracking_dir / "models", tracking_dir / "plots")
+    assert list(runs) == list(QUERY_STRATEGIES)  # random first
+    client = MlflowClient()
+    labels = [len(seed_state) + 10 * i for i in range(4)]
+    for variant, entry in runs.items():
+        run = client.get_run(entry["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["paradigm"] == "active_learning" and run.data.tags["variant"] == variant
+        assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
+        assert [m.step for m in client.get_metric_history(entry["run_id"], "test/acc")] == labels
+        assert 0 < entry["al/alc"] <= 1 and entry["al/labels_final"] == labels[-1]
+        artifacts = {a.path for a in client.list_artifacts(entry["run_id"], "plots")}
+        assert {"plots/learning_curves.png", "plots/confusion_matrix.png"} <= artifacts
+        assert (tracking_dir / "models" / f"{variant}.pt").is_file()
+    assert runs["random"]["al/target_accuracy"] == runs["random"]["test/acc"]
+    first = {v: client.get_metric_history(e["run_id"], "test/acc")[0].value for v, e in runs.items()}
+    assert len(set(first.values())) == 1, first  # the same seed set, start and shuffling: the same first model
+    assert runs["random"]["al/labels_to_target"] <= labels[-1]
+    curves = pd.read_csv(tracking_dir / "plots" / "curves.csv")
+    assert len(curves) == 5 * 4 and set(curves["variant"]) == set(QUERY_STRATEGIES)
+    history = {m.step: m.value for m in client.get_metric_history(runs["margin"]["run_id"], "test/acc")}
+    assert curves[curves["variant"] == "margin"].set_index("labels")["test/acc"].to_dict() == pytest.approx(history)
+
+
+def _fill(csv, data, answer=None):
+    """Answer a query with the dataset's labels (as a person would type them), or with ``answer(table)``."""
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    where = {int(r): i for i, r in enumerate(data.ids["train"])}
+    table["label"] = [str(data.classes[data.y["train"][where[int(i)]]]) for i in table["id"]]
+    (answer or (lambda t: t))(table).to_csv(csv, index=False)
+    return table
+
+
+@pytest.fixture
+def labelling(prepared, tracking_dir):
+    data_dir, data, _ = prepared
+    params = make_params()
+    folder = tracking_dir / "labelling"
+    csv = export_query(params, folder, "margin", data_dir)
+    return params, folder, csv, data_dir, data
+
+
+def test_export_import_round_trip_labels_exactly_the_exported_ids(labelling):
+    params, folder, csv, data_dir, data = labelling
+    before = json.loads((folder / "state.json").read_text())
+    exported = pd.read_csv(csv)["id"].tolist()
+    assert len(exported) == params.active_learning.query_size and before["pending"] == exported
+    assert all((csv.parent / path).is_file() for path in pd.read_csv(csv)["image"])
+    filled = _fill(csv, data)
+    session = import_answers(params, csv, folder, data_dir)
+    after = json.loads((folder / "state.json").read_text())
+    added = {k: v for k, v in after["labelled"].items() if k not in before["labelled"]}
+    assert added == dict(zip(filled["id"], filled["label"]))
+    assert after["pending"] == [] and after["round"] == 1 and session.round == 1
+    assert list(after["labelled"])[: len(before["labelled"])] == list(before["labelled"])
+    following = export_query(params, folder, data_dir=data_dir)  # continues: a new query of unlabelled ids
+    assert following.parent.name == "round_02"
+    assert not set(pd.read_csv(following)["id"].astype(str)) & set(after["labelled"])
+    steps = [m.step for m in MlflowClient().get_metric_history(after["run_id"], "test/acc")]
+    assert steps == [20, 30]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda t: t.assign(id=t["id"].where(t.index != 0, "999999")), "not in this query: [999999]"),
+        (lambda t: t.iloc[1:], "rows missing for ids"),
+        (lambda t: t.assign(label=t["label"].where(t.index != 2, "")), "no label for ids"),
+        (lambda t: t.assign(label=t["label"].where(t.index != 3, "eleven")), "'eleven'"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "listed twice"),
+        (lambda t: t.assign(id=t["id"].where(t.index != 0, "7.5")), "not whole numbers"),
+        (lambda t: t.drop(columns=["label"]), "no column label"),
+    ],
+    ids=["unknown-id", "missing-row", "empty-label", "invalid-label", "repeated-id", "bad-id", "no-label-column"],
+)
+def test_a_bad_import_is_refused_and_the_labelled_set_is_unchanged(labelling, damage, message):
+    params, folder, csv, data_dir, data = labelling
+    before = (folder / "state.json").read_bytes()
+    _fill(csv, data, damage)
+    with pytest.raises(DataError, match="refused|no column") as refused:
+        import_answers(params, csv, folder, data_dir)
+    assert message in str(refused.value) and str(csv) in str(refused.value)
+    assert (folder / "state.json").read_bytes() == before
+
+
+def test_unreadable_answers_and_a_missing_query_are_refused(labelling, tmp_path):
+    params, folder, csv, data_dir, _ = labelling
+    before = (folder / "state.json").read_bytes()
+    with pytest.raises(DataError, match="cannot read"):
+        import_answers(params, tmp_path / "nowhere.csv", folder, data_dir)
+    with pytest.raises(Exception, match="no query is waiting"):
+        import_answers(params, csv, tmp_path / "empty-session", data_dir)
+    assert (folder / "state.json").read_bytes() == before
+
+
+def test_bald_scores_differ_between_dropout_samples(prepared):
+    _, data, _ = prepared
+    params = make_params()
+    seed_everything(0)
+    model = build_classifier(params.model, data.input_shape, data.num_classes)
+    learner = Learner(model, data.num_classes, params.trainer_for("active_learning"), 5, False)
+    samples = learner.mc_dropout_probabilities(torch.from_numpy(data.X["train"][:8]), 4)
+    assert samples.shape == (8, data.num_classes, 4)
+    assert not np.allclose(samples[..., 0], samples[..., 1])
+    assert np.allclose(samples.sum(axis=1), 1, atol=1e-5)
+    assert np.allclose(learner.probabilities(torch.from_numpy(data.X["train"][:8])), learner.probabilities(torch.from_numpy(data.X["train"][:8])))
+
+
+def test_active_learning_params_errors_name_the_key_and_what_is_allowed():
+    from tests.test_config import error_for
+
+    message = error_for({"active_learning": {"strategies": ["random", "coreset"]}})
+    assert "active_learning.strategies[1] = 'coreset'" in message and "'least_confidence'" in message and "'bald'" in message
+    assert "active_learning.query_size = 0: must be greater than or equal to 1" in error_for({"active_learning": {"query_size": 0}})
+    assert "active_learning.pseudo_label_threshold = 1.5" in error_for({"active_learning": {"pseudo_label_threshold": 1.5}})
+
+
+@pytest.mark.gpu
+def test_rounds_train_and_score_on_the_gpu_when_there_is_one(prepared, tracking_dir):
+    data_dir, _, _ = prepared
+    params = make_params(active_learning={"strategies": ["bald"], "rounds": 1})
+    runs = run_active_learning(params, data_dir, tracking_dir / "none.pt", tracking_dir / "models", tracking_dir / "plots")
+    run = MlflowClient().get_run(runs["bald"]["run_id"])
+    assert run.data.tags["device"].startswith("cuda") and runs["bald"]["memory/peak_bytes"] > 0
+
+
+def test_retraining_restarts_from_the_same_weights_and_warm_start_carries_on(prepared):
+    _, data, seed_state = prepared
+    params = make_params()
+    X, y = torch.from_numpy(data.X["train"][seed_state.ids]), torch.from_numpy(seed_state.labels)
+    trained = {}
+    for warm in (False, True):
+        seed_everything(0)
+        learner = Learner(build_classifier(params.model, data.input_shape, data.num_classes), data.num_classes, params.trainer_for("active_learning"), 10, warm)
+        trained[warm] = []
+        for _ in range(2):
+            torch.manual_seed(5)  # the same dropout masks
+            learner.fit(X, y, torch.Generator().manual_seed(1))
+            trained[warm].append(torch.cat([p.detach().flatten().clone() for p in learner.model.parameters()]))
+    assert torch.equal(trained[False][0], trained[False][1])  # each round starts over: same data and shuffling, same model
+    assert torch.equal(trained[True][0], trained[False][0]) and not torch.equal(trained[True][1], trained[True][0])
+
+
+def test_init_from_base_starts_every_strategy_from_the_pretrained_body(tmp_path_factory):
+    from tests.conftest import pretrained_workspace
+
+    params = make_params(active_learning={"init_from_base": True, "strategies": ["margin"], "rounds": 1})
+    with pretrained_workspace(tmp_path_factory.mktemp("al-base"), params) as root:
+        runs = run_active_learning(params, root / "data", root / "models" / "pretrain" / "base.pt", root / "models" / "al", root / "plots" / "al")
+        assert {MlflowClient().get_run(e["run_id"]).data.tags["init"] for e in runs.values()} == {"pretrained base"}
