@@ -225,6 +225,15 @@ def test_a_bad_import_is_refused_and_the_labelled_set_is_unchanged(labelling, da
     assert (folder / "state.json").read_bytes() == before
 
 
+def test_answers_saved_by_a_spreadsheet_are_read(labelling):
+    params, folder, csv, data_dir, data = labelling
+    filled = _fill(csv, data)
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes().replace(b"\n", b"\r\n"))  # byte-order mark, CRLF
+    import_answers(params, csv, folder, data_dir)
+    labelled = json.loads((folder / "state.json").read_text())["labelled"]
+    assert {k: labelled[k] for k in filled["id"]} == dict(zip(filled["id"], filled["label"]))
+
+
 def test_unreadable_answers_and_a_missing_query_are_refused(labelling, tmp_path):
     params, folder, csv, data_dir, _ = labelling
     before = (folder / "state.json").read_bytes()
@@ -290,3 +299,41 @@ def test_init_from_base_starts_every_strategy_from_the_pretrained_body(tmp_path_
     with pretrained_workspace(tmp_path_factory.mktemp("al-base"), params) as root:
         runs = run_active_learning(params, root / "data", root / "models" / "pretrain" / "base.pt", root / "models" / "al", root / "plots" / "al")
         assert {MlflowClient().get_run(e["run_id"]).data.tags["init"] for e in runs.values()} == {"pretrained base"}
+
+
+def test_a_session_state_that_no_longer_fits_the_data_is_refused_clearly(labelling):
+    params, folder, csv, data_dir, data = labelling
+    state = json.loads((folder / "state.json").read_text())
+    first = next(iter(state["labelled"]))
+    state["labelled"][first], state["pending"] = "eleven", []
+    (folder / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DataError, match="labels \\['eleven'\\].*start a new session"):
+        export_query(params, folder, data_dir=data_dir)
+
+
+def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepared, tracking_dir):
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import PROJECT_ROOT
+
+    data_dir, _, _ = prepared
+    shutil.copytree(data_dir, tracking_dir / "data" / "prepared")
+    (tracking_dir / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json")))
+    env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    def annotate(*args):
+        return subprocess.run([sys.executable, "-m", "pipeline.active.annotate", *args], cwd=tracking_dir, env=env, capture_output=True, text=True, timeout=300)
+
+    exported = annotate("export")
+    assert exported.returncode == 0, exported.stderr
+    assert "labelling/round_01/query.csv" in exported.stdout
+    before = (tracking_dir / "labelling" / "state.json").read_bytes()
+    refused = annotate("import", "labelling/round_01/query.csv")
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "no label for ids" in lines[0]
+    assert (tracking_dir / "labelling" / "state.json").read_bytes() == before
+    assert "waits for answers" in annotate("status").stdout

@@ -98,7 +98,7 @@ def import_answers(params: Params, csv: Path, folder: Path = LABELLING_DIR, data
 def read_answers(path: Path, expected: list[int], classes: list[str]) -> dict[int, str]:
     """The label of every expected id, or a :class:`DataError` naming every problem in the file."""
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # a spreadsheet's byte-order mark
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read it as CSV ({err})") from None
     missing_columns = [c for c in ("id", "label") if c not in table.columns]

@@ -21,6 +21,7 @@ from pipeline.errors import DataError
 from pipeline.io import write_text
 
 STATE_FILE = "state.json"
+STALE = "was the session started on data prepared with other params? Prepare it as then, or start a new session in another --dir"
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Session:
         """The labelled set and pool as positions in the training split."""
         positions = positions_of([int(i) for i in self.labelled], data)
         names = [str(c) for c in data.classes]
+        unknown = sorted({c for c in self.labelled.values() if c not in names})
+        if unknown:
+            raise DataError(f"labels {unknown} of this session are not classes of the prepared data ({', '.join(names)}); {STALE}")
         labels = np.array([names.index(c) for c in self.labelled.values()], dtype=np.int64)
         pool = np.setdiff1d(np.arange(len(data.y["train"])), positions)
         return LabelState.start(positions, labels, pool)
@@ -63,5 +67,5 @@ def positions_of(row_ids: list[int], data: TaskData) -> np.ndarray:
     where = {int(r): i for i, r in enumerate(data.ids["train"])}
     missing = [r for r in row_ids if r not in where]
     if missing:
-        raise DataError(f"ids {missing[:10]} are not examples of the training split")
+        raise DataError(f"ids {missing[:10]} are not examples of the training split; {STALE}")
     return np.array([where[r] for r in row_ids], dtype=np.int64)
