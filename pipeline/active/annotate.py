@@ -84,10 +84,10 @@ def import_answers(params: Params, csv: Path, folder: Path = LABELLING_DIR, data
     session = Session.load(folder)
     if session is None or not session.pending:
         raise UserError(f"{folder}: no query is waiting for answers; run `python -m pipeline.active.annotate export` first")
-    answers = read_answers(Path(csv), session.pending, [str(c) for c in data.classes])
-    state = session.label_state(data)
     names = [str(c) for c in data.classes]
-    state.add(positions_of(session.pending, data), np.array([names.index(answers[i]) for i in session.pending]))  # checks again
+    answers = read_answers(Path(csv), session.pending, names)
+    labels = np.array([names.index(answers[i]) for i in session.pending])
+    session.label_state(data).add(positions_of(session.pending, data), labels)  # the labelled set's own checks, before anything is written
     session.labelled |= {str(i): answers[i] for i in session.pending}
     session.pending, session.round = [], session.round + 1
     session.save(folder)

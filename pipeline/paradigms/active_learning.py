@@ -35,7 +35,7 @@ from pipeline.models.checkpoint import save_classifier
 from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
-from pipeline.paradigms.tracked import log_confusions, size_on_disk
+from pipeline.paradigms.tracked import log_confusions, size_on_disk, training_sections
 from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
@@ -43,7 +43,7 @@ from pipeline.tracking.runs import stage_run
 from pipeline.training.runner import FitResult
 
 STAGE = "active_learning"
-SECTIONS = ("seed", "model", "trainer", STAGE)  # the params this stage depends on, as in dvc.yaml
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/active_learning")
 
 
@@ -71,8 +71,8 @@ def run_active_learning(
             variant = variant_name(strategy, cfg.cooperative)
             runs[variant], histories[variant] = run_strategy(params, data, seed_state, strategy, start, out, control)
             control = control or runs[variant]
-    target = runs[variant_name(CONTROL, cfg.cooperative)]["al/target_accuracy"]
-    _log_curves_to_every_run(runs, histories, variant_name(CONTROL, cfg.cooperative), target)
+    control_variant = variant_name(CONTROL, cfg.cooperative)
+    _log_curves_to_every_run(runs, histories, control_variant, runs[control_variant]["al/target_accuracy"])
     write_active_learning_plots(plots_dir, runs, histories)
     return runs
 

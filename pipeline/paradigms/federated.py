@@ -39,7 +39,7 @@ from pipeline.models.checkpoint import save_classifier
 from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
-from pipeline.paradigms.tracked import log_confusions, size_on_disk, train_tracked
+from pipeline.paradigms.tracked import log_confusions, size_on_disk, train_tracked, training_sections
 from pipeline.seeding import rng_for, seed_everything
 from pipeline.tracking import figures
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
@@ -48,7 +48,7 @@ from pipeline.training.runner import FitResult
 from pipeline.training.scores import classification_scores
 
 STAGE = "federated"
-SECTIONS = ("seed", "model", "trainer", STAGE)  # the params this stage depends on, as in dvc.yaml
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/federated")
 CENTRALIZED = "centralized"
 MB = 1e6

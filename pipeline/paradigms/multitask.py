@@ -31,14 +31,14 @@ from pipeline.models.multitask import Branch, build_multitask_net
 from pipeline.models.multitask_module import MultiTaskModule
 from pipeline.models.reuse import load_base_for
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
-from pipeline.paradigms.tracked import Metrics, fit_tracked
+from pipeline.paradigms.tracked import Metrics, fit_tracked, training_sections
 from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
 from pipeline.training.runner import FitResult, make_loaders
 
 STAGE = "multitask"
-SECTIONS = ("seed", "model", "trainer", STAGE)  # the params this stage depends on, as in dvc.yaml
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/multitask")
 SHARED = "multitask"
 COSTS = {  # what the multi-task model is compared on, summed over the separate models

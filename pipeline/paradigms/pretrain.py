@@ -12,13 +12,13 @@ from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR, load_task
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import OUTPUT
-from pipeline.paradigms.tracked import train_tracked
+from pipeline.paradigms.tracked import train_tracked, training_sections
 from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR, write_csv
 from pipeline.training.runner import FitResult
 
 STAGE = "pretrain"
-SECTIONS = ("seed", "model", "trainer", "pretrain")  # the params this stage depends on, as in dvc.yaml
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/pretrain")
 BASE_CHECKPOINT = MODEL_DIR / "base.pt"
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR
 from pipeline.models.classifier import build_classifier
-from pipeline.paradigms.target import load_target, sections, write_target_plots
-from pipeline.paradigms.tracked import train_tracked
+from pipeline.paradigms.target import load_target, write_target_plots
+from pipeline.paradigms.tracked import train_tracked, training_sections
 from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR
 
 STAGE = "scratch"
-SECTIONS = sections(STAGE)
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/scratch")
 
 

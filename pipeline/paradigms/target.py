@@ -22,11 +22,6 @@ MEMORY_COLUMNS = (
 )
 
 
-def sections(stage: str) -> tuple[str, ...]:
-    """The params a target stage depends on, as in dvc.yaml."""
-    return ("seed", "model", "trainer", stage)
-
-
 def load_target(data_dir: Path) -> TaskData:
     return load_task(Path(data_dir) / "target.npz")
 

@@ -27,6 +27,11 @@ from pipeline.training.runner import FitResult, fit_and_test, make_loaders
 Metrics = dict[str, float]
 
 
+def training_sections(stage: str) -> tuple[str, ...]:
+    """The params.yaml sections a training stage depends on, as its dvc.yaml entry lists them."""
+    return ("seed", "model", "trainer", stage)
+
+
 def train_tracked(
     params: Params,
     stage: str,

@@ -14,13 +14,13 @@ from pipeline.data.prepared import PREPARED_DIR
 from pipeline.models.freezing import describe_trainable, freeze_all_but
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
-from pipeline.paradigms.target import load_target, sections, write_target_plots
-from pipeline.paradigms.tracked import train_tracked
+from pipeline.paradigms.target import load_target, write_target_plots
+from pipeline.paradigms.tracked import train_tracked, training_sections
 from pipeline.seeding import seed_everything
 from pipeline.tracking.outputs import PLOTS_DIR
 
 STAGE = "transfer"
-SECTIONS = sections(STAGE)
+SECTIONS = training_sections(STAGE)
 MODEL_DIR = Path("models/transfer")
 VARIANT = "frozen_body"
 
