@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 run: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 	@echo
-	@$(BIN)/python -m pipeline.tracking.summary
+	@$(BIN)/python -m pipeline.compare
 	@echo
-	@echo "Results: metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
+	@echo "Results: reports/comparison.md, metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
 	@echo "MLflow runs are in mlflow.db. Open the UI with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse http://127.0.0.1:5000"
 

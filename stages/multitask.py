@@ -2,6 +2,7 @@
 
 from pipeline.config import load_params
 from pipeline.paradigms.multitask import STAGE, run_multitask
+from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 
@@ -9,7 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, run_multitask(params))
+    write_stage_metrics(STAGE, over_seeds(run_multitask, params))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from pipeline.config import load_params
 from pipeline.paradigms.transfer import STAGE, run_transfer
+from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 
@@ -9,7 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, run_transfer(params))
+    write_stage_metrics(STAGE, over_seeds(run_transfer, params))
 
 
 if __name__ == "__main__":

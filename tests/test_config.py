@@ -8,6 +8,8 @@ import sys
 import pytest
 import yaml
 
+from pipeline.compare import run as compare_run
+from pipeline.compare.sources import PARADIGM_STAGES
 from pipeline.config import load_params, parse_params
 from pipeline.config.schema import Params, TrainerConfig, TrainerOverrides
 from pipeline.data import prepare
@@ -99,12 +101,16 @@ def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
 def test_dvc_yaml_lists_the_sections_and_code_each_stage_reads():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     modules = {"prepare": prepare, "pretrain": pretrain, "transfer": transfer, "finetune": finetune, "scratch": scratch,
-               "multitask": multitask, "federated": federated, "active_learning": active_learning}
+               "multitask": multitask, "federated": federated, "active_learning": active_learning, "compare": compare_run}
     assert set(stages) == set(modules)
     for name, module in modules.items():
         assert tuple(stages[name]["params"]) == module.SECTIONS, name
         assert f"stages/{name}.py" in stages[name]["deps"], name
         assert stages[name]["cmd"] == f"python -m stages.{name}", name
+    # compare reads exactly the paradigm stages' run lists, and is the last stage
+    assert list(stages)[-1] == "compare"
+    assert {f"metrics/{stage}.json" for stage in PARADIGM_STAGES} == {d for d in stages["compare"]["deps"] if d.startswith("metrics/")}
+    assert set(PARADIGM_STAGES) == {name for name in stages if name not in ("prepare", "compare")}
 
 
 def test_every_stage_section_has_trainer_overrides_and_a_stage():

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import PROJECT_ROOT, make_params
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
-STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning")
+STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning", "compare")
 
 
 def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -60,7 +60,9 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
                  "models/multitask/multitask.pt", "models/multitask/single_task-parity.pt", "plots/multitask/loss_weights.csv",
                  "models/federated/iid-fedavg.pt", "models/federated/centralized.pt", "plots/federated/rounds.csv",
                  "models/active_learning/random.pt", "models/active_learning/margin.pt", "plots/active_learning/curves.csv",
-                 "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock"]:
+                 "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock",
+                 "reports/comparison.md", "reports/comparison.csv", "reports/figures/federated_rounds.png",
+                 "metrics/compare.json", "plots/compare/runs.csv"]:
         assert (root / path).is_file(), path
 
 
@@ -93,7 +95,8 @@ def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
             assert after[variant]["run_id"] != before[variant]["run_id"]
             for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss", "val/loss", "comm/bytes_total", "al/alc"):
                 assert after[variant].get(key) == before[variant].get(key), (stage, variant, key)
-    assert ran(sh(["dvc", "repro"], root, env).stdout) == []  # byte-identical outputs: nothing downstream is stale
+    # byte-identical outputs: nothing downstream is stale but the comparison, which reads the new runs
+    assert ran(sh(["dvc", "repro"], root, env).stdout) == ["compare"]
 
 
 def test_changing_finetune_params_reruns_only_finetune(repo):
@@ -102,7 +105,7 @@ def test_changing_finetune_params_reruns_only_finetune(repo):
     params["finetune"]["strategies"] = ["lora"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = sh(["dvc", "repro"], root, env)
-    assert ran(rerun.stdout) == ["finetune"]
+    assert ran(rerun.stdout) == ["finetune", "compare"]
     assert sorted(p.name for p in (root / "models" / "finetune").iterdir()) == ["lora"]
     assert set(json.loads((root / "metrics" / "finetune.json").read_text())["runs"]) == {"lora"}
 
@@ -114,7 +117,7 @@ def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = sh(["dvc", "repro"], root, env)
     # not prepare, not scratch; multitask, federated and active learning too, as they may start from the base (init_from_base)
-    assert sorted(ran(rerun.stdout)) == ["active_learning", "federated", "finetune", "multitask", "pretrain", "transfer"]
+    assert sorted(ran(rerun.stdout)) == ["active_learning", "compare", "federated", "finetune", "multitask", "pretrain", "transfer"]
     history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2  # header + the two epochs now asked for
 
@@ -123,13 +126,19 @@ def test_dvc_shows_metrics_and_renders_plots(repo):
     root, env, _ = repo
     shown = sh(["dvc", "metrics", "show", "--json"], root, env).stdout
     assert "test/acc" in shown
+    compared = json.loads(shown)[""]["data"]["metrics/compare.json"]["data"]
+    assert compared["questions"]["memory/runs_outside_tolerance"] == 0
     sh(["dvc", "plots", "show", "-o", "dvc_plots"], root, env)
     html = (root / "dvc_plots" / "index.html").read_text()
     assert "pretrain learning curves" in html
     assert "target task: validation accuracy per epoch" in html and '"variant": "scratch"' in html
     assert "multitask vs separate models: test accuracy per task" in html and '"task": "parity"' in html
-    assert "federated: global test accuracy per round" in html and '"variant": "dirichlet/fedprox"' in html
-    assert "active learning: test accuracy vs labels used" in html and '"variant": "bald"' in html
+    assert "compare: federated global test accuracy per round" in html and '"variant": "dirichlet/fedprox"' in html
+    assert "compare: active learning test accuracy vs labels used" in html and '"variant": "bald"' in html
+    assert "compare: test accuracy vs trainable parameters" in html and '"paradigm": "active_learning"' in html
+    assert "compare: estimated vs measured model-state memory" in html
+    assert "compare: multitask vs separate models" in html and "parity: separate" in html
+    assert "federated_rounds.png" in html  # the report's figures render too
     errors = json.loads(sh(["dvc", "plots", "show", "--json"], root, env).stdout).get("errors")
     assert not errors, errors
 
@@ -176,6 +185,19 @@ def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
             stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"]["metrics"])
         assert set(STAGES) <= set(stages)
         assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
+        # the comparison: the compare run of metrics/compare.json, its report, tables and figures as artifacts
+        compare_id = json.loads((root / "metrics" / "compare.json").read_text())["runs"]["compare"]["run_id"]
+        compare = call(f"runs/get?run_id={compare_id}")["run"]
+        assert {t["key"]: t["value"] for t in compare["data"]["tags"]}["stage"] == "compare"
+        assert "memory/runs_outside_tolerance" in {m["key"] for m in compare["data"]["metrics"]}
+        listed = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison")["files"]}
+        assert {"comparison/comparison.md", "comparison/every_run.json", "comparison/figures"} <= listed
+        figures = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison/figures")["files"]}
+        assert "comparison/figures/accuracy_vs_trainable_params.png" in figures
+        url = f"http://127.0.0.1:{port}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            report = response.read().decode()
+        assert "## Memory check" in report and all(f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/"))
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""The memory estimator's exact arithmetic, and the peak measurement on CPU."""
+"""The memory estimator's exact arithmetic, the measured model state it must match, and the peak on CPU."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.memory import PeakMemory, estimate_training_memory
+from pipeline.memory import PeakMemory, estimate_training_memory, model_state_bytes
 
 
 def tiny() -> nn.Linear:
@@ -85,3 +85,33 @@ def test_frozen_parameters_an_optimizer_holds_get_no_state():
     est = estimate_training_memory(model, torch.optim.Adam(model.parameters()), "32")
     assert (est.total_params, est.trainable_params) == (14, 8)
     assert est.optimizer_bytes == 2 * 32 and est.grads_bytes == 32
+
+
+def one_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+     lambda p: torch.optim.Adam(p), lambda p: torch.optim.Adam(p, amsgrad=True)],
+)
+def test_measured_state_after_a_step_matches_the_estimate(make_optimizer):
+    model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
+    optimizer = make_optimizer(model.parameters())
+    one_step(model, optimizer)
+    estimate = estimate_training_memory(model, optimizer, "32").total_bytes
+    steps = sum(4 for state in optimizer.state.values() if "step" in state)  # Adam's step counters: one fp32 scalar per tensor
+    assert model_state_bytes(model, [optimizer]) == estimate + steps
+
+
+def test_measured_state_skips_frozen_gradients_and_counts_shared_storage_once():
+    model = nn.Sequential(nn.Linear(3, 3, bias=False), nn.Linear(3, 3, bias=False))
+    model[1].weight = model[0].weight  # tied: one storage
+    frozen = nn.Linear(3, 3, bias=False).requires_grad_(False)
+    both = nn.Sequential(model, frozen)
+    optimizer = torch.optim.SGD(both.parameters(), lr=0.1, momentum=0.9)
+    one_step(both, optimizer)
+    # tied weight, its gradient and momentum: 3 x 36 bytes; the frozen layer: its weight only
+    assert model_state_bytes(both, [optimizer]) == 3 * 36 + 36

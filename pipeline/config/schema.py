@@ -1,7 +1,7 @@
 """Typed schema of params.yaml.
 
 Every section forbids unknown keys, so a typo stops the stage instead of being ignored.
-Shared sections (``seed``, ``data``, ``model``, ``trainer``, ``tracking``) come first, then
+Shared sections (``seed``, ``repeats``, ``data``, ``model``, ``trainer``, ``tracking``) come first, then
 one section per stage. A stage section may carry ``trainer:`` overrides of the shared
 trainer options; :meth:`Params.trainer_for` merges them.
 """
@@ -392,8 +392,16 @@ class ActiveLearningConfig(Section):
             "early stopping); set active_learning.train_steps")
 
 
+class CompareConfig(Section):
+    """The comparison stage: every paradigm's runs side by side, read back from MLflow."""
+
+    memory_tolerance: float = Field(0.15, gt=0, lt=1)  # estimated vs measured model state: largest relative gap that passes
+    ui_url: Optional[str] = None  # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
+
+
 class Params(Section):
     seed: int = Field(42, ge=0)
+    repeats: int = Field(1, ge=1)  # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
@@ -406,6 +414,7 @@ class Params(Section):
     multitask: MultitaskConfig = Field(default_factory=MultitaskConfig)
     federated: FederatedConfig = Field(default_factory=FederatedConfig)
     active_learning: ActiveLearningConfig = Field(default_factory=ActiveLearningConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> "Params":

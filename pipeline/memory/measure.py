@@ -1,17 +1,24 @@
-"""Measured peak memory during a block of work.
+"""Measured memory: the peak during a block of work, and the model state training holds.
 
-On a CUDA device: the peak of ``torch.cuda.max_memory_allocated`` (tensors the caching
-allocator handed out). On CPU: the peak increase of the process's resident memory over its
-level at the start, sampled by a background thread; it includes more than model state
-(activations, allocator slack, library buffers).
+:class:`PeakMemory`: on a CUDA device, the peak of ``torch.cuda.max_memory_allocated``
+(tensors the caching allocator handed out); on CPU, the peak increase of the process's
+resident memory over its level at the start, sampled by a background thread. Either includes
+more than model state (activations, the batch, allocator slack, library buffers).
+
+:func:`model_state_bytes`: the bytes of the tensors that make up model state (weights and
+buffers, gradients, optimizer state), counted from the tensors themselves on whatever device
+they live; what the estimator in :mod:`pipeline.memory.estimate` predicts from the
+parameter count, so the two can be checked against each other on any device.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Iterable
 
 import psutil
 import torch
+from torch import nn
 
 
 class PeakMemory:
@@ -46,3 +53,20 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
             self._highest = max(self._highest, self._process.memory_info().rss)
+
+
+def model_state_bytes(module: nn.Module, optimizers: Iterable[torch.optim.Optimizer]) -> int:
+    """Bytes held by ``module``'s parameters and buffers, their gradients and the optimizers' state.
+
+    Call it right after an optimizer step, while gradients and optimizer state exist. Each
+    storage counts once (tied weights, views and shared buffers are not double-counted).
+    """
+    tensors = [*module.parameters(), *module.buffers()]
+    tensors += [p.grad for p in module.parameters() if p.grad is not None]
+    tensors += [value for optimizer in optimizers for state in optimizer.state.values()
+                for value in state.values() if torch.is_tensor(value)]
+    storages = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        storages[(storage.device, storage.data_ptr())] = storage.nbytes()
+    return sum(storages.values())

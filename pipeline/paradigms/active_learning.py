@@ -108,6 +108,8 @@ def run_strategy(
         metrics |= estimate_training_memory(model, learner.optimizer.optimizer, trainer_cfg.precision).as_metrics()
         metrics |= {
             "memory/peak_bytes": peak.peak_bytes,
+            "memory/measured_state_bytes": learner.state_bytes,
+            "data/labels_used": labels[-1],  # no validation labels: every round trains a fixed number of steps
             "time/fit_seconds": sim.train_seconds,
             "throughput/train_samples_per_s": sim.samples_trained / sim.train_seconds if sim.train_seconds else 0.0,
         }
@@ -177,7 +179,7 @@ def _log_queries(sim: Simulation, seed_state: LabelState, data: TaskData) -> Non
 def _log_curves_to_every_run(runs: dict[str, dict], histories: dict[str, list[Row]], control: str, target: float) -> None:
     """One chart with every strategy's learning curve, in each strategy's run (``plots/learning_curves.png``)."""
     curves = {v: ([int(r["labels"]) for r in rows], [r["test/acc"] for r in rows]) for v, rows in histories.items()}
-    fig = figures.learning_curves_figure(curves, control, target, "active learning: test accuracy vs labels")
+    fig = figures.curves_figure(curves, "labels used", "active learning: test accuracy vs labels", control, ("target", target))
     client = mlflow.MlflowClient()
     for entry in runs.values():
         client.log_figure(entry["run_id"], fig, "plots/learning_curves.png")

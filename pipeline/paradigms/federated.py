@@ -176,7 +176,9 @@ def federate(
         metrics = _final_metrics(logits, data, records, layout)
         metrics |= {k: last[k] for k in ("val/acc", "val/loss")}  # the model the run ends with (no best-round pick)
         metrics |= estimate_training_memory(model, trainer.optimizer.optimizer, trainer_cfg.precision).as_metrics()
-        metrics |= {"memory/peak_bytes": peak.peak_bytes, "fl/clients": len(clients), "fl/clients_per_round": clients_per_round(cfg, len(clients))}
+        metrics |= {"memory/peak_bytes": peak.peak_bytes, "memory/measured_state_bytes": trainer.state_bytes,
+                    "data/labels_used": sum(len(client) for client in clients),
+                    "fl/clients": len(clients), "fl/clients_per_round": clients_per_round(cfg, len(clients))}
         if centralized_acc is not None:
             metrics["compare/acc_gap_vs_centralized"] = metrics["test/acc"] - centralized_acc
         if accountant:

@@ -21,7 +21,7 @@ from pipeline.data.prepared import TaskData
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.lightning_module import OUTPUT, ClassificationModule, OptimizerFactory
 from pipeline.tracking import figures
-from pipeline.tracking.runs import stage_run
+from pipeline.tracking.runs import run_label, stage_run
 from pipeline.training.runner import FitResult, fit_and_test, make_loaders
 
 Metrics = dict[str, float]
@@ -29,7 +29,7 @@ Metrics = dict[str, float]
 
 def training_sections(stage: str) -> tuple[str, ...]:
     """The params.yaml sections a training stage depends on, as its dvc.yaml entry lists them."""
-    return ("seed", "model", "trainer", stage)
+    return ("seed", "repeats", "model", "trainer", stage)
 
 
 def train_tracked(
@@ -84,7 +84,7 @@ def fit_tracked(
     adds metrics computed from the run's own (e.g. ratios against other runs), logged on it too.
     """
     cfg = params.trainer_for(stage)
-    label = stage if variant in ("", stage) else f"{stage}/{variant}"
+    label = run_label(stage, variant)
     with stage_run(params, stage, paradigm=paradigm, variant=variant, sections=sections) as run:
         mlflow.set_tags(tags or {})
         result = fit_and_test(module, loaders, cfg, params.seed, run, label=label, extra_callbacks=callbacks)

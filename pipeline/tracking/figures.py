@@ -1,5 +1,5 @@
 """Figures logged to MLflow: sample inputs, a confusion matrix, the client label mix, comparisons, federated rounds,
-active-learning curves."""
+learning curves, and the comparison stage's scatter plots."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from pipeline.data.splits import client_class_counts  # noqa: E402
 
@@ -126,16 +127,47 @@ def personalization_figure(clients: list[int], before: list[float], after: list[
     return fig
 
 
-def learning_curves_figure(curves: dict[str, tuple[list[int], list[float]]], control: str, target: float | None, title: str) -> Figure:
-    """Test accuracy against labels used, one line per strategy (the control dashed black), the target dotted."""
+def curves_figure(
+    curves: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    title: str,
+    control: str | None = None,
+    reference: tuple[str, float] | None = None,
+) -> Figure:
+    """Test accuracy against ``xlabel``, one line per name (``control`` dashed black), a ``reference`` level dotted."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, (labels, acc) in curves.items():
+    for name, (x, acc) in curves.items():
         style = {"color": "black", "linestyle": "--"} if name == control else {}
-        ax.plot(labels, acc, marker=".", label=name, **style)
-    if target is not None:
-        ax.axhline(target, color="grey", linestyle=":", linewidth=0.8, label=f"target {target:.3f}")
-    ax.set_xlabel("labels used")
+        ax.plot(x, acc, marker=".", label=name, **style)
+    if reference is not None:
+        ax.axhline(reference[1], color="grey", linestyle=":", linewidth=0.8, label=f"{reference[0]} {reference[1]:.3f}")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def points_by_group_figure(
+    points: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str, title: str, diagonal_band: float | None = None,
+) -> Figure:
+    """One colour per group, logarithmic x. ``diagonal_band``: log-log, with y = x and the ±band around it."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for group, (x, y) in points.items():
+        ax.scatter(x, y, label=group, s=24)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # unlabelled minor ticks: their labels overlap
+    if diagonal_band is not None:
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        every = [v for x, y in points.values() for v in (*x, *y) if v > 0]
+        line = np.geomspace(min(every) * 0.8, max(every) * 1.25, 50)
+        ax.plot(line, line, color="black", linewidth=0.8, label="equal")
+        ax.fill_between(line, line * (1 - diagonal_band), line * (1 + diagonal_band), color="grey", alpha=0.2,
+                        label=f"within {diagonal_band:.0%}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()

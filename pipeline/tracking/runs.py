@@ -63,6 +63,11 @@ def stage_run(
         yield run
 
 
+def run_label(stage: str, variant: str) -> str:
+    """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name a run."""
+    return stage if variant in ("", stage) else f"{stage}/{variant}"
+
+
 def _effective_trainer(params: Params, stage: str) -> dict[str, Any]:
     section = getattr(params, stage, None)
     if section is None or not hasattr(section, "trainer"):

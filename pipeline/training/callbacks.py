@@ -1,4 +1,4 @@
-"""Callbacks: one progress line per epoch, the per-epoch history, and training throughput."""
+"""Callbacks: one progress line per epoch, the per-epoch history, training throughput, model-state memory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 
 import lightning.pytorch as pl
 import torch
+
+from pipeline.memory import model_state_bytes
 
 HISTORY_KEYS = ("train/loss", "val/loss", "val/acc")
 
@@ -66,3 +68,15 @@ def _now(pl_module: pl.LightningModule) -> float:
     if pl_module.device.type == "cuda":
         torch.cuda.synchronize(pl_module.device)
     return time.perf_counter()
+
+
+class ModelStateProbe(pl.Callback):
+    """Measures the model state training holds (:func:`~pipeline.memory.model_state_bytes`) once,
+    right after the first optimizer step: gradients and optimizer state exist then."""
+
+    def __init__(self):
+        self.bytes = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.bytes and trainer.global_step >= 1:  # with gradient accumulation, the first batches do not step
+            self.bytes = model_state_bytes(pl_module, trainer.optimizers)

@@ -18,6 +18,7 @@ from lightning.fabric import Fabric
 from torch import nn
 
 from pipeline.config.schema import TrainerConfig
+from pipeline.memory import model_state_bytes
 from pipeline.models.lightning_module import ClassificationModule
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -72,6 +73,7 @@ class InMemoryTrainer:
         self.optimizer = self.fabric.setup_optimizers(self.module.configure_optimizers())
         self.batch_size = batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.state_bytes = 0  # model state training holds (weights, gradients, optimizer state), measured after the first training
 
     @property
     def device(self) -> torch.device:
@@ -98,6 +100,8 @@ class InMemoryTrainer:
             self.fabric.backward(loss)
             self.optimizer.step()
         mean_loss = float(total) / max(batches, 1)  # one device sync per training, not per step
+        if not self.state_bytes and batches:
+            self.state_bytes = model_state_bytes(self.module, [self.optimizer.optimizer])
         return TrainingPass(self._now() - started, mean_loss)
 
     def penalty(self) -> Optional[torch.Tensor]:

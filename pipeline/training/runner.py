@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import PeakMemory, estimate_training_memory
 from pipeline.seeding import seed_everything
-from pipeline.training.callbacks import EpochHistory, Throughput
+from pipeline.training.callbacks import EpochHistory, ModelStateProbe, Throughput
 from pipeline.training.trainer import build_trainer
 
 MONITOR = "val/loss"
@@ -67,10 +67,10 @@ def fit_and_test(
     extra_callbacks: Sequence[pl.Callback] = (),
 ) -> FitResult:
     seed_everything(seed)
-    history, throughput = EpochHistory(label, module.history_keys), Throughput()
+    history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         best = ModelCheckpoint(dirpath=root, monitor=MONITOR, mode="min", save_top_k=1, save_weights_only=True)
-        callbacks: list[pl.Callback] = [history, throughput, best, *extra_callbacks]
+        callbacks: list[pl.Callback] = [history, throughput, model_state, best, *extra_callbacks]
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)
@@ -88,6 +88,8 @@ def fit_and_test(
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics |= estimate.as_metrics() | {
         "memory/peak_bytes": peak.peak_bytes,
+        "memory/measured_state_bytes": model_state.bytes,
+        "data/labels_used": len(loaders["train"].dataset) + len(loaders["val"].dataset),  # val picks the epoch
         "time/fit_seconds": fit_seconds,
         "throughput/train_samples_per_s": throughput.samples_per_s,
         "train/epochs": trainer.current_epoch,

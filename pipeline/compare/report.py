@@ -1,0 +1,63 @@
+"""The comparison as text: the markdown report, and the short summary printed on the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.compare.sections import Section
+from pipeline.compare.table import cell, shown
+
+# Which chart goes under which section (by title's start).
+FIGURE_UNDER = {
+    "Every run": "accuracy_vs_trainable_params",
+    "Multi-task": "multitask_vs_separate",
+    "Federated": "federated_rounds",
+    "Active-learning": "active_learning_curves",
+    "Memory check": "memory_estimated_vs_measured",
+}
+TERMINAL = {
+    "run": lambda row: row["label"],
+    "task": lambda row: row["task"],
+    "seeds": lambda row: str(int(row["seeds"])),
+    "test acc": lambda row: cell(row, "test/acc"),
+    "macro-F1": lambda row: cell(row, "test/f1_macro"),
+    "labels": lambda row: cell(row, "data/labels_used", "int"),
+    "trainable": lambda row: cell(row, "params/trainable", "int"),
+    "est. state": lambda row: cell(row, "memory/estimated_train_bytes", "bytes"),
+    "measured state": lambda row: cell(row, "memory/measured_state_bytes", "bytes"),
+    "fit s": lambda row: cell(row, "time/fit_seconds", "s"),
+    "communicated": lambda row: cell(row, "comm/bytes_total", "bytes"),
+}
+
+
+def markdown(sections: list[Section], images: list[Path], source: str, compare_link: str) -> str:
+    names = {path.stem: path for path in images}
+    parts = [
+        "# Paradigm comparison",
+        f"Every run behind the current outputs (the run ids in `metrics/<stage>.json`), read back from MLflow: {source}. "
+        f"This report is also the [`compare` run]({compare_link}) in the MLflow UI; each row links to its run. "
+        "With several seeds (`repeats` in params.yaml) a cell reads mean ± std.",
+        "## Headlines",
+        "\n".join(f"- {s.headline}" for s in sections if s.headline),
+    ]
+    for section in sections:
+        parts += [f"## {section.title}", section.text]
+        parts += [part for part in (section.table, section.extra) if part]
+        stem = next((name for start, name in FIGURE_UNDER.items() if section.title.startswith(start)), None)
+        if stem in names:
+            parts.append(f"![{stem}](figures/{names[stem].name})")
+    return "\n\n".join(parts) + "\n"
+
+
+def mlflow_note(sections: list[Section], report_artifact: str) -> str:
+    """The compare run's description in the MLflow UI: the headlines (MLflow caps a tag's length)."""
+    lines = ["## Paradigm comparison", *(f"- {s.headline}" for s in sections if s.headline)]
+    return "\n".join(lines) + f"\n\nThe full report, tables and figures: artifacts `{report_artifact}`."
+
+
+def terminal_summary(table: pd.DataFrame, sections: list[Section]) -> str:
+    text = shown((row for _, row in table.iterrows()), TERMINAL).to_string(index=False)
+    headlines = "\n".join(f"- {s.headline}" for s in sections if s.headline)
+    return f"{text}\n\n{headlines}\n"

@@ -1,0 +1,121 @@
+"""The runs behind the current outputs: listed in ``metrics/<stage>.json``, read back from MLflow.
+
+Only runs the store holds as FINISHED count as results. A listed run id the store lacks, a
+run that failed or never finished, or one made by another stage stops the comparison, and
+the error names the stage and the id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import DataError, UserError
+from pipeline.tracking.runs import run_label
+
+# Every stage that trains, in dvc.yaml's order; compare's deps are their metrics/<stage>.json.
+PARADIGM_STAGES = ("pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning")
+# Which of prepare's tasks each stage trains and tests on.
+STAGE_TASK = {
+    "pretrain": "source", "transfer": "target", "finetune": "target", "scratch": "target",
+    "multitask": "full", "federated": "full", "active_learning": "full",
+}
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    stage: str
+    key: str  # its key in metrics/<stage>.json: the variant, or <variant>@seed<N>
+    run_id: str
+
+
+def listed_runs(metrics_dir: Path, stages: tuple[str, ...] = PARADIGM_STAGES) -> list[ListedRun]:
+    listed = []
+    for stage in stages:
+        path = Path(metrics_dir) / f"{stage}.json"
+        if not path.is_file():
+            raise UserError(f"compare: stage '{stage}' has no {path}; run `dvc repro {stage}` first")
+        try:
+            runs = json.loads(path.read_text()).get("runs")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise DataError(f"{path}: not the JSON object a stage writes ({err}); re-run `dvc repro --force {stage}`") from err
+        if not isinstance(runs, dict) or not runs:
+            raise DataError(f"{path}: lists no runs under 'runs'; re-run `dvc repro --force {stage}`")
+        for key, entry in runs.items():
+            run_id = entry.get("run_id") if isinstance(entry, dict) else None
+            if not isinstance(run_id, str) or not run_id:
+                raise DataError(f"{path}: run '{key}' has no run_id; re-run `dvc repro --force {stage}`")
+            listed.append(ListedRun(stage, key, run_id))
+    return listed
+
+
+def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str) -> pd.DataFrame:
+    """One row per run: who made it (stage, paradigm, variant, seed, task), its link, and every metric it logged."""
+    rows = []
+    for item in listed:
+        run = _finished_run(item, client)
+        tags = run.data.tags
+        variant = tags.get("variant", item.key)
+        rows.append({
+            "stage": item.stage,
+            "paradigm": tags.get("paradigm", item.stage),
+            "variant": variant,
+            "label": run_label(item.stage, variant),
+            "seed": int(run.data.params.get("seed", -1)),
+            "task": STAGE_TASK.get(item.stage, ""),
+            "device": tags.get("device", ""),
+            "run_id": run.info.run_id,
+            "link": f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+            **run.data.metrics,
+        })
+    return pd.DataFrame(rows)
+
+
+def _finished_run(item: ListedRun, client: MlflowClient):
+    where = f"stage '{item.stage}' (metrics/{item.stage}.json, '{item.key}') names MLflow run {item.run_id}"
+    try:
+        run = client.get_run(item.run_id)
+    except MlflowException as err:
+        if err.error_code not in NOT_IN_STORE:
+            raise
+        run = None
+    if run is None or run.info.lifecycle_stage == "deleted":
+        raise UserError(
+            f"compare: {where}, which is not in the store at {client.tracking_uri} (deleted, or MLFLOW_TRACKING_URI "
+            f"points to another store); re-run `dvc repro --force {item.stage}`"
+        )
+    if run.info.status != "FINISHED":
+        raise UserError(
+            f"compare: {where}, which is {run.info.status} in MLflow, not FINISHED: a partial run is not a result; "
+            f"re-run `dvc repro --force {item.stage}`"
+        )
+    if run.data.tags.get("stage") != item.stage:
+        raise UserError(f"compare: {where}, which stage '{run.data.tags.get('stage')}' made; re-run `dvc repro --force {item.stage}`")
+    if "test/acc" not in run.data.metrics:
+        raise UserError(f"compare: {where}, which finished without test/acc; re-run `dvc repro --force {item.stage}`")
+    return run
+
+
+def metric_curves(client: MlflowClient, runs: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Every step of ``key`` in each of ``runs``: columns variant, seed, step, value."""
+    rows = [
+        {"variant": run.variant, "seed": run.seed, "step": point.step, "value": point.value}
+        for run in runs.itertuples()
+        for point in client.get_metric_history(run.run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["variant", "seed", "step", "value"])
+
+
+def ui_url(configured: str | None, tracking_uri: str) -> str:
+    """Where the MLflow UI is: as configured, else the tracking server itself, else `mlflow ui`'s default."""
+    if configured:
+        return configured
+    return tracking_uri if urlparse(tracking_uri).scheme in ("http", "https") else LOCAL_UI

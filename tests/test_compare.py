@@ -1,0 +1,202 @@
+"""The comparison stage over a tiny run of every paradigm stage (two seeds each), in a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.compare.run import run_compare
+from pipeline.compare.sources import PARADIGM_STAGES
+from pipeline.errors import UserError
+from pipeline.paradigms.active_learning import run_active_learning
+from pipeline.paradigms.federated import run_federated
+from pipeline.paradigms.finetune import run_finetune
+from pipeline.paradigms.multitask import run_multitask
+from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.repeats import over_seeds
+from pipeline.paradigms.scratch import run_scratch
+from pipeline.paradigms.transfer import run_transfer
+from pipeline.tracking.outputs import write_stage_metrics
+from tests.conftest import PROJECT_ROOT, make_params, pretrained_workspace
+
+RUNNERS = {"pretrain": run_pretrain, "transfer": run_transfer, "finetune": run_finetune, "scratch": run_scratch,
+           "multitask": run_multitask, "federated": run_federated, "active_learning": run_active_learning}
+SECTIONS = ["Headlines", "Every run", "Transfer vs fine-tune vs scratch (target task)", "Fine-tuning variants",
+            "Multi-task vs separate models", "Federated (IID, non-IID, strategies) vs centralised",
+            "Active-learning strategies vs random", "Memory check: estimated vs measured"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    params = make_params(repeats=2)
+    with pretrained_workspace(root, params):
+        for stage in PARADIGM_STAGES:
+            runs = over_seeds(lambda p: RUNNERS[stage](p, data_dir=root / "data"), params)
+            write_stage_metrics(stage, runs, root / "metrics")
+        result = run_compare(params, root / "metrics", root / "reports", root / "plots" / "compare")
+        yield root, params, result
+
+
+def listed(root) -> dict[str, dict]:
+    return {stage: json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"] for stage in PARADIGM_STAGES}
+
+
+def test_report_answers_every_question_with_every_run_and_mean_and_std(compared):
+    root, _, result = compared
+    report = (root / "reports" / "comparison.md").read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in report, title
+    for label in result["variants"]:
+        assert f"| {label} " in report, label
+    assert " ± " in report  # two seeds per variant
+    for stage in PARADIGM_STAGES:
+        for entry in listed(root)[stage].values():
+            assert entry["run_id"][:8] in report
+    for figure in ("accuracy_vs_trainable_params", "memory_estimated_vs_measured", "federated_rounds",
+                   "active_learning_curves", "multitask_vs_separate"):
+        assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 1000
+        assert f"(figures/{figure}.png)" in report
+
+
+def test_csv_has_one_row_per_run_and_compare_json_the_mean_over_seeds(compared):
+    root, _, result = compared
+    runs = pd.read_csv(root / "reports" / "comparison.csv")
+    assert len(runs) == sum(len(r) for r in listed(root).values())
+    assert (runs.groupby("label")["seed"].apply(set) == {42, 43}).all()
+    scratch = listed(root)["scratch"]
+    pair = [scratch["scratch"]["test/acc"], scratch["scratch@seed43"]["test/acc"]]
+    assert result["variants"]["scratch"]["test/acc"] == pytest.approx(sum(pair) / 2)
+    assert result["variants"]["scratch"]["seeds"] == 2 and "test/acc:std" in result["variants"]["scratch"]
+    json.dumps(result, allow_nan=False)  # DVC reads it: no NaN
+
+
+def test_primary_seed_runs_keep_the_variant_names(compared):
+    root, params, _ = compared
+    client = MlflowClient()
+    for stage, runs in listed(root).items():
+        for key, entry in runs.items():
+            seed = int(client.get_run(entry["run_id"]).data.params["seed"])
+            assert seed == (params.seed + 1 if key.endswith("@seed43") else params.seed), (stage, key)
+
+
+def test_estimated_model_state_matches_the_measured_tensors_for_every_run(compared):
+    _, _, result = compared
+    assert result["questions"]["memory/runs_checked"] == len(result["variants"])
+    assert result["questions"]["memory/runs_outside_tolerance"] == 0
+    assert result["questions"]["memory/largest_state_gap"] < 0.01  # fp32 on CPU: the count is exact up to Adam's step scalars
+
+
+def test_compare_run_holds_the_report_tables_and_figures(compared):
+    _, _, result = compared
+    client = MlflowClient()
+    run = client.get_run(result["runs"]["compare"]["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["stage"] == "compare"
+    assert "Memory check" in run.data.tags["mlflow.note.content"]
+    assert run.data.metrics["memory/runs_outside_tolerance"] == 0
+    files = {a.path for d in ("comparison", "comparison/figures") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/every_run.json",
+            "comparison/figures/federated_rounds.png"} <= files
+    table = json.loads(open(client.download_artifacts(run.info.run_id, "comparison/every_run.json")).read())
+    links = " ".join(row[table["columns"].index("MLflow")] for row in table["data"])
+    assert len(table["data"]) == len(result["variants"])
+    for runs in listed(compared[0]).values():
+        for entry in runs.values():
+            assert f"/#/experiments/{run.info.experiment_id}/runs/{entry['run_id']}" in links
+
+
+def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
+    root, _, _ = compared
+    plots = root / "plots" / "compare"
+    assert len(pd.read_csv(plots / "runs.csv")) == sum(len(r) for r in listed(root).values())
+    rounds = pd.read_csv(plots / "federated_rounds.csv")
+    assert set(rounds["variant"]) == {"iid/fedavg", "iid/fedprox", "dirichlet/fedavg", "dirichlet/fedprox", "centralized (final)"}
+    assert sorted(rounds[rounds.variant == "iid/fedavg"]["round"]) == [1, 2, 3, 4]
+    curves = pd.read_csv(plots / "active_learning.csv")
+    assert set(curves["variant"]) == {"random", "least_confidence", "margin", "entropy", "bald"}
+    assert set(pd.read_csv(plots / "multitask.csv")["label"]) == {"digit: multitask", "digit: separate", "parity: multitask", "parity: separate"}
+
+
+def copied_metrics(root, tmp_path):
+    shutil.copytree(root / "metrics", tmp_path / "metrics")
+    return tmp_path / "metrics"
+
+
+def replace_run_id(metrics, stage: str, run_id: str) -> None:
+    path = metrics / f"{stage}.json"
+    doc = json.loads(path.read_text())
+    first = next(iter(doc["runs"]))
+    doc["runs"][first]["run_id"] = run_id
+    path.write_text(json.dumps(doc))
+
+
+def test_a_missing_stage_is_named(compared, tmp_path):
+    root, params, _ = compared
+    metrics = copied_metrics(root, tmp_path)
+    (metrics / "federated.json").unlink()
+    with pytest.raises(UserError, match="stage 'federated' has no .*federated.json; run `dvc repro federated`"):
+        run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_run_id_not_in_the_store_is_named_with_its_stage(compared, tmp_path):
+    root, params, _ = compared
+    metrics = copied_metrics(root, tmp_path)
+    replace_run_id(metrics, "transfer", "0" * 32)
+    with pytest.raises(UserError, match=f"stage 'transfer' .* names MLflow run {'0' * 32}, which is not in the store"):
+        run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
+
+
+@pytest.mark.parametrize("status", ["FAILED", "RUNNING", "KILLED"])
+def test_a_run_that_did_not_finish_is_never_reported(compared, tmp_path, status):
+    root, params, _ = compared
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
+    partial = client.create_run(experiment, tags={"stage": "scratch", "paradigm": "scratch", "variant": "scratch"})
+    client.log_metric(partial.info.run_id, "test/acc", 0.99)
+    if status != "RUNNING":
+        client.set_terminated(partial.info.run_id, status)
+    metrics = copied_metrics(root, tmp_path)
+    replace_run_id(metrics, "scratch", partial.info.run_id)
+    with pytest.raises(UserError, match=f"stage 'scratch' .*{partial.info.run_id}, which is {status} in MLflow, not FINISHED"):
+        run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_deleted_run_is_not_in_the_store(compared, tmp_path):
+    root, params, _ = compared
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
+    gone = client.create_run(experiment, tags={"stage": "transfer"})
+    client.log_metric(gone.info.run_id, "test/acc", 0.5)
+    client.set_terminated(gone.info.run_id, "FINISHED")
+    client.delete_run(gone.info.run_id)
+    metrics = copied_metrics(root, tmp_path)
+    replace_run_id(metrics, "transfer", gone.info.run_id)
+    with pytest.raises(UserError, match=f"{gone.info.run_id}, which is not in the store"):
+        run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
+
+
+def test_a_run_of_another_stage_is_refused(compared, tmp_path):
+    root, params, _ = compared
+    metrics = copied_metrics(root, tmp_path)
+    replace_run_id(metrics, "transfer", next(iter(listed(root)["scratch"].values()))["run_id"])
+    with pytest.raises(UserError, match="stage 'transfer' .* which stage 'scratch' made"):
+        run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
+
+
+def test_the_stage_without_upstream_outputs_exits_2_with_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    env = {"PYTHONPATH": str(PROJECT_ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PATH": ""}
+    result = subprocess.run([sys.executable, "-m", "stages.compare"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: compare: stage 'pretrain' has no metrics/pretrain.json; run `dvc repro pretrain` first"], result.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "metrics").exists()
