@@ -236,7 +236,7 @@ def memory_check(table: pd.DataFrame, tolerance: float) -> Section:
     columns = {"run": lambda row: row["label"], "device": lambda row: row["device"],
                "est. model state": col("memory/estimated_train_bytes", "bytes"),
                "measured model state": col("memory/measured_state_bytes", "bytes"),
-               "gap": lambda row: number(row["gap"], "pct"), f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
+               "gap": lambda row: f"{row['gap']:.2%}", f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
                "measured peak": col("memory/peak_bytes", "bytes"), "est. / peak": lambda row: number(
                    row["memory/estimated_train_bytes"] / row["memory/peak_bytes"] if row["memory/peak_bytes"] else math.nan, "pct")}
     outside = int((~checked.within).sum())
@@ -250,7 +250,7 @@ def memory_check(table: pd.DataFrame, tolerance: float) -> Section:
         "to run, so compare it between runs with care."
     )
     headline = (f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%} "
-                f"(largest gap {number(gap.max(), 'pct')}).")
+                f"(largest gap {gap.max():.2%}).")
     return Section(title, text, markdown_table((r for _, r in checked.iterrows()), columns), headline,
                    metrics={"memory/runs_checked": len(checked), "memory/runs_outside_tolerance": outside,
                             "memory/largest_state_gap": float(gap.max())})

@@ -54,11 +54,11 @@ def number(value: float, kind: str = "") -> str:
 
 
 def cell(row: pd.Series, metric: str, kind: str = "") -> str:
-    """The metric's mean, ``± std`` when several seeds ran, ``–`` when the run does not log it."""
+    """The metric's mean, ``± std`` when several seeds ran and it varies, ``–`` when the run does not log it."""
     mean = row.get(metric, math.nan)
     std = row.get(metric + STD, math.nan)
     text = number(mean, kind)
-    if text != "–" and row.get("seeds", 1) > 1 and not math.isnan(std):
+    if text != "–" and row.get("seeds", 1) > 1 and not math.isnan(std) and std > 0:  # counts do not vary: no "± 0"
         text += f" ± {number(std, kind).lstrip('+')}"
     return text
 
