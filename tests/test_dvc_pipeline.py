@@ -110,6 +110,14 @@ def test_changing_finetune_params_reruns_only_finetune(repo):
     assert set(json.loads((root / "metrics" / "finetune.json").read_text())["runs"]) == {"lora"}
 
 
+def test_a_sweeps_applied_params_rerun_only_the_stages_that_read_them(repo):
+    from pipeline.sweep.apply import apply_to_params
+
+    root, env, _ = repo
+    apply_to_params(root / "params.yaml", {"finetune.lora.r": 3, "finetune.trainer.lr": 0.002})
+    assert ran(sh(["dvc", "repro"], root, env).stdout) == ["finetune", "compare"]
+
+
 def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())

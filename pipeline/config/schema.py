@@ -392,6 +392,40 @@ class ActiveLearningConfig(Section):
             "early stopping); set active_learning.train_steps")
 
 
+class SearchDimension(Section):
+    """One swept param: ``float`` (``log`` for a log-uniform draw), ``int`` or ``categorical``."""
+
+    type: Literal["float", "int", "categorical"]
+    low: Optional[float] = None
+    high: Optional[float] = None
+    log: bool = False
+    step: Optional[float] = None  # float/int: draw on a grid of this step
+    choices: Optional[list[Any]] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SearchDimension":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.type} needs low < high (got low={self.low}, high={self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+
+class StageSweep(Section):
+    """The sweep of one stage: what to search (dotted params keys), what to optimise, what to hold fixed."""
+
+    space: dict[str, SearchDimension] = Field(min_length=1)
+    metric: Optional[str] = None  # a validation metric of the stage's runs; None: the stage's default
+    direction: Literal["minimize", "maximize"] = "minimize"
+    fixed: dict[str, Any] = Field(default_factory=dict)  # dotted keys set in every trial, e.g. finetune.strategies: [lora]
+
+
 class CompareConfig(Section):
     """The comparison stage: every paradigm's runs side by side, read back from MLflow."""
 
@@ -415,6 +449,7 @@ class Params(Section):
     federated: FederatedConfig = Field(default_factory=FederatedConfig)
     active_learning: ActiveLearningConfig = Field(default_factory=ActiveLearningConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    sweep: dict[str, StageSweep] = Field(default_factory=dict)  # per stage; run with python -m pipeline.sweep <stage>
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> "Params":

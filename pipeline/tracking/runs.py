@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from pipeline.config.schema import Params, TrackingConfig
 
@@ -34,7 +35,13 @@ def experiment_id(name: str) -> str:
         return existing.experiment_id
     local = urlparse(mlflow.get_tracking_uri()).scheme not in REMOTE_SCHEMES
     location = LOCAL_ARTIFACTS_DIR.resolve().as_uri() if local else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process (a sweep's other worker) created it meanwhile
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
 
 
 @contextmanager
@@ -56,7 +63,8 @@ def stage_run(
         "params_hash": params_hash({key: used[key] for key in sections}),
     }
     run_name = stage if variant in ("", stage) else f"{stage}-{variant}"
-    with mlflow.start_run(experiment_id=experiment_id(params.tracking.experiment), run_name=run_name, tags=tags) as run:
+    nested = mlflow.active_run() is not None  # inside a sweep's trial run: the stage's runs are its children
+    with mlflow.start_run(experiment_id=experiment_id(params.tracking.experiment), run_name=run_name, tags=tags, nested=nested) as run:
         effective = used | _effective_trainer(params, stage)
         mlflow.log_params(flatten(effective))
         mlflow.log_dict(effective, "params/resolved_params.yaml")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 import lightning.pytorch as pl
 import mlflow
@@ -26,6 +27,9 @@ from pipeline.training.callbacks import EpochHistory, ModelStateProbe, Throughpu
 from pipeline.training.trainer import build_trainer
 
 MONITOR = "val/loss"
+# Callbacks that whoever runs a stage adds to each of its fits (a sweep's pruning), made fresh per
+# fit, without threading them through every paradigm's signature.
+FIT_CALLBACKS: ContextVar[Optional[Callable[[], Sequence[pl.Callback]]]] = ContextVar("fit_callbacks", default=None)
 
 
 class TrackedModule(Protocol):
@@ -70,7 +74,8 @@ def fit_and_test(
     history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         best = ModelCheckpoint(dirpath=root, monitor=MONITOR, mode="min", save_top_k=1, save_weights_only=True)
-        callbacks: list[pl.Callback] = [history, throughput, model_state, best, *extra_callbacks]
+        around = FIT_CALLBACKS.get()
+        callbacks: list[pl.Callback] = [history, throughput, model_state, best, *extra_callbacks, *(around() if around else ())]
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)

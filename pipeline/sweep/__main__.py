@@ -1,0 +1,51 @@
+"""``python -m pipeline.sweep <stage> --n-trials N [--timeout S] [--study NAME] [--storage URL] [--apply]``.
+
+Several workers on one study: start the same command (same ``--study`` and ``--storage``) in
+several processes or machines; together they run exactly ``--n-trials`` trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from pipeline.config import load_params
+from pipeline.config.loading import DEFAULT_PARAMS_FILE
+from pipeline.stage import stage_entry
+from pipeline.sweep.apply import apply_to_params, exp_run_command
+from pipeline.sweep.objective import STAGES
+from pipeline.sweep.run import run_sweep
+from pipeline.sweep.study import DEFAULT_STORAGE
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("--n-trials", type=int, required=True, help="trials in the study, shared by all its workers")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker takes no new trial")
+    p.add_argument("--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)")
+    p.add_argument("--storage", default=None, help=f"Optuna RDB URL or journal:PATH (default {DEFAULT_STORAGE})")
+    p.add_argument("--apply", action="store_true", help="write the best params into params.yaml")
+    return p
+
+
+@stage_entry
+def main() -> None:
+    args = parser().parse_args()
+    params = load_params()
+    study = args.study or f"{args.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_sweep(params, args.stage, args.n_trials, study, args.storage, args.timeout)
+    print(f"study {study}: this worker ran {result.ran} trials; MLflow parent run {result.parent_run_id}")
+    if result.best_params is None:
+        print("no trial completed: nothing to apply")
+        return
+    print(f"best value {result.best_value:.4f} with {result.best_params}")
+    if args.apply:
+        apply_to_params(DEFAULT_PARAMS_FILE, result.best_params)
+        print(f"written into {DEFAULT_PARAMS_FILE}; `dvc repro` re-runs the stages that read them")
+    else:
+        print(f"try them: {exp_run_command(result.best_params)}   (or re-run with --apply)")
+
+
+if __name__ == "__main__":
+    main()

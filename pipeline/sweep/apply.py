@@ -1,0 +1,38 @@
+"""Put a sweep's best params where the pipeline reads them.
+
+``--apply`` writes them into params.yaml, keeping its comments, order and styles (ruamel.yaml's
+round trip), so the next ``dvc repro`` re-runs exactly the stages that read them. Without it,
+the equivalent ``dvc exp run -S ...`` line tries them as a DVC experiment instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from pipeline.io import atomic_path
+
+
+def apply_to_params(path: Path, values: dict[str, Any]) -> None:
+    yaml = YAML()  # round trip: comments, key order and flow styles survive
+    yaml.preserve_quotes = True
+    tree = yaml.load(Path(path).read_text())
+    for key, value in values.items():
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = CommentedMap()
+            node = node[part]
+        node[last] = value
+    with atomic_path(path) as tmp, open(tmp, "w") as out:
+        yaml.dump(tree, out)
+
+
+def exp_run_command(values: dict[str, Any]) -> str:
+    return "dvc exp run " + " ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())

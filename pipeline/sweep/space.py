@@ -1,0 +1,102 @@
+"""The search space of ``sweep.<stage>``: dotted params keys, checked before any trial runs.
+
+A key must name a param the stage reads (a key under one of its params.yaml sections) that
+exists in the schema; every end of a range and every choice must give valid params. The
+error names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from typing import Any
+
+import optuna
+from pydantic import BaseModel
+
+from pipeline.config.loading import parse_params
+from pipeline.config.schema import Params, SearchDimension, StageSweep
+from pipeline.errors import ConfigError
+
+
+def stage_sweep(params: Params, stage: str) -> StageSweep:
+    if stage not in params.sweep:
+        raise ConfigError(f"params.yaml: no sweep.{stage} section; add one with a 'space' of dotted keys to search")
+    return params.sweep[stage]
+
+
+def check_space(params: Params, stage: str, sections: tuple[str, ...]) -> None:
+    """Every key exists and the stage reads it; every range end and choice gives valid params."""
+    sweep = stage_sweep(params, stage)
+    for key in [*sweep.space, *sweep.fixed]:
+        _check_key(key, stage, sections)
+    if sweep.fixed:
+        with_values(params, sweep.fixed)
+    for key, dim in sweep.space.items():
+        for value in _corners(dim):
+            with_values(params, {**sweep.fixed, key: value})
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str, Any]:
+    values = {}
+    for key, dim in space.items():
+        if dim.type == "categorical":
+            values[key] = trial.suggest_categorical(key, dim.choices)
+        elif dim.type == "int":
+            values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
+        else:
+            values[key] = trial.suggest_float(key, dim.low, dim.high, step=dim.step, log=dim.log)
+    return values
+
+
+def with_values(params: Params, values: dict[str, Any]) -> Params:
+    """``params`` with each dotted key set, validated again as a whole."""
+    tree = copy.deepcopy(params.model_dump(mode="json"))
+    for key, value in values.items():
+        node = tree
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):  # e.g. a null section such as finetune.strategies' parent
+                node[part] = {}
+            node = node[part]
+        node[last] = value
+    try:
+        return parse_params(tree, "sweep")
+    except ConfigError as err:
+        shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
+        raise ConfigError(f"sweep values {shown} give invalid params:\n{err}") from None
+
+
+def _corners(dim: SearchDimension) -> list[Any]:
+    if dim.type == "categorical":
+        return list(dim.choices or [])
+    kind = int if dim.type == "int" else float
+    return [kind(dim.low), kind(dim.high)]
+
+
+def _check_key(key: str, stage: str, sections: tuple[str, ...]) -> None:
+    section = key.split(".")[0]
+    if section not in sections:
+        raise ConfigError(
+            f"sweep.{stage}: key '{key}' is not a param the {stage} stage reads; allowed: keys under {', '.join(sections)}"
+        )
+    model: Any = Params
+    walked = []
+    for part in key.split("."):
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if fields is None or part not in fields:
+            where = ".".join(walked) or "the top level"
+            allowed = ", ".join(fields) if fields else "no keys (it is a value)"
+            raise ConfigError(f"sweep.{stage}: unknown key '{key}': '{part}' is not in {where}; allowed there: {allowed}")
+        walked.append(part)
+        model = _model_of(fields[part].annotation)
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model a field holds (through Optional[...]), or None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
