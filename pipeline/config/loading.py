@@ -73,6 +73,10 @@ def _dotted_key(loc: tuple) -> tuple[str, type[BaseModel] | None]:
             item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
             key, model, annotation = f"{key}[{part}]", _section_model(item), item
             continue
+        if typing.get_origin(annotation) is dict:  # a mapping section such as sweep: {<stage>: ...}
+            item = typing.get_args(annotation)[1]
+            key, parent, model, annotation = f"{key}.{part}", model, _section_model(item), item
+            continue
         if model is None and key:
             break  # a union member's tag such as 'int' or "literal['auto']"
         parent = model

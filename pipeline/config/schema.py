@@ -425,6 +425,13 @@ class StageSweep(Section):
     direction: Literal["minimize", "maximize"] = "minimize"
     fixed: dict[str, Any] = Field(default_factory=dict)  # dotted keys set in every trial, e.g. finetune.strategies: [lora]
 
+    @field_validator("metric")
+    @classmethod
+    def _not_test(cls, metric: Optional[str]) -> Optional[str]:
+        if metric is not None and not metric.startswith("val/"):
+            raise ValueError(f"'{metric}': a sweep selects on validation metrics only (val/...), never on the test split")
+        return metric
+
 
 class CompareConfig(Section):
     """The comparison stage: every paradigm's runs side by side, read back from MLflow."""

@@ -21,6 +21,8 @@ from pipeline.io import atomic_path
 def apply_to_params(path: Path, values: dict[str, Any]) -> None:
     yaml = YAML()  # round trip: comments, key order and flow styles survive
     yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # params.yaml's style: "    - item" under its key
+    yaml.representer.add_representer(type(None), _null)  # keep "null", not an empty value
     tree = yaml.load(Path(path).read_text())
     for key, value in values.items():
         node = tree
@@ -36,3 +38,7 @@ def apply_to_params(path: Path, values: dict[str, Any]) -> None:
 
 def exp_run_command(values: dict[str, Any]) -> str:
     return "dvc exp run " + " ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())
+
+
+def _null(representer, _value):
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")

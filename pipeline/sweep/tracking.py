@@ -7,11 +7,13 @@ create one; the earlier-started run is kept and the other deletes its own.
 
 from __future__ import annotations
 
+import time
 import traceback
 import warnings
 
 import mlflow
 import optuna
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as optuna_plots
 
@@ -78,7 +80,7 @@ def summarise(client: MlflowClient, parent: str, study: optuna.Study, metric: st
     client.log_metric(parent, f"best/{metric}", best.value)
     client.log_metric(parent, "best/trial", best.number)
     for key, value in flatten({"best": best.params}).items():
-        client.set_tag(parent, key, str(value))  # tags, not params: a later worker may find a better trial
+        _set_tag(client, parent, key, str(value))  # tags, not params: a later worker may find a better trial
     client.log_dict(parent, best.params, "best_params.json")
     plots = {"optimization_history.png": optuna_plots.plot_optimization_history}
     if len(completed) > 1 and len(best.params) > 0:
@@ -89,7 +91,19 @@ def summarise(client: MlflowClient, parent: str, study: optuna.Study, metric: st
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # matplotlib plots are "experimental"
                 axes = plot(study)
         except (ValueError, RuntimeError) as err:  # e.g. importances when every trial drew the same value
-            client.set_tag(parent, f"plot_skipped/{name}", str(err)[:500])
+            _set_tag(client, parent, f"plot_skipped/{name}", str(err)[:500])
             continue
         client.log_figure(parent, axes.figure, f"plots/{name}")
         figures.close(axes.figure)
+
+
+def _set_tag(client: MlflowClient, run_id: str, key: str, value: str, attempts: int = 5) -> None:
+    """Workers ending together write the same tags on the parent: a clash on a SQLite store is retried."""
+    for attempt in range(attempts):
+        try:
+            client.set_tag(run_id, key, value)
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
