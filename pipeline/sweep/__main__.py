@@ -18,10 +18,16 @@ from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import DEFAULT_STORAGE
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 1")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("stage", choices=list(STAGES))
-    p.add_argument("--n-trials", type=int, required=True, help="trials in the study, shared by all its workers")
+    p.add_argument("--n-trials", type=positive, required=True, help="trials in the study, shared by all its workers")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker takes no new trial")
     p.add_argument("--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)")
     p.add_argument("--storage", default=None, help=f"Optuna RDB URL or journal:PATH (default {DEFAULT_STORAGE})")

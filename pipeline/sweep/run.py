@@ -22,9 +22,10 @@ from pipeline.config.schema import Params
 from pipeline.sweep.objective import pruning, run_trial, sweepable
 from pipeline.sweep.space import check_space, stage_sweep, suggest, with_values
 from pipeline.sweep.study import next_trial, open_study, storage_for
-from pipeline.sweep.tracking import TrialRun, parent_run, summarise
+from pipeline.sweep.tracking import TrialRun, create_parent_run, summarise
 from pipeline.tracking.runs import resolve_tracking_uri
 
+PARENT_RUN = "mlflow_parent_run_id"  # study user attr
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own line per trial
 
 
@@ -42,10 +43,14 @@ def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storag
     sweep = stage_sweep(params, stage)
     check_space(params, stage, sweepable(stage).sections)  # before any trial
     metric = sweep.metric or sweepable(stage).metric
-    study, _ = open_study(study_name, storage_for(storage_url), sweep.direction, n_trials, params.seed)
     mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
     client = MlflowClient()
-    parent = parent_run(client, params.tracking.experiment, study_name, stage)
+
+    def record_parent(study: optuna.Study) -> None:
+        study.set_user_attr(PARENT_RUN, create_parent_run(client, params.tracking.experiment, study_name, stage))
+
+    study, _ = open_study(study_name, storage_for(storage_url), sweep.direction, n_trials, params.seed, record_parent)
+    parent = study.user_attrs[PARENT_RUN]
     started, ran = time.monotonic(), 0
     while timeout_s is None or time.monotonic() - started < timeout_s:
         trial = next_trial(study)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import optuna
 import sqlalchemy.exc
@@ -44,8 +44,9 @@ def storage_for(url: Optional[str], attempts: int = 5) -> BaseStorage:
 
 
 def open_study(name: str, storage: BaseStorage, direction: str, n_trials: int, seed: int,
-               wait_s: float = 120.0) -> tuple[optuna.Study, bool]:
-    """The study, and whether this worker created it (and enqueued its trials)."""
+               on_create: Callable[[optuna.Study], None] = lambda study: None, wait_s: float = 120.0) -> tuple[optuna.Study, bool]:
+    """The study, and whether this worker created it. The creator calls ``on_create(study)`` (e.g. to
+    record the MLflow parent run on it), then enqueues the trials; joiners wait until both are done."""
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=False,
@@ -59,6 +60,7 @@ def open_study(name: str, storage: BaseStorage, direction: str, n_trials: int, s
                             f"not {direction}); use another --study") from None
         _wait_for_enqueued(study, wait_s)
         return study, False
+    on_create(study)
     for _ in range(n_trials):
         study.enqueue_trial({})  # empty: every param is drawn by the sampler when a worker takes the trial
     study.set_user_attr(REQUESTED, n_trials)

@@ -1,8 +1,8 @@
 """MLflow for a sweep: one parent run per study, one child run per trial (the stage's own runs
 nest under the trial's), and at the end the best params, best value and Optuna's plots on the parent.
 
-Workers find the parent by its ``sweep_study`` tag. Two workers starting together may both
-create one; the earlier-started run is kept and the other deletes its own.
+The worker that creates the study makes the parent and records its id on the study before any
+trial is enqueued; workers that join read it there, so there is exactly one parent.
 """
 
 from __future__ import annotations
@@ -23,18 +23,10 @@ from pipeline.tracking.runs import experiment_id, flatten
 PARENT, TRIAL = "parent", "trial"
 
 
-def parent_run(client: MlflowClient, experiment: str, study: str, stage: str) -> str:
-    exp = experiment_id(experiment)
-    query = f"tags.sweep_study = '{study}' and tags.sweep_role = '{PARENT}'"
-    found = client.search_runs([exp], query, order_by=["attributes.start_time ASC"])
-    if found:
-        return found[0].info.run_id
-    mine = client.create_run(exp, run_name=f"sweep-{study}", tags={"sweep_study": study, "sweep_role": PARENT, "stage": stage,
-                                                                   "paradigm": "sweep"}).info.run_id
-    first = client.search_runs([exp], query, order_by=["attributes.start_time ASC"])[0].info.run_id
-    if first != mine:
-        client.delete_run(mine)
-    return first
+def create_parent_run(client: MlflowClient, experiment: str, study: str, stage: str) -> str:
+    """The study's parent run; made once, by the worker that creates the study, which records its id on the study."""
+    tags = {"sweep_study": study, "sweep_role": PARENT, "stage": stage, "paradigm": "sweep"}
+    return client.create_run(experiment_id(experiment), run_name=f"sweep-{study}", tags=tags).info.run_id
 
 
 class TrialRun:
