@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.compare.sections import Section
+from pipeline.compare.sections import Section, seeds
 from pipeline.compare.table import cell, shown
 
 # Which chart goes under which section (by title's start).
@@ -20,7 +20,7 @@ FIGURE_UNDER = {
 TERMINAL = {
     "run": lambda row: row["label"],
     "task": lambda row: row["task"],
-    "seeds": lambda row: str(int(row["seeds"])),
+    "seeds": seeds,
     "test acc": lambda row: cell(row, "test/acc"),
     "macro-F1": lambda row: cell(row, "test/f1_macro"),
     "labels": lambda row: cell(row, "data/labels_used", "int"),

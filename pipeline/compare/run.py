@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.compare import sections as questions
 from pipeline.compare.plots import charts, write_charts
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
-from pipeline.compare.sources import PARADIGM_STAGES, fetch_runs, listed_runs, metric_curves, ui_url
+from pipeline.compare.sources import PARADIGM_STAGES, fetch_runs, listed_runs, metric_curves, run_url, ui_url
 from pipeline.compare.table import by_variant, shown
 from pipeline.config.schema import Params
 from pipeline.io import write_text
@@ -65,7 +65,7 @@ def run_compare(
     )
     reports_dir, figures_dir = Path(reports_dir), Path(reports_dir) / "figures"
     with stage_run(params, STAGE, paradigm=STAGE, variant="", sections=SECTIONS) as run:
-        link = f"{ui.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        link = run_url(ui, run.info.experiment_id, run.info.run_id)
         images = write_charts(drawn, plots_dir, figures_dir)
         source = f"`{tracking_uri}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
         write_text(reports_dir / "comparison.md", markdown(answered, images, source, link))

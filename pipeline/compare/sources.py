@@ -73,7 +73,7 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str) -> pd
             "task": STAGE_TASK.get(item.stage, ""),
             "device": tags.get("device", ""),
             "run_id": run.info.run_id,
-            "link": f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}",
+            "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),
             **run.data.metrics,
         })
     return pd.DataFrame(rows)
@@ -112,6 +112,11 @@ def metric_curves(client: MlflowClient, runs: pd.DataFrame, key: str) -> pd.Data
         for point in client.get_metric_history(run.run_id, key)
     ]
     return pd.DataFrame(rows, columns=["variant", "seed", "step", "value"])
+
+
+def run_url(ui: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI at ``ui``."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def ui_url(configured: str | None, tracking_uri: str) -> str:

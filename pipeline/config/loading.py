@@ -71,11 +71,11 @@ def _dotted_key(loc: tuple) -> tuple[str, type[BaseModel] | None]:
     for part in loc:
         if isinstance(part, int):
             item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
-            key, model, annotation = f"{key}[{part}]", _section_model(item), item
+            key, model, annotation = f"{key}[{part}]", section_model(item), item
             continue
         if typing.get_origin(annotation) is dict:  # a mapping section such as sweep: {<stage>: ...}
             item = typing.get_args(annotation)[1]
-            key, parent, model, annotation = f"{key}.{part}", model, _section_model(item), item
+            key, parent, model, annotation = f"{key}.{part}", model, section_model(item), item
             continue
         if model is None and key:
             break  # a union member's tag such as 'int' or "literal['auto']"
@@ -83,16 +83,17 @@ def _dotted_key(loc: tuple) -> tuple[str, type[BaseModel] | None]:
         key = f"{key}.{part}" if key else str(part)
         field = model.model_fields.get(part) if model else None
         annotation = field.annotation if field else None
-        model = _section_model(annotation)
+        model = section_model(annotation)
     return key, parent
 
 
-def _section_model(annotation: Any) -> type[BaseModel] | None:
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The params section (pydantic model) a field holds, through Optional[...] and unions; None for a plain value."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
-            found = _section_model(arg)
+            found = section_model(arg)
             if found:
                 return found
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlflow
 
 from pipeline.data.prepare import PreparedData
+from pipeline.data.splits import client_class_counts
 from pipeline.tracking import figures
 
 
@@ -28,7 +29,8 @@ def log_prepared(prepared: PreparedData) -> dict[str, float]:
     ]
     for scheme, clients in prepared.partitions.items():
         title = f"{scheme} partition, label skew {summary['federated'][scheme]['label_skew']:.2f}"
-        shown.append((f"data/clients_{scheme}.png", figures.client_label_figure(clients, full.y["train"], full.classes, title)))
+        counts = client_class_counts(clients, full.y["train"], len(full.classes))
+        shown.append((f"data/clients_{scheme}.png", figures.client_label_figure(counts, full.classes, title)))
     for name, fig in shown:
         mlflow.log_figure(fig, name)
         figures.close(fig)

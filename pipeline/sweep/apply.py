@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from pipeline.io import atomic_path
+from pipeline.sweep.space import set_dotted
 
 
 def apply_to_params(path: Path, values: dict[str, Any]) -> None:
@@ -25,13 +26,7 @@ def apply_to_params(path: Path, values: dict[str, Any]) -> None:
     yaml.representer.add_representer(type(None), _null)  # keep "null", not an empty value
     tree = yaml.load(Path(path).read_text())
     for key, value in values.items():
-        node = tree
-        *parents, last = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = CommentedMap()
-            node = node[part]
-        node[last] = value
+        set_dotted(tree, key, value, CommentedMap)
     with atomic_path(path) as tmp, open(tmp, "w") as out:
         yaml.dump(tree, out)
 

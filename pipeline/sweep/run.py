@@ -41,7 +41,7 @@ class SweepResult:
 def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storage_url: Optional[str] = None,
               timeout_s: Optional[float] = None) -> SweepResult:
     sweep = stage_sweep(params, stage)
-    check_space(params, stage, sweepable(stage).sections)  # before any trial
+    check_space(params, stage, sweep, sweepable(stage).sections)  # before any trial
     metric = sweep.metric or sweepable(stage).metric
     mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
     client = MlflowClient()
@@ -49,7 +49,7 @@ def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storag
     def record_parent(study: optuna.Study) -> None:
         study.set_user_attr(PARENT_RUN, create_parent_run(client, params.tracking.experiment, study_name, stage))
 
-    study, _ = open_study(study_name, storage_for(storage_url), sweep.direction, n_trials, params.seed, record_parent)
+    study = open_study(study_name, storage_for(storage_url), sweep.direction, n_trials, params.seed, record_parent)
     parent = study.user_attrs[PARENT_RUN]
     started, ran = time.monotonic(), 0
     while timeout_s is None or time.monotonic() - started < timeout_s:

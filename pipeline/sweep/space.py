@@ -8,13 +8,11 @@ error names the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
-import typing
-from typing import Any
+from typing import Any, Callable
 
 import optuna
-from pydantic import BaseModel
 
-from pipeline.config.loading import parse_params
+from pipeline.config.loading import parse_params, section_model
 from pipeline.config.schema import Params, SearchDimension, StageSweep
 from pipeline.errors import ConfigError
 
@@ -25,9 +23,8 @@ def stage_sweep(params: Params, stage: str) -> StageSweep:
     return params.sweep[stage]
 
 
-def check_space(params: Params, stage: str, sections: tuple[str, ...]) -> None:
+def check_space(params: Params, stage: str, sweep: StageSweep, sections: tuple[str, ...]) -> None:
     """Every key exists and the stage reads it; every range end and choice gives valid params."""
-    sweep = stage_sweep(params, stage)
     for key in [*sweep.space, *sweep.fixed]:
         _check_key(key, stage, sections)
     if sweep.fixed:
@@ -53,18 +50,23 @@ def with_values(params: Params, values: dict[str, Any]) -> Params:
     """``params`` with each dotted key set, validated again as a whole."""
     tree = copy.deepcopy(params.model_dump(mode="json"))
     for key, value in values.items():
-        node = tree
-        *parents, last = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):  # e.g. a null section such as finetune.strategies' parent
-                node[part] = {}
-            node = node[part]
-        node[last] = value
+        set_dotted(tree, key, value)
     try:
         return parse_params(tree, "sweep")
     except ConfigError as err:
         shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
         raise ConfigError(f"sweep values {shown} give invalid params:\n{err}") from None
+
+
+def set_dotted(tree: dict, key: str, value: Any, new_mapping: Callable[[], dict] = dict) -> None:
+    """``tree["a"]["b"]["c"] = value`` for ``a.b.c``, making missing (or null) parents with ``new_mapping``."""
+    node = tree
+    *parents, last = key.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = new_mapping()
+        node = node[part]
+    node[last] = value
 
 
 def _corners(dim: SearchDimension) -> list[Any]:
@@ -83,20 +85,10 @@ def _check_key(key: str, stage: str, sections: tuple[str, ...]) -> None:
     model: Any = Params
     walked = []
     for part in key.split("."):
-        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else None
+        fields = model.model_fields if model is not None else None  # None: past a plain value
         if fields is None or part not in fields:
             where = ".".join(walked) or "the top level"
             allowed = ", ".join(fields) if fields else "no keys (it is a value)"
             raise ConfigError(f"sweep.{stage}: unknown key '{key}': '{part}' is not in {where}; allowed there: {allowed}")
         walked.append(part)
-        model = _model_of(fields[part].annotation)
-
-
-def _model_of(annotation: Any) -> Any:
-    """The pydantic model a field holds (through Optional[...]), or None for a plain value."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
+        model = section_model(fields[part].annotation)

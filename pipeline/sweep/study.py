@@ -44,9 +44,9 @@ def storage_for(url: Optional[str], attempts: int = 5) -> BaseStorage:
 
 
 def open_study(name: str, storage: BaseStorage, direction: str, n_trials: int, seed: int,
-               on_create: Callable[[optuna.Study], None] = lambda study: None, wait_s: float = 120.0) -> tuple[optuna.Study, bool]:
-    """The study, and whether this worker created it. The creator calls ``on_create(study)`` (e.g. to
-    record the MLflow parent run on it), then enqueues the trials; joiners wait until both are done."""
+               on_create: Callable[[optuna.Study], None] = lambda study: None, wait_s: float = 120.0) -> optuna.Study:
+    """The study. The worker that creates it calls ``on_create(study)`` (e.g. to record the MLflow
+    parent run on it), then enqueues the trials; workers that join wait until both are done."""
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=False,
@@ -59,12 +59,12 @@ def open_study(name: str, storage: BaseStorage, direction: str, n_trials: int, s
             raise UserError(f"study '{name}' exists and maximises/minimises otherwise ({study.direction.name.lower()}, "
                             f"not {direction}); use another --study") from None
         _wait_for_enqueued(study, wait_s)
-        return study, False
+        return study
     on_create(study)
     for _ in range(n_trials):
         study.enqueue_trial({})  # empty: every param is drawn by the sampler when a worker takes the trial
     study.set_user_attr(REQUESTED, n_trials)
-    return study, True
+    return study
 
 
 def next_trial(study: optuna.Study) -> Optional[optuna.Trial]:

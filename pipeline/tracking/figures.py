@@ -11,7 +11,6 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from pipeline.data.splits import client_class_counts  # noqa: E402
 
 
 def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: int = 8) -> Figure:
@@ -53,9 +52,8 @@ def confusion_figure(matrix: np.ndarray, classes: np.ndarray, title: str) -> Fig
     return fig
 
 
-def client_label_figure(clients: np.ndarray, y: np.ndarray, classes: np.ndarray, title: str) -> Figure:
-    """Stacked bars: how many examples of each class every client holds."""
-    counts = client_class_counts(clients, y, len(classes))
+def client_label_figure(counts: np.ndarray, classes: np.ndarray, title: str) -> Figure:
+    """Stacked bars: how many examples of each class (columns of ``counts``) every client (rows) holds."""
     num_clients = len(counts)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * num_clients + 2), 3.5))
     bottom = np.zeros(num_clients)
