@@ -1,7 +1,8 @@
 """Atomic file writes: an interrupted stage never leaves a half-written output behind.
 
 Every output goes to a temporary file in the same folder and is renamed into place only
-once it is complete, so a later stage (or DVC) can trust any file it finds.
+once it is complete, so a later stage (or DVC) can trust any file it finds. In a distributed run only
+the first process writes: the others fill a scratch copy that is thrown away (:mod:`pipeline.ranks`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from pipeline.ranks import is_global_zero
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
+    if not is_global_zero():
+        with tempfile.TemporaryDirectory(prefix="paradigm-lab-rank-") as scratch:
+            yield Path(scratch) / path.name
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
@@ -52,6 +59,10 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it replaces the folder ``path``, on error it is removed."""
     path = Path(path)
+    if not is_global_zero():
+        with tempfile.TemporaryDirectory(prefix="paradigm-lab-rank-") as scratch:
+            yield Path(scratch)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())

@@ -337,3 +337,19 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
     assert refused.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "no label for ids" in lines[0]
     assert (tracking_dir / "labelling" / "state.json").read_bytes() == before
     assert "waits for answers" in annotate("status").stdout
+
+
+def test_a_large_pool_is_scored_in_chunks_with_the_same_predictions(monkeypatch):
+    """Scoring holds one chunk's activations at a time; the chunks' predictions are those of one pass."""
+    from pipeline.training import in_memory
+
+    params = make_params(trainer={"accelerator": "cpu"})
+    seed_everything(0)
+    learner = Learner(build_classifier(params.model, (1, 8, 8), 10), 10, params.trainer, steps=1, warm_start=False)
+    X = torch.rand(50, 1, 8, 8)
+    whole = learner.predict(X)
+    monkeypatch.setattr(in_memory, "PREDICT_CHUNK", 7)
+    torch.testing.assert_close(learner.predict(X), whole)
+    draws = learner.mc_dropout_probabilities(X, samples=3)
+    assert draws.shape == (50, 10, 3) and np.allclose(draws.sum(axis=1), 1, atol=1e-5)
+    assert not np.allclose(draws[..., 0], draws[..., 1])  # dropout is on: the samples differ

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -117,3 +118,31 @@ def test_every_stage_section_has_trainer_overrides_and_a_stage():
     for name in ("pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning"):
         assert Params.model_fields[name].annotation.model_fields["trainer"].annotation is TrainerOverrides
         assert (PROJECT_ROOT / "stages" / f"{name}.py").is_file()
+
+
+def test_the_gpu_profile_names_keys_params_yaml_has_and_makes_valid_params():
+    from pipeline.config.profile import profile_values
+
+    values = profile_values(PROJECT_ROOT / "params-gpu.yaml", PROJECT_ROOT / "params.yaml")
+    assert values["model.backbone"] == "resnet" and values["data.source"] == "torchvision"
+
+
+def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pipeline.config.profile", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 3\n")
+    (tmp_path / "bad.yaml").write_text("trainer:\n  batch_size: 0\n")
+    for profile, problem in (("typo.yaml", "trainer.max_epoch is not in params.yaml"), ("bad.yaml", "trainer.batch_size")):
+        result = run(profile)
+        assert result.returncode == 2 and problem in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+    (tmp_path / "wide.yaml").write_text("model:\n  channels: [8, 16, 32]\ntrainer:\n  batch_size: 128\n")
+    shown = run("wide.yaml")
+    assert shown.stdout.strip() == "dvc exp run -S 'model.channels=[8, 16, 32]' -S trainer.batch_size=128"
+    assert run("wide.yaml", "--apply").returncode == 0
+    text = (tmp_path / "params.yaml").read_text()
+    assert "  channels: [8, 16, 32]" in text and "# cnn: one conv layer per entry" in text
+    params = load_params(tmp_path / "params.yaml")
+    assert params.model.channels == [8, 16, 32] and params.trainer.batch_size == 128

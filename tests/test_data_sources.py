@@ -128,3 +128,105 @@ def test_a_declared_task_column_missing_from_the_file_is_named(tmp_path):
         load_dataset(DataConfig(source="npz", path=npz, task_columns=["colour"]))
     with pytest.raises(DataError, match="label column 'site' must hold one value per example \\(2\\), got shape \\(1,\\)"):
         load_dataset(DataConfig(source="npz", path=npz, task_columns=["site"]))
+
+
+def _image(path, size, colour, value):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB" if colour else "L", size, (value, 0, 255 - value) if colour else value).save(path)
+
+
+def test_image_folder_reads_every_class_resized_with_its_channels(tmp_path):
+    root = tmp_path / "pets"
+    for i in range(3):
+        _image(root / "cat" / f"{i}.png", (12, 10), colour=False, value=10 * i)
+        _image(root / "dog" / "nested" / f"{i}.jpg", (20, 16), colour=i == 0, value=200)
+    (root / "dog" / ".DS_Store").write_text("hidden files are skipped")
+    (root / "README.txt").write_text("files beside the class folders are not examples")
+
+    data = load_dataset(DataConfig(source="image_folder", path=root, image_size=[8, 6]))
+    assert data.X.shape == (6, 3, 8, 6) and data.X.dtype == np.float32  # one colour image: every image in colour
+    assert list(data.classes) == ["cat", "dog"] and list(data.y) == [0, 0, 0, 1, 1, 1]
+    assert data.X.max() == 1.0
+    grey = load_dataset(DataConfig(source="image_folder", path=root, image_size=8, channels=1, scale="none"))
+    assert grey.X.shape == (6, 1, 8, 8)
+    assert list(grey.X[:3, 0, 0, 0]) == [0, 10, 20]  # pixel values as written
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda root: (root / "a" / "x.png").write_text("not a png"), "x.png: not a readable image"),
+        (lambda root: (root / "a" / "notes.txt").write_text("text"), "notes.txt: not an image file Pillow reads"),
+        (lambda root: _image(root / "a" / "big.png", (9, 9), False, 1), "big.png: image is 9x9 but"),
+        (lambda root: (root / "c").mkdir(), "class folder 'c' holds no images"),
+    ],
+)
+def test_a_malformed_image_folder_names_the_file_and_problem(tmp_path, make, problem):
+    root = tmp_path / "images"
+    for label in ("a", "b"):
+        _image(root / label / "0.png", (4, 4), colour=False, value=1)
+    make(root)
+    with pytest.raises(DataError, match=problem.replace("(", r"\(")):
+        load_dataset(DataConfig(source="image_folder", path=root))
+    with pytest.raises(DataError, match="image folder not found"):
+        load_dataset(DataConfig(source="image_folder", path=tmp_path / "absent"))
+
+
+def _torchvision_importable() -> bool:
+    import importlib
+
+    try:
+        importlib.import_module("torchvision.datasets")
+    except Exception:  # absent, or a CUDA build that cannot load with the CPU torch wheel
+        return False
+    return True
+
+
+NO_TORCHVISION = "torchvision cannot be imported here (its PyPI wheels are CUDA builds that do not load with the CPU torch wheel)"
+
+
+def _write_idx(path, array):
+    """The IDX format of MNIST's files: magic (0, 0, type 0x08 = uint8, dims), big-endian sizes, then the bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.skipif(not _torchvision_importable(), reason=NO_TORCHVISION)
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_torchvision_dataset_read_from_files_in_its_own_format(tmp_path, name, folder):
+    """What torchvision leaves after a download, written small by hand: nothing is downloaded."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / folder / "raw"
+    for part, n in (("train", 12), ("t10k", 4)):
+        _write_idx(raw / f"{part}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(raw / f"{part}-labels-idx1-ubyte", np.arange(n) % 10)
+    data = load_dataset(DataConfig(source="torchvision", name=name, path=tmp_path, download=False))
+    assert data.X.shape == (16, 1, 28, 28) and len(data.classes) == 10
+
+
+@pytest.mark.skipif(_torchvision_importable(), reason="torchvision is importable here, so the error for its absence cannot be seen")
+def test_torchvision_source_without_torchvision_says_what_to_install(tmp_path):
+    with pytest.raises(DataError, match="needs the torchvision package.*install the torchvision build that matches torch"):
+        load_dataset(DataConfig(source="torchvision", name="cifar10", path=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"source": "torchvision"}, "data.name"),
+        ({"source": "digits", "name": "mnist"}, "data.name"),
+        ({"source": "image_folder"}, "needs data.path"),
+        ({"source": "csv", "path": "x.csv", "image_size": 32}, "data.image_size"),
+        ({"source": "image_folder", "path": "x", "channels": 2}, "data.channels"),
+        ({"source": "image_folder", "path": "x", "task_columns": ["a"]}, "data.task_columns"),
+    ],
+)
+def test_image_source_params_are_checked(data, key):
+    from pipeline.config import parse_params
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        parse_params({"data": data})

@@ -28,18 +28,18 @@ def test_fp32_breakdown(make_optimizer, optimizer_bytes):
     model = tiny()
     est = estimate_training_memory(model, make_optimizer(model.parameters()), "32")
     assert (est.total_params, est.trainable_params) == (8, 8)
-    assert (est.weights_bytes, est.master_bytes, est.grads_bytes) == (32, 0, 32)
+    assert (est.weights_bytes, est.autocast_copies_bytes, est.grads_bytes) == (32, 0, 32)
     assert est.optimizer_bytes == optimizer_bytes
     assert est.total_bytes == 64 + optimizer_bytes
     assert est.rule_12n_bytes == 96
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
-def test_mixed_precision_half_weights_and_fp32_master(precision):
+def test_mixed_precision_keeps_fp32_state_and_reports_the_autocast_copies_apart(precision):
     model = tiny()
     est = estimate_training_memory(model, torch.optim.Adam(model.parameters()), precision)
-    assert (est.weights_bytes, est.master_bytes, est.grads_bytes, est.optimizer_bytes) == (16, 32, 32, 64)
-    assert est.total_bytes == 144
+    assert (est.weights_bytes, est.grads_bytes, est.optimizer_bytes, est.autocast_copies_bytes) == (32, 32, 64, 16)
+    assert est.total_bytes == 128
 
 
 def test_frozen_parameters_cost_weights_only():

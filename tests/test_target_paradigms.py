@@ -220,9 +220,11 @@ def test_depth_rules_are_checked_when_params_load():
         make_params(transfer={"replace_layers": 2})
     with pytest.raises(ConfigError, match=r"finetune.unfreeze_layers = 3: .* allowed 1..2"):
         make_params(finetune={"unfreeze_layers": 3})
-    with pytest.raises(ConfigError, match="VeRA adapts only linear layers"):
+    with pytest.raises(ConfigError, match="includes 'vera', which adapt only linear layers"):
         make_params(model={"backbone": "cnn"}, finetune={"strategies": ["lora", "vera"]})
-    assert make_params(model={"backbone": "cnn"}).finetune_strategies() == ["full", "partial", "lora", "lora_fa"]
+    with pytest.raises(ConfigError, match="includes 'lora_fa', which adapt only linear layers .* the resnet backbone"):
+        make_params(model={"backbone": "resnet"}, finetune={"strategies": ["lora_fa"]})
+    assert make_params(model={"backbone": "cnn"}).finetune_strategies() == ["full", "partial", "lora"]
     assert make_params().finetune_strategies() == ["full", "partial", "lora", "lora_fa", "vera"]
     with pytest.raises(ConfigError, match=r"finetune.strategies = \['lora', 'lora'\]: each strategy at most once"):
         make_params(finetune={"strategies": ["lora", "lora"]})

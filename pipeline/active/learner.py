@@ -43,9 +43,8 @@ class Learner(InMemoryTrainer):
         dropouts = [m for m in self.model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
         for m in dropouts:
             m.train()
-        X = X.to(self.device)
-        with self.fabric.autocast():
-            draws = [torch.softmax(self.module(X).float(), dim=1).cpu() for _ in range(samples)]
+        X = X.to(self.device)  # once, not once per sample
+        draws = [torch.softmax(self.forward_in_chunks(X), dim=1) for _ in range(samples)]
         for m in dropouts:
             m.eval()
         return torch.stack(draws, dim=-1).numpy()

@@ -18,6 +18,11 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
     """Read and validate a params file; raise :class:`ConfigError` naming the key on any problem."""
+    return parse_params(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A params file's tree as written (empty: ``{}``), or a :class:`ConfigError` naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root or pass its path)")
@@ -27,7 +32,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    return parse_params(raw if raw is not None else {}, source=str(path))
+    return raw if raw is not None else {}
 
 
 def parse_params(raw: Any, source: str = "params") -> Params:

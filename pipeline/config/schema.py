@@ -37,22 +37,46 @@ def refuse_trainer_keys(trainer: "TrainerOverrides", keys: tuple[str, ...], stag
     return trainer
 
 
+TorchvisionName = Literal["mnist", "fashion_mnist", "cifar10"]  # pipeline.data.images reads each
+DEFAULT_DOWNLOADS = Path("data/downloads")
+
+
 class DataConfig(Section):
-    source: Literal["digits", "npz", "csv"] = "digits"
-    path: Optional[Path] = None
+    source: Literal["digits", "npz", "csv", "image_folder", "torchvision"] = "digits"
+    path: Optional[Path] = None  # npz/csv: the file; image_folder: the root folder; torchvision: where it downloads
+    name: Optional[TorchvisionName] = None  # torchvision: which dataset
+    download: bool = True  # torchvision: fetch the dataset into data.path when it is not there
+    image_size: Optional[tuple[int, int]] = None  # image_folder: resize every image to [height, width]
+    channels: Optional[Literal[1, 3]] = None  # image_folder: 1 grey, 3 colour; null: colour if any image has it
     label_column: str = "label"
     scale: Literal["max", "none"] = "max"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     task_columns: list[str] = Field(default_factory=list)  # csv columns / npz arrays of extra labels, kept out of the features
 
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _square(cls, value: Any) -> Any:
+        return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _path_for_files(self) -> "DataConfig":
-        if self.source != "digits" and self.path is None:
-            raise ValueError(f"data.source '{self.source}' needs data.path (the {self.source} file to read)")
-        if self.source == "digits" and self.task_columns:
+        if self.source in ("npz", "csv", "image_folder") and self.path is None:
+            what = "image folder (one sub-folder per class)" if self.source == "image_folder" else f"{self.source} file"
+            raise ValueError(f"data.source '{self.source}' needs data.path (the {what} to read)")
+        if (self.source == "torchvision") != (self.name is not None):
             raise ValueError(
-                f"data.task_columns = {self.task_columns}: the digits dataset has no extra label columns; "
+                f"data.name = {self.name!r} with data.source '{self.source}': data.source torchvision needs data.name "
+                f"(one of {', '.join(typing.get_args(TorchvisionName))}), and only it reads data.name"
+            )
+        for key in ("image_size", "channels"):
+            if getattr(self, key) is not None and self.source != "image_folder":
+                raise ValueError(f"data.{key} = {getattr(self, key)}: applies to data.source image_folder only, not '{self.source}'")
+        if self.image_size is not None and min(self.image_size) < 1:
+            raise ValueError(f"data.image_size = {list(self.image_size)}: height and width must be positive")
+        if self.source not in ("npz", "csv") and self.task_columns:
+            raise ValueError(
+                f"data.task_columns = {self.task_columns}: the {self.source} source has no extra label columns; "
                 "they come from a csv or npz file (data.source csv or npz)"
             )
         if self.label_column in self.task_columns:
@@ -69,9 +93,10 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    backbone: Literal["mlp", "cnn"] = "mlp"
+    backbone: Literal["mlp", "cnn", "resnet"] = "mlp"
     hidden_sizes: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
-    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)  # cnn: conv layers; resnet: stages
+    blocks_per_stage: int = Field(2, ge=1)  # resnet: residual blocks in each stage
     dropout: float = Field(0.1, ge=0, lt=1)
     batch_norm: bool = True
 
@@ -85,10 +110,15 @@ class ModelConfig(Section):
     @property
     def depth(self) -> int:
         """Layers with weights, the head included: what ``replace_layers`` and ``unfreeze_layers`` count."""
+        if self.backbone == "resnet":
+            return len(self.channels) + 2  # the stem, the stages, the head
         return len(self.hidden_sizes if self.backbone == "mlp" else self.channels) + 1
 
 
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
+# Strategies that run the stage script in every process (Lightning's own launcher, torchrun or SLURM), so
+# each process builds the same models in the same order; ddp_spawn and friends would lose the callbacks' state.
+Strategy = Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
 
 
 def _int_as_text(value: Any) -> Any:
@@ -107,6 +137,8 @@ class TrainerConfig(Section):
     precision: Precision = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: Union[Literal["auto"], int, list[int]] = "auto"
+    strategy: Strategy = "auto"  # ddp: one process per device (centralised stages); batch_size is per device
+    num_nodes: int = Field(1, ge=1)
     early_stopping_patience: Optional[int] = Field(5, ge=1)
     num_workers: int = Field(0, ge=0)
 
@@ -156,6 +188,8 @@ class TrainerOverrides(Section):
     precision: Optional[Precision] = None
     accelerator: Optional[Literal["auto", "cpu", "gpu", "cuda", "mps"]] = None
     devices: Optional[Union[Literal["auto"], int, list[int]]] = None
+    strategy: Optional[Strategy] = None
+    num_nodes: Optional[int] = Field(None, ge=1)
     early_stopping_patience: Optional[int] = Field(None, ge=1)
     num_workers: Optional[int] = Field(None, ge=0)
 
@@ -177,6 +211,7 @@ class TransferConfig(Section):
 
 
 Strategy = Literal["full", "partial", "lora", "lora_fa", "vera"]
+LINEAR_ONLY = ("lora_fa", "vera")  # VeRA, and peft's LoRA-FA optimizer (A A^T of a 2-D A), adapt linear layers only
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
 
 
@@ -472,10 +507,12 @@ class Params(Section):
                 f"finetune.unfreeze_layers = {self.finetune.unfreeze_layers}: the {backbone} backbone has {depth} layers "
                 f"(head included); allowed 1..{depth}"
             )
-        if backbone == "cnn" and "vera" in (self.finetune.strategies or []):
+        linear_only = [s for s in self.finetune.strategies or [] if s in LINEAR_ONLY and backbone != "mlp"]
+        if linear_only:
             raise ValueError(
-                "finetune.strategies includes 'vera', but VeRA adapts only linear layers and the cnn backbone's body "
-                "has none; remove 'vera' from finetune.strategies or use model.backbone 'mlp'"
+                f"finetune.strategies includes {', '.join(map(repr, linear_only))}, which adapt only linear layers "
+                f"(VeRA; LoRA-FA's optimizer), and the {backbone} backbone's body has none; remove them from "
+                "finetune.strategies or use model.backbone 'mlp'"
             )
         for i, task in enumerate(self.multitask.tasks):
             if task.column is not None and task.column not in self.data.task_columns:
@@ -504,10 +541,10 @@ class Params(Section):
         return self
 
     def finetune_strategies(self) -> list[str]:
-        """``finetune.strategies``, or when it is null every strategy the backbone supports (VeRA: mlp only)."""
+        """``finetune.strategies``, or when it is null every strategy the backbone supports (LoRA-FA, VeRA: mlp only)."""
         if self.finetune.strategies is not None:
             return list(self.finetune.strategies)
-        return [s for s in STRATEGIES if not (s == "vera" and self.model.backbone == "cnn")]
+        return [s for s in STRATEGIES if not (s in LINEAR_ONLY and self.model.backbone != "mlp")]
 
     def trainer_for(self, stage: str) -> TrainerConfig:
         """The shared trainer options with the stage's ``trainer:`` overrides applied."""

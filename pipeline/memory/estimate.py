@@ -2,15 +2,19 @@
 
 The breakdown, for N parameters of which T train:
 
-- ``weights_bytes``: the weights the forward pass computes with: N × 4 bytes in fp32; under
-  mixed precision (``16-mixed``, ``bf16-mixed``) the 2-byte half-precision copies;
-  plus the module's buffers (e.g. BatchNorm running statistics) as stored;
-- ``master_bytes``: under mixed precision the fp32 weights the optimizer updates
-  (N × 4; autocast keeps parameters in fp32), else 0;
+- ``weights_bytes``: the weights as stored (N × 4 bytes in fp32), plus the module's buffers
+  (e.g. BatchNorm running statistics);
 - ``grads_bytes``: one gradient per trainable parameter, in the parameter's dtype (T × 4);
 - ``optimizer_bytes``: state per trainable parameter: none for plain SGD, one buffer for
   SGD with momentum, two for Adam/AdamW (three with amsgrad) and for PEFT's LoRA-FA
   optimizer (AdamW-based). Parameters an optimizer holds but that are frozen get no state.
+
+Mixed precision (``16-mixed``, ``bf16-mixed``) runs under ``torch.autocast``: the weights, their
+gradients and the optimizer state stay fp32, so the model state is the same as in fp32. Each
+forward pass casts the weights it uses to 2-byte copies, kept until the backward pass has used
+them: ``autocast_copies_bytes`` (N × 2) reports them apart, transient like activations, not part
+of ``total_bytes``. (The "16 bytes per parameter" of mixed precision counts half-precision
+weights kept for good beside fp32 masters, as Apex's O2 or DeepSpeed's fp16 do; Lightning does not.)
 
 ``rule_12n_bytes`` is the common rule of thumb of 12 bytes per parameter, for comparison.
 Frozen parameters cost weights only: no gradient and no optimizer state.
@@ -30,13 +34,14 @@ class MemoryEstimate:
     total_params: int
     trainable_params: int
     weights_bytes: int
-    master_bytes: int
     grads_bytes: int
     optimizer_bytes: int
+    autocast_copies_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.master_bytes + self.grads_bytes + self.optimizer_bytes
+        """The model state: what stays allocated between steps."""
+        return self.weights_bytes + self.grads_bytes + self.optimizer_bytes
 
     @property
     def rule_12n_bytes(self) -> int:
@@ -49,7 +54,7 @@ class MemoryEstimate:
             "params/trainable": self.trainable_params,
             "memory/estimated_train_bytes": self.total_bytes,
             "memory/weights_bytes": self.weights_bytes,
-            "memory/master_weights_bytes": self.master_bytes,
+            "memory/autocast_copies_bytes": self.autocast_copies_bytes,
             "memory/grads_bytes": self.grads_bytes,
             "memory/optimizer_bytes": self.optimizer_bytes,
             "memory/rule_12n_bytes": self.rule_12n_bytes,
@@ -83,8 +88,8 @@ def estimate_training_memory(model: torch.nn.Module, optimizer: torch.optim.Opti
     return MemoryEstimate(
         total_params=total,
         trainable_params=sum(p.numel() for p in trainable),
-        weights_bytes=(total * half if half else stored) + buffers,
-        master_bytes=stored if half else 0,
+        weights_bytes=stored + buffers,
+        autocast_copies_bytes=total * half if half else 0,
         grads_bytes=sum(p.numel() * p.element_size() for p in trainable),
         optimizer_bytes=states * sum(p.numel() * p.element_size() for p in trainable if id(p) in optimized),
     )

@@ -21,7 +21,7 @@ from peft import LoraConfig, PeftModel, VeraConfig, get_peft_model
 from peft.optimizers import create_lorafa_optimizer
 from torch import nn
 
-from pipeline.config.schema import FinetuneConfig, ModelConfig, TrainerConfig
+from pipeline.config.schema import LINEAR_ONLY, FinetuneConfig, ModelConfig, TrainerConfig
 from pipeline.errors import DataError
 from pipeline.io import atomic_dir
 from pipeline.models.checkpoint import plain_labels
@@ -35,7 +35,7 @@ TARGET_FILE = "target.json"  # what rebuilding the model around the adapter need
 
 def adaptable_layers(model: Classifier, strategy: str) -> list[str]:
     """Names of the body's layers the adapter wraps: linear and (LoRA only) convolution layers."""
-    kinds = (nn.Linear,) if strategy == "vera" else (nn.Linear, nn.Conv2d)
+    kinds = (nn.Linear,) if strategy in LINEAR_ONLY else (nn.Linear, nn.Conv2d)
     return [f"body.{name}" for name, module in model.body.named_modules() if isinstance(module, kinds)]
 
 

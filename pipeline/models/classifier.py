@@ -13,6 +13,7 @@ from torch import nn
 
 from pipeline.config.schema import ModelConfig
 from pipeline.errors import ConfigError
+from pipeline.models.resnet import resnet_body
 
 
 class Classifier(nn.Module):
@@ -41,9 +42,10 @@ def build_body(cfg: ModelConfig, input_shape: tuple[int, ...]) -> tuple[nn.Seque
         return _mlp_body(cfg, math.prod(input_shape))
     if len(input_shape) != 3:
         raise ConfigError(
-            f"model.backbone = 'cnn': needs image inputs (N×H×W or N×C×H×W), but the data has examples of shape {tuple(input_shape)}; use 'mlp'"
+            f"model.backbone = '{cfg.backbone}': needs image inputs (N×H×W or N×C×H×W), but the data has examples of shape "
+            f"{tuple(input_shape)}; use 'mlp'"
         )
-    return _cnn_body(cfg, input_shape)
+    return resnet_body(cfg, input_shape) if cfg.backbone == "resnet" else _cnn_body(cfg, input_shape)
 
 
 def _mlp_body(cfg: ModelConfig, in_features: int) -> tuple[nn.Sequential, int]:

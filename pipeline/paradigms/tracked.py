@@ -20,6 +20,7 @@ from pipeline.config.schema import Params
 from pipeline.data.prepared import TaskData
 from pipeline.models.checkpoint import save_classifier
 from pipeline.models.lightning_module import OUTPUT, ClassificationModule, OptimizerFactory
+from pipeline.ranks import is_global_zero
 from pipeline.tracking import figures
 from pipeline.tracking.runs import run_label, stage_run
 from pipeline.training.runner import FitResult, fit_and_test, make_loaders
@@ -94,10 +95,8 @@ def fit_tracked(
         extra |= derived(result.metrics | extra) if derived else {}
         result.metrics |= extra
         mlflow.log_metrics(extra)
-        if saved_at.is_dir():
-            mlflow.log_artifacts(str(saved_at), f"model/{saved_at.name}")
-        else:
-            mlflow.log_artifact(str(saved_at), "model")
+        if is_global_zero():  # a distributed fit's later processes saved nothing (pipeline.ranks)
+            log_saved_model(saved_at)
     return {"run_id": run.info.run_id, **result.metrics}, result
 
 
@@ -115,5 +114,14 @@ def log_confusions(result: FitResult, classes: dict[str, np.ndarray], label: str
         figures.close(fig)
 
 
+def log_saved_model(saved_at: Path) -> None:
+    if saved_at.is_dir():
+        mlflow.log_artifacts(str(saved_at), f"model/{saved_at.name}")
+    else:
+        mlflow.log_artifact(str(saved_at), "model")
+
+
 def size_on_disk(path: Path) -> int:
+    if not is_global_zero():  # a distributed fit's later processes saved nothing (pipeline.ranks)
+        return 0
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

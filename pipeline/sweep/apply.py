@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from pipeline.io import atomic_path
 from pipeline.sweep.space import set_dotted
@@ -26,13 +26,20 @@ def apply_to_params(path: Path, values: dict[str, Any]) -> None:
     yaml.representer.add_representer(type(None), _null)  # keep "null", not an empty value
     tree = yaml.load(Path(path).read_text())
     for key, value in values.items():
-        set_dotted(tree, key, value, CommentedMap)
+        set_dotted(tree, key, _flow(value) if isinstance(value, list) else value, CommentedMap)
     with atomic_path(path) as tmp, open(tmp, "w") as out:
         yaml.dump(tree, out)
 
 
 def exp_run_command(values: dict[str, Any]) -> str:
     return "dvc exp run " + " ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())
+
+
+def _flow(items: list) -> CommentedSeq:
+    """A list written on one line, ``[64, 128]``, as params.yaml writes its lists."""
+    seq = CommentedSeq(items)
+    seq.fa.set_flow_style()
+    return seq
 
 
 def _null(representer, _value):

@@ -2,14 +2,20 @@
 
 The store is ``tracking.tracking_uri`` (default ``sqlite:///mlflow.db``); the environment
 variable ``MLFLOW_TRACKING_URI`` overrides it, so a team can point at its tracking server.
+In a distributed run, the processes after the first track into a throwaway store of their own:
+the stage's runs are those of global rank 0 (:mod:`pipeline.ranks`).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,13 +25,31 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from pipeline.config.schema import Params, TrackingConfig
+from pipeline.ranks import is_global_zero
 
 LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 REMOTE_SCHEMES = ("http", "https", "databricks")
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
+    if not is_global_zero():
+        return f"sqlite:///{_rank_scratch() / 'mlflow.db'}"
     return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+
+
+def local_artifacts_dir(uri: str) -> Path:
+    """``mlartifacts/`` beside a SQLite store's file (a scratch store keeps its artifacts with it), else here."""
+    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        return Path(uri.removeprefix("sqlite:///")).parent / LOCAL_ARTIFACTS_DIR
+    return LOCAL_ARTIFACTS_DIR
+
+
+@functools.cache
+def _rank_scratch() -> Path:
+    """The throwaway store's folder for a distributed run's later processes, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="paradigm-lab-rank-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def experiment_id(name: str) -> str:
@@ -33,8 +57,8 @@ def experiment_id(name: str) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    local = urlparse(mlflow.get_tracking_uri()).scheme not in REMOTE_SCHEMES
-    location = LOCAL_ARTIFACTS_DIR.resolve().as_uri() if local else None
+    uri = mlflow.get_tracking_uri()
+    location = None if urlparse(uri).scheme in REMOTE_SCHEMES else local_artifacts_dir(uri).resolve().as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except MlflowException:  # another process (a sweep's other worker) created it meanwhile

@@ -1,7 +1,9 @@
-"""Callbacks: one progress line per epoch, the per-epoch history, training throughput, model-state memory."""
+"""Callbacks: one progress line per epoch, the per-epoch history, the best epoch's weights, training
+throughput, model-state memory."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -27,7 +29,29 @@ class EpochHistory(pl.Callback):
         row |= {key: round(float(metrics[key]), 6) for key in self.keys if key in metrics}
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
-        print(f"{self.label}epoch {row['epoch']}/{trainer.max_epochs}  {shown}", file=sys.stderr, flush=True)
+        if trainer.is_global_zero:  # one line per epoch, however many processes train
+            print(f"{self.label}epoch {row['epoch']}/{trainer.max_epochs}  {shown}", file=sys.stderr, flush=True)
+
+
+class BestWeights(pl.Callback):
+    """A CPU copy of the weights at the lowest ``monitor`` so far: the epoch a run restores and reports.
+
+    Kept in memory, not in a checkpoint file, so that every process of a multi-GPU or multi-node
+    run holds the same copy without sharing a folder.
+    """
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+        self.best_score: float | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        score = float(trainer.callback_metrics[self.monitor])
+        if self.best_score is None or math.isnan(self.best_score) or score < self.best_score:
+            self.best_score = score
+            self.state = {key: value.detach().to("cpu", copy=True) for key, value in pl_module.state_dict().items()}
 
 
 class Throughput(pl.Callback):
@@ -39,6 +63,7 @@ class Throughput(pl.Callback):
     def __init__(self):
         self.samples = 0
         self.seconds = 0.0
+        self.processes = 1
         self._started: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -59,9 +84,13 @@ class Throughput(pl.Callback):
             self.seconds += _now(pl_module) - self._started
             self._started = None
 
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.processes = trainer.world_size  # each trains on its share of every epoch
+
     @property
     def samples_per_s(self) -> float:
-        return self.samples / self.seconds if self.seconds else 0.0
+        """Over all processes of a distributed run (each counts the samples it saw)."""
+        return self.processes * self.samples / self.seconds if self.seconds else 0.0
 
 
 def _now(pl_module: pl.LightningModule) -> float:

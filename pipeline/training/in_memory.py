@@ -58,6 +58,9 @@ class TensorSet(Batches):
     y: torch.Tensor
 
 
+PREDICT_CHUNK = 8192  # examples per forward pass when predicting (a pool of digits is one chunk)
+
+
 class InMemoryTrainer:
     """The project's LightningModule on one Fabric device, trained on :class:`Batches` again and again.
 
@@ -125,8 +128,16 @@ class InMemoryTrainer:
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """Logits of the current weights (evaluation mode), on the CPU."""
         self.wrapped.eval()
+        return self.forward_in_chunks(X)
+
+    def forward_in_chunks(self, X: torch.Tensor) -> torch.Tensor:
+        """The module's outputs for ``X``, :data:`PREDICT_CHUNK` examples at a time, on the CPU.
+
+        In chunks so that scoring a large pool needs the activations of one chunk, not of the whole pool.
+        """
         with self.fabric.autocast():
-            return self.module(X.to(self.device)).float().cpu()
+            chunks = [self.module(part.to(self.device)).float().cpu() for part in X.split(PREDICT_CHUNK)]
+        return torch.cat(chunks)
 
     def _now(self) -> float:
         if self.device.type == "cuda":

@@ -17,13 +17,13 @@ import lightning.pytorch as pl
 import mlflow
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from torch.utils.data import DataLoader, TensorDataset
+from lightning.pytorch.callbacks import EarlyStopping
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import PeakMemory, estimate_training_memory
 from pipeline.seeding import seed_everything
-from pipeline.training.callbacks import EpochHistory, ModelStateProbe, Throughput
+from pipeline.training.callbacks import BestWeights, EpochHistory, ModelStateProbe, Throughput
 from pipeline.training.trainer import build_trainer
 
 MONITOR = "val/loss"
@@ -72,20 +72,21 @@ def fit_and_test(
 ) -> FitResult:
     seed_everything(seed)
     history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
+    best = BestWeights(MONITOR)
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
-        best = ModelCheckpoint(dirpath=root, monitor=MONITOR, mode="min", save_top_k=1, save_weights_only=True)
         around = FIT_CALLBACKS.get()
         callbacks: list[pl.Callback] = [history, throughput, model_state, best, *extra_callbacks, *(around() if around else ())]
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)
+        if trainer.world_size > 1:
+            loaders = loaders | {"train": _shared_out(loaders["train"], trainer, seed)}
         device = trainer.strategy.root_device
         with PeakMemory(device) as peak:
             started = time.perf_counter()
             trainer.fit(module, loaders["train"], loaders["val"])
             fit_seconds = time.perf_counter() - started
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    module.load_state_dict(best.state)
     trainer.test(module, loaders["test"], verbose=False)
 
     optimizer = module.configure_optimizers()  # a fresh one over what trained: the estimator reads its kind and groups
@@ -98,10 +99,20 @@ def fit_and_test(
         "time/fit_seconds": fit_seconds,
         "throughput/train_samples_per_s": throughput.samples_per_s,
         "train/epochs": trainer.current_epoch,
-        "val/best_loss": float(best.best_model_score),
+        "val/best_loss": best.best_score,
     }
     mlflow.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")})
     mlflow.set_tag("precision", trainer.precision)
     mlflow.set_tag("device", str(device))
     mlflow.set_tag("optimizer", type(optimizer).__name__)  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
     return FitResult(metrics=metrics, history=history.rows, predictions=module.test_predictions(), device=device.type)
+
+
+def _shared_out(train: DataLoader, trainer: pl.Trainer, seed: int) -> DataLoader:
+    """The training loader of one process of a distributed fit: its share of each epoch, reshuffled per epoch.
+
+    Validation and test stay whole in every process (Lightning's own sharding is off), so the
+    epoch each process picks and the test metrics are exactly those of a one-device run.
+    """
+    sampler = DistributedSampler(train.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True, seed=seed)
+    return DataLoader(train.dataset, batch_size=train.batch_size, sampler=sampler, num_workers=train.num_workers)

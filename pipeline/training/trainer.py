@@ -15,6 +15,9 @@ from pipeline.config.schema import TrainerConfig
 # as are an internal deprecation notice and an advertisement printed on every fit.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# In a distributed fit every process validates and tests on the whole split (see runner), so the
+# values logged without syncing are already the same everywhere.
+warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
 
 
@@ -33,11 +36,15 @@ def build_trainer(cfg: TrainerConfig, run: mlflow.ActiveRun, callbacks: list[pl.
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        use_distributed_sampler=False,  # the runner shards training itself and keeps validation and test whole
         precision=cfg.precision,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         deterministic=True,
         logger=RunLogger(run),
         callbacks=callbacks,
+        enable_checkpointing=False,  # the best epoch's weights stay in memory (BestWeights), none go to disk
         default_root_dir=root_dir,
         enable_progress_bar=False,  # EpochHistory prints one line per epoch instead
         enable_model_summary=False,  # parameter counts are logged to MLflow (params/total, params/trainable)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
+from pipeline.errors import ConfigError
+
 
 class GradualUnfreezing(BaseFinetuning):
     def __init__(self, layers_top_down: list[nn.Module], every_n_epochs: int, lr: float):
@@ -19,6 +21,11 @@ class GradualUnfreezing(BaseFinetuning):
         self.lr = lr
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:  # DDP syncs only the gradients of weights that trained from the start
+            raise ConfigError(
+                f"finetune.unfreeze_every = {self.every}: gradual unfreezing needs one device, but this fit runs "
+                f"{trainer.world_size} processes; set finetune.trainer.devices to 1 or finetune.unfreeze_every to null"
+            )
         if stage == "fit":  # not again for testing: the thawed layers stay thawed (and are counted as trainable)
             super().setup(trainer, pl_module, stage)
 

@@ -1,0 +1,203 @@
+"""Benchmark: the memory estimator against CUDA's allocator, for full fine-tuning, LoRA and transfer.
+
+For each variant the model and optimizer are built as the pipeline builds them: a classifier from
+the ``model`` params standing in for the pretrained base (weights do not change memory), then
+
+- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``), as ``pipeline.paradigms.finetune``:
+  a new head (``renew_top_layers``); ``partial`` freezes all but the top ``finetune.unfreeze_layers``
+  (as if ``unfreeze_every`` were null); the adapters wrap the frozen body (``add_adapters``, PEFT);
+  the optimizer is ``ClassificationModule.configure_optimizers`` with the stage's factory
+  (``with_body_lr_factor``, LoRA-FA's optimizer) and the ``finetune`` trainer params;
+- ``transfer``, as ``pipeline.paradigms.transfer``: the top ``transfer.replace_layers`` renewed,
+  the rest frozen (``freeze_all_but``), the ``transfer`` trainer params.
+
+On the GPU: synchronise, reset the peak statistics, note ``torch.cuda.memory_allocated()``, move the
+``ClassificationModule`` there, build its optimizer, run one training step (forward, cross-entropy,
+backward, optimizer step, at ``trainer.precision``) on one batch of ``--batch`` random inputs, let the
+batch, logits and loss go, synchronise. Then:
+
+- **model state on the GPU** = ``memory_allocated()`` after the step − before the move: weights,
+  buffers, gradients and optimizer state, which stay allocated; the batch and activations are freed
+  by then. cuBLAS keeps a workspace per handle in the same allocator, so a tiny forward and backward
+  pass runs before the first measurement: its workspaces are in "before", not in the figure.
+  ``torch.cuda.empty_cache()`` would not change it (it releases cached, unallocated blocks only);
+- **peak of the step** = ``max_memory_allocated()`` − before: model state plus the batch,
+  activations, autograd's temporaries and the optimizer's scratch (foreach) buffers;
+- **estimate** = ``pipeline.memory.estimate_training_memory(module, optimizer, precision)``, the
+  figure every run logs as ``memory/estimated_train_bytes`` (activations not included);
+- **counted** = ``pipeline.memory.model_state_bytes`` (the runs' ``memory/measured_state_bytes``):
+  the same state added up from the tensors themselves.
+
+The issue's 15 % target (``compare.memory_tolerance``) is for the estimate against the model state on
+the GPU, not against the peak: activations are no part of what the estimator predicts.
+
+    python -m benchmarks.gpu_memory                   # on a machine with a CUDA GPU: mlp 4096-4096-4096 on 3x32x32 inputs
+    python -m benchmarks.gpu_memory --variants full partial lora lora_fa vera transfer --set trainer.precision=bf16-mixed
+    python -m benchmarks.gpu_memory --set model.backbone=resnet --set "model.channels=[64, 128, 256, 512]"   # ResNet-18-sized
+    python -m benchmarks.gpu_memory --device cpu      # no GPU: the estimate against the count from the tensors only
+
+Variants the backbone does not support (LoRA-FA and VeRA adapt linear layers only: mlp) are skipped
+with a line saying so, as the finetune stage would refuse them.
+
+Without CUDA (and without ``--device cpu``) it says it needs a GPU and exits. The table is printed;
+``--csv`` writes one row per variant.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import sys
+
+import pandas as pd
+import torch
+from torch import nn
+
+from benchmarks.common import base_params, benchmark_parser
+from benchmarks.devices import autocast, describe, model_words, synthetic_images
+from pipeline.config import parse_params
+from pipeline.config.schema import Params
+from pipeline.memory import estimate_training_memory, model_state_bytes
+from pipeline.models.adapters import ADAPTERS, add_adapters, lora_fa_optimizer
+from pipeline.models.classifier import build_classifier
+from pipeline.models.freezing import freeze_all_but, hold_frozen_norms
+from pipeline.models.lightning_module import ClassificationModule
+from pipeline.models.reuse import renew_top_layers, top_layer_names
+from pipeline.paradigms.finetune import _train_only_the_top
+from pipeline.seeding import seed_everything
+from pipeline.training.optimizers import with_body_lr_factor
+
+VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "transfer")
+DEFAULT_SETTING = ["model.backbone=mlp", "model.hidden_sizes=[4096, 4096, 4096]"]
+MiB = 2**20
+
+
+def build_variant(params: Params, variant: str, shape: tuple[int, ...], classes: int) -> tuple[ClassificationModule, str]:
+    """The LightningModule the stage would fit for ``variant`` (on the CPU), and the stage whose trainer params it uses."""
+    seed_everything(params.seed)
+    model = build_classifier(params.model, shape, classes)  # stands in for the pretrained base
+    if variant == "transfer":
+        renewed = top_layer_names(model, params.transfer.replace_layers)
+        renew_top_layers(model, params.model, shape, classes, renewed)
+        freeze_all_but(model, [model.get_submodule(name) for name in renewed])
+        return ClassificationModule(model, classes, params.trainer_for("transfer")), "transfer"
+    cfg, trainer_cfg = params.finetune, params.trainer_for("finetune")
+    renew_top_layers(model, params.model, shape, classes, ["head"])
+    if variant in ADAPTERS:
+        trained = add_adapters(model, variant, cfg, params.seed)
+        return ClassificationModule(trained, classes, trainer_cfg, lora_fa_optimizer(cfg) if variant == "lora_fa" else None), "finetune"
+    if variant == "partial":
+        _train_only_the_top(model, cfg.model_copy(update={"unfreeze_every": None}), trainer_cfg.lr)
+    factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
+    return ClassificationModule(model, classes, trainer_cfg, factory), "finetune"
+
+
+def one_step(module: ClassificationModule, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, precision: str,
+             device: torch.device) -> None:
+    """One training step as Lightning runs it; everything but model state is released on return."""
+    module.train()
+    hold_frozen_norms(module.model)  # what ClassificationModule.on_train_start does
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed" and device.type == "cuda")
+    xb, yb = X.to(device), y.to(device)
+    with autocast(precision, device):
+        loss = nn.functional.cross_entropy(module(xb), yb)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def warm_up_cublas(precision: str, device: torch.device) -> None:
+    """A tiny forward and backward pass: cuBLAS's handles and workspaces (main and autograd threads) exist from now on."""
+    layer = nn.Linear(64, 64).to(device)
+    with autocast(precision, device):
+        out = layer(torch.randn(8, 64, device=device))
+    out.float().sum().backward()
+    torch.cuda.synchronize(device)
+
+
+def measure(module: ClassificationModule, precision: str, X: torch.Tensor, y: torch.Tensor, device: torch.device) -> dict:
+    cuda = device.type == "cuda"
+    if cuda:
+        gc.collect()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    module.to(device)
+    optimizer = module.configure_optimizers()
+    one_step(module, optimizer, X, y, precision, device)
+    row = {}
+    if cuda:
+        torch.cuda.synchronize(device)
+        row = {"cuda_state_bytes": torch.cuda.memory_allocated(device) - before, "cuda_peak_bytes": torch.cuda.max_memory_allocated(device) - before}
+    estimate = estimate_training_memory(module, optimizer, precision)
+    return row | {
+        "total_params": estimate.total_params,
+        "trainable_params": estimate.trainable_params,
+        "estimated_bytes": estimate.total_bytes,
+        "counted_bytes": model_state_bytes(module, [optimizer]),
+        "optimizer": type(optimizer).__name__,
+    }
+
+
+def summary_table(results: pd.DataFrame, tolerance: float, cuda: bool) -> str:
+    gpu = "not measured: no GPU on this machine"
+    lines = ["| variant | trainable / total params | estimate (MiB) | counted from the tensors (MiB) | model state on the GPU (MiB) | "
+             f"estimate vs GPU state (target ±{100 * tolerance:.0f} %) | peak of the step on the GPU (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results.to_dict("records"):
+        if cuda:
+            gap = r["estimated_bytes"] / r["cuda_state_bytes"] - 1
+            state, check, peak = (f"{r['cuda_state_bytes'] / MiB:,.1f}", f"{100 * gap:+.2f} % ({'pass' if abs(gap) <= tolerance else 'FAIL'})",
+                                  f"{r['cuda_peak_bytes'] / MiB:,.1f}")
+        else:
+            state = check = peak = gpu
+        lines.append(f"| {r['variant']} | {r['trainable_params']:,} / {r['total_params']:,} | {r['estimated_bytes'] / MiB:,.1f} | "
+                     f"{r['counted_bytes'] / MiB:,.1f} (estimate {r['estimated_bytes'] - r['counted_bytes']:+,} B) | {state} | {check} | {peak} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, "gpu-memory", "variant, params, estimated_bytes, counted_bytes, cuda_state_bytes, cuda_peak_bytes")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["full", "lora", "transfer"])
+    parser.add_argument("--shape", type=int, nargs="+", default=[3, 32, 32], metavar="DIM", help="one example's shape, e.g. C H W")
+    parser.add_argument("--classes", type=int, default=10, help="the target task's classes (the new head's outputs)")
+    parser.add_argument("--batch", type=int, default=32, help="examples in the one training step")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: cuda, or a message and exit when there is none; cpu: the estimate against the tensor count only")
+    args = parser.parse_args()
+    if args.device != "cpu" and not torch.cuda.is_available():
+        print("gpu_memory needs a CUDA GPU (torch.cuda.is_available() is False here); "
+              "--device cpu checks the estimate against the tensors' own count without one")
+        sys.exit(0)
+    device = torch.device("cpu" if args.device == "cpu" else "cuda")
+    args.set = DEFAULT_SETTING + args.set
+    params = parse_params(copy.deepcopy(base_params(args)))
+    shape = tuple(args.shape)
+    X, y = (torch.from_numpy(a) for a in synthetic_images(args.batch, shape, args.classes, seed=params.seed))
+    print(f"device: {describe(device)}; model {model_words(params.model)} on inputs of shape {shape}, "
+          f"one step on a batch of {args.batch}", flush=True)
+    supported = params.model_copy(update={"finetune": params.finetune.model_copy(update={"strategies": None})}).finetune_strategies()
+    rows = []
+    for variant in args.variants:
+        if variant != "transfer" and variant not in supported:
+            print(f"{variant}: skipped, the {params.model.backbone} backbone does not support it (finetune supports {', '.join(supported)})")
+            continue
+        module, stage = build_variant(params, variant, shape, args.classes)
+        precision = params.trainer_for(stage).precision
+        if device.type == "cuda" and not rows:
+            warm_up_cublas(precision, device)
+        rows.append({"variant": variant, "precision": precision, **measure(module, precision, X, y, device)})
+        del module
+        r = rows[-1]
+        shown = f", GPU state {r['cuda_state_bytes'] / MiB:,.1f} MiB, peak {r['cuda_peak_bytes'] / MiB:,.1f} MiB" if "cuda_state_bytes" in r else ""
+        print(f"{variant} ({r['optimizer']}, {precision}): estimate {r['estimated_bytes'] / MiB:,.1f} MiB, "
+              f"counted {r['counted_bytes'] / MiB:,.1f} MiB{shown}", flush=True)
+    results = pd.DataFrame(rows)
+    if args.csv:
+        results.to_csv(args.csv, index=False)
+    print("\n" + summary_table(results, params.compare.memory_tolerance, cuda=device.type == "cuda"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""``python -m pipeline.config.profile PROFILE [--apply]``: a params profile on top of params.yaml.
+
+A profile (e.g. ``params-gpu.yaml``) holds only the keys that differ. It is checked against
+params.yaml and the schema first: a key params.yaml lacks, or a merged value the schema refuses,
+fails naming it. Then it prints the ``dvc exp run -S ...`` line that tries the profile as a DVC
+experiment, or with ``--apply`` writes the values into params.yaml, comments kept (the same
+writers as a sweep's best params, :mod:`pipeline.sweep.apply`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import Any
+
+from pipeline.config.loading import DEFAULT_PARAMS_FILE, parse_params, read_yaml
+from pipeline.errors import ConfigError
+from pipeline.stage import stage_entry
+from pipeline.sweep.apply import apply_to_params, exp_run_command
+from pipeline.sweep.space import set_dotted
+from pipeline.tracking.runs import flatten
+
+
+def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
+    """The profile's values by dotted key, once the params they make are known to be valid."""
+    raw = read_yaml(profile)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{profile}: expected a mapping of params.yaml sections, got {type(raw).__name__}")
+    values = flatten(raw)
+    base = read_yaml(params_file)
+    for key in values:
+        node = base
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(
+                    f"{profile}: {key} is not in {params_file}; a profile changes keys the file has "
+                    "(dvc exp run -S cannot add one): add it there first"
+                )
+            node = node[part]
+    merged = copy.deepcopy(base)
+    for key, value in values.items():
+        set_dotted(merged, key, value)
+    parse_params(merged, source=f"{params_file} with {profile}")
+    return values
+
+
+@stage_entry
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m pipeline.config.profile", description=__doc__.split("\n\n")[0])
+    p.add_argument("profile", type=Path, help="a params profile, e.g. params-gpu.yaml")
+    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
+    p.add_argument("--apply", action="store_true", help="write the profile's values into the params file")
+    args = p.parse_args()
+    values = profile_values(args.profile, args.params)
+    if args.apply:
+        apply_to_params(args.params, values)
+        print(f"{args.params}: {len(values)} values from {args.profile} written; `dvc repro` runs the stages they change")
+    else:
+        print(exp_run_command(values))
+
+
+if __name__ == "__main__":
+    main()
