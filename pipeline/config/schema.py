@@ -118,7 +118,7 @@ class ModelConfig(Section):
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
 # Strategies that run the stage script in every process (Lightning's own launcher, torchrun or SLURM), so
 # each process builds the same models in the same order; ddp_spawn and friends would lose the callbacks' state.
-Strategy = Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
+DistributedStrategy = Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
 
 
 def _int_as_text(value: Any) -> Any:
@@ -137,7 +137,7 @@ class TrainerConfig(Section):
     precision: Precision = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: Union[Literal["auto"], int, list[int]] = "auto"
-    strategy: Strategy = "auto"  # ddp: one process per device (centralised stages); batch_size is per device
+    strategy: DistributedStrategy = "auto"  # ddp: one process per device (centralised stages); batch_size is per device
     num_nodes: int = Field(1, ge=1)
     early_stopping_patience: Optional[int] = Field(5, ge=1)
     num_workers: int = Field(0, ge=0)
@@ -188,7 +188,7 @@ class TrainerOverrides(Section):
     precision: Optional[Precision] = None
     accelerator: Optional[Literal["auto", "cpu", "gpu", "cuda", "mps"]] = None
     devices: Optional[Union[Literal["auto"], int, list[int]]] = None
-    strategy: Optional[Strategy] = None
+    strategy: Optional[DistributedStrategy] = None
     num_nodes: Optional[int] = Field(None, ge=1)
     early_stopping_patience: Optional[int] = Field(None, ge=1)
     num_workers: Optional[int] = Field(None, ge=0)
