@@ -154,10 +154,16 @@ def test_image_folder_reads_every_class_resized_with_its_channels(tmp_path):
     assert list(grey.X[:3, 0, 0, 0]) == [0, 10, 20]  # pixel values as written
 
 
+def _truncated(path):
+    _image(path, (4, 4), colour=False, value=7)
+    path.write_bytes(path.read_bytes()[:45])  # the header (signature, IHDR) stays, the pixel data goes
+
+
 @pytest.mark.parametrize(
     "make, problem",
     [
         (lambda root: (root / "a" / "x.png").write_text("not a png"), "x.png: not a readable image"),
+        (lambda root: _truncated(root / "a" / "cut.png"), "cut.png: not a readable image"),  # its header reads, its pixels do not
         (lambda root: (root / "a" / "notes.txt").write_text("text"), "notes.txt: not an image file Pillow reads"),
         (lambda root: _image(root / "a" / "big.png", (9, 9), False, 1), "big.png: image is 9x9 but"),
         (lambda root: (root / "c").mkdir(), "class folder 'c' holds no images"),

@@ -41,37 +41,37 @@ def read_image_folder(root: Path, size: Optional[tuple[int, int]], channels: Opt
                 raise DataError(f"{path}: not an image file Pillow reads (extension '{path.suffix}'); move it out of {root}")
         files += [(path, folder.name) for path in found]
 
-    modes = [_open(path, lambda image: image.mode) for path, _ in files]
+    headers = [_open(path, lambda image: (image.mode, image.size), decode=False) for path, _ in files]  # no pixels yet
     if channels is None:  # colour if any image has colour
-        channels = 1 if all(mode in GREY_MODES for mode in modes) else 3
-    first = files[0][0]
-    wanted = (size[1], size[0]) if size else _open(first, lambda image: image.size)  # Pillow speaks of width x height
+        channels = 1 if all(mode in GREY_MODES for mode, _ in headers) else 3
+    first, first_size = files[0][0], headers[0][1]
+    if size is None:
+        for (path, _), (_, seen) in zip(files, headers):
+            if seen != first_size:
+                raise DataError(
+                    f"{path}: image is {seen[0]}x{seen[1]} but {first} is {first_size[0]}x{first_size[1]}; "
+                    "set data.image_size [height, width] to resize every image"
+                )
+    wanted = (size[1], size[0]) if size else first_size  # Pillow speaks of width x height
 
-    def pixels(path: Path) -> np.ndarray:
-        def convert(image) -> np.ndarray:
-            if image.size != wanted:
-                if size is None:
-                    raise DataError(
-                        f"{path}: image is {image.size[0]}x{image.size[1]} but {first} is {wanted[0]}x{wanted[1]}; "
-                        "set data.image_size [height, width] to resize every image"
-                    )
-                image = image.resize(wanted, Image.Resampling.BILINEAR)
-            array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-            return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    def pixels(image) -> np.ndarray:
+        image = image if image.size == wanted else image.resize(wanted, Image.Resampling.BILINEAR)
+        array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
-        return _open(path, convert)
-
-    X = np.stack([pixels(path) for path, _ in files])
+    X = np.stack([_open(path, pixels) for path, _ in files])
     return X, np.array([label for _, label in files])
 
 
-def _open(path: Path, use):
-    """``use(image)`` on the opened image, or a :class:`DataError` naming a file Pillow cannot read."""
+def _open(path: Path, use, decode: bool = True):
+    """``use(image)`` on the opened image (its pixels decoded, unless ``decode`` is false: the header
+    alone), or a :class:`DataError` naming a file Pillow cannot read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image.load()
+            if decode:
+                image.load()
             return use(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
