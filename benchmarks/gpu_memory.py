@@ -1,15 +1,14 @@
 """Benchmark: the memory estimator against CUDA's allocator, for full fine-tuning, LoRA and transfer.
 
-For each variant the model and optimizer are built as the pipeline builds them: a classifier from
+For each variant the model and optimizer are built by the stage's own code: a classifier from
 the ``model`` params standing in for the pretrained base (weights do not change memory), then
 
-- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``), as ``pipeline.paradigms.finetune``:
-  a new head (``renew_top_layers``); ``partial`` freezes all but the top ``finetune.unfreeze_layers``
-  (as if ``unfreeze_every`` were null); the adapters wrap the frozen body (``add_adapters``, PEFT);
-  the optimizer is ``ClassificationModule.configure_optimizers`` with the stage's factory
-  (``with_body_lr_factor``, LoRA-FA's optimizer) and the ``finetune`` trainer params;
-- ``transfer``, as ``pipeline.paradigms.transfer``: the top ``transfer.replace_layers`` renewed,
-  the rest frozen (``freeze_all_but``), the ``transfer`` trainer params.
+- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``): ``pipeline.paradigms.finetune.adapt``
+  (a new head, then frozen layers or PEFT adapters; ``partial`` as if ``unfreeze_every`` were null),
+  the optimizer ``ClassificationModule.configure_optimizers`` with the stage's factory and the
+  ``finetune`` trainer params;
+- ``transfer``: ``pipeline.paradigms.transfer.freeze_for_transfer`` (the top
+  ``transfer.replace_layers`` renewed, the rest frozen), the ``transfer`` trainer params.
 
 On the GPU: synchronise, reset the peak statistics, note ``torch.cuda.memory_allocated()``, move the
 ``ClassificationModule`` there, build its optimizer, run one training step (forward, cross-entropy,
@@ -58,14 +57,12 @@ from benchmarks.devices import autocast, describe, model_words, synthetic_images
 from pipeline.config import parse_params
 from pipeline.config.schema import Params
 from pipeline.memory import estimate_training_memory, model_state_bytes
-from pipeline.models.adapters import ADAPTERS, add_adapters, lora_fa_optimizer
 from pipeline.models.classifier import build_classifier
-from pipeline.models.freezing import freeze_all_but, hold_frozen_norms
+from pipeline.models.freezing import hold_frozen_norms
 from pipeline.models.lightning_module import ClassificationModule
-from pipeline.models.reuse import renew_top_layers, top_layer_names
-from pipeline.paradigms.finetune import _train_only_the_top
+from pipeline.paradigms.finetune import adapt
+from pipeline.paradigms.transfer import freeze_for_transfer
 from pipeline.seeding import seed_everything
-from pipeline.training.optimizers import with_body_lr_factor
 
 VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "transfer")
 DEFAULT_SETTING = ["model.backbone=mlp", "model.hidden_sizes=[4096, 4096, 4096]"]
@@ -77,19 +74,9 @@ def build_variant(params: Params, variant: str, shape: tuple[int, ...], classes:
     seed_everything(params.seed)
     model = build_classifier(params.model, shape, classes)  # stands in for the pretrained base
     if variant == "transfer":
-        renewed = top_layer_names(model, params.transfer.replace_layers)
-        renew_top_layers(model, params.model, shape, classes, renewed)
-        freeze_all_but(model, [model.get_submodule(name) for name in renewed])
-        return ClassificationModule(model, classes, params.trainer_for("transfer")), "transfer"
-    cfg, trainer_cfg = params.finetune, params.trainer_for("finetune")
-    renew_top_layers(model, params.model, shape, classes, ["head"])
-    if variant in ADAPTERS:
-        trained = add_adapters(model, variant, cfg, params.seed)
-        return ClassificationModule(trained, classes, trainer_cfg, lora_fa_optimizer(cfg) if variant == "lora_fa" else None), "finetune"
-    if variant == "partial":
-        _train_only_the_top(model, cfg.model_copy(update={"unfreeze_every": None}), trainer_cfg.lr)
-    factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
-    return ClassificationModule(model, classes, trainer_cfg, factory), "finetune"
+        return ClassificationModule(freeze_for_transfer(params, model, shape, classes), classes, params.trainer_for("transfer")), "transfer"
+    trained, optimizer_factory, _ = adapt(params, variant, model, shape, classes)  # partial: as if unfreeze_every were null
+    return ClassificationModule(trained, classes, params.trainer_for("finetune"), optimizer_factory), "finetune"
 
 
 def one_step(module: ClassificationModule, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, precision: str,

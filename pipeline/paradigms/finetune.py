@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Optional
+
+import lightning.pytorch as pl
+from torch import nn
 
 from pipeline.config.schema import FinetuneConfig, Params
 from pipeline.data.prepared import PREPARED_DIR, TaskData
@@ -23,6 +27,7 @@ from pipeline.io import atomic_dir
 from pipeline.models.adapters import ADAPTERS, add_adapters, lora_fa_optimizer, save_adapter
 from pipeline.models.classifier import Classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
+from pipeline.models.lightning_module import OptimizerFactory
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
 from pipeline.paradigms.target import load_target, write_target_plots
@@ -56,22 +61,30 @@ def run_finetune(
 
 
 def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, out: Path):
-    cfg = params.finetune
     seed_everything(params.seed)
-    renew_top_layers(model, params.model, task.input_shape, task.num_classes, ["head"])
+    trained, optimizer_factory, callbacks = adapt(params, strategy, model, task.input_shape, task.num_classes)
     if strategy in ADAPTERS:
-        trained = add_adapters(model, strategy, cfg, params.seed)
         saved_at, save = out / strategy, lambda path: save_adapter(path, trained, task.classes, task.input_shape)
-        optimizer_factory = lora_fa_optimizer(cfg) if strategy == "lora_fa" else None
-        callbacks = []
     else:
-        trained, saved_at, save = model, out / f"{strategy}.pt", None  # a whole classifier checkpoint
-        optimizer_factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
-        callbacks = _train_only_the_top(model, cfg, params.trainer_for(STAGE).lr) if strategy == "partial" else []
+        saved_at, save = out / f"{strategy}.pt", None  # a whole classifier checkpoint
     return train_tracked(
         params, STAGE, "finetune", strategy, SECTIONS, trained, task, saved_at, save,
         optimizer_factory=optimizer_factory, callbacks=callbacks, tags={"trained_modules": describe_trainable(trained)},
     )
+
+
+def adapt(
+    params: Params, strategy: str, model: Classifier, input_shape: tuple[int, ...], num_classes: int
+) -> tuple[nn.Module, Optional[OptimizerFactory], list[pl.Callback]]:
+    """What ``strategy`` trains from the base ``model`` (a new head, then adapters or frozen layers),
+    the optimizer factory it trains with, and its callbacks (gradual unfreezing)."""
+    cfg = params.finetune
+    renew_top_layers(model, params.model, input_shape, num_classes, ["head"])
+    if strategy in ADAPTERS:
+        return add_adapters(model, strategy, cfg, params.seed), lora_fa_optimizer(cfg) if strategy == "lora_fa" else None, []
+    optimizer_factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
+    callbacks = _train_only_the_top(model, cfg, params.trainer_for(STAGE).lr) if strategy == "partial" else []
+    return model, optimizer_factory, callbacks
 
 
 def _train_only_the_top(model: Classifier, cfg: FinetuneConfig, lr: float) -> list[GradualUnfreezing]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.config.schema import Params
 from pipeline.data.prepared import PREPARED_DIR
+from pipeline.models.classifier import Classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.pretrain import BASE_CHECKPOINT
@@ -34,10 +35,8 @@ def run_transfer(
 ) -> dict[str, dict]:
     task = load_target(data_dir)
     model = load_base_for(task, base_checkpoint, params.model)
-    renewed = top_layer_names(model, params.transfer.replace_layers)
     seed_everything(params.seed)
-    renew_top_layers(model, params.model, task.input_shape, task.num_classes, renewed)
-    freeze_all_but(model, [model.get_submodule(name) for name in renewed])
+    freeze_for_transfer(params, model, task.input_shape, task.num_classes)
     entry, result = train_tracked(
         params, STAGE, "transfer", VARIANT, SECTIONS, model, task,
         saved_at=Path(model_dir) / "model.pt",
@@ -46,3 +45,11 @@ def run_transfer(
     runs = {VARIANT: entry}
     write_target_plots(plots_dir, runs, {VARIANT: result})
     return runs
+
+
+def freeze_for_transfer(params: Params, model: Classifier, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
+    """The base ``model`` with its top ``transfer.replace_layers`` renewed for the target and the rest frozen."""
+    renewed = top_layer_names(model, params.transfer.replace_layers)
+    renew_top_layers(model, params.model, input_shape, num_classes, renewed)
+    freeze_all_but(model, [model.get_submodule(name) for name in renewed])
+    return model
