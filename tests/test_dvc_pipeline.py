@@ -111,7 +111,7 @@ def test_changing_finetune_params_reruns_only_finetune(repo):
 
 
 def test_a_sweeps_applied_params_rerun_only_the_stages_that_read_them(repo):
-    from pipeline.sweep.apply import apply_to_params
+    from pipeline.config.edit import apply_to_params
 
     root, env, _ = repo
     apply_to_params(root / "params.yaml", {"finetune.lora.r": 3, "finetune.trainer.lr": 0.002})

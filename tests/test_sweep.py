@@ -16,7 +16,7 @@ from pipeline.config import load_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError
 from pipeline.paradigms.scratch import run_scratch
-from pipeline.sweep.apply import apply_to_params, exp_run_command
+from pipeline.config.edit import apply_to_params, exp_run_command
 from pipeline.sweep.objective import pruning
 from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import storage_for

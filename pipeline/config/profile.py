@@ -4,7 +4,7 @@ A profile (e.g. ``params-gpu.yaml``) holds only the keys that differ. It is chec
 params.yaml and the schema first: a key params.yaml lacks, or a merged value the schema refuses,
 fails naming it. Then it prints the ``dvc exp run -S ...`` line that tries the profile as a DVC
 experiment, or with ``--apply`` writes the values into params.yaml, comments kept (the same
-writers as a sweep's best params, :mod:`pipeline.sweep.apply`).
+writers as a sweep's best params, :mod:`pipeline.config.edit`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.edit import apply_to_params, exp_run_command, flatten, set_dotted
 from pipeline.config.loading import DEFAULT_PARAMS_FILE, parse_params, read_yaml
 from pipeline.errors import ConfigError
 from pipeline.stage import stage_entry
-from pipeline.sweep.apply import apply_to_params, exp_run_command
-from pipeline.sweep.space import set_dotted
-from pipeline.tracking.runs import flatten
 
 
 def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import time
 from pipeline.config import load_params
 from pipeline.config.loading import DEFAULT_PARAMS_FILE
 from pipeline.stage import stage_entry
-from pipeline.sweep.apply import apply_to_params, exp_run_command
+from pipeline.config.edit import apply_to_params, exp_run_command
 from pipeline.sweep.objective import STAGES
 from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import DEFAULT_STORAGE

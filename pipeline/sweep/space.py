@@ -8,10 +8,11 @@ error names the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
+from pipeline.config.edit import set_dotted
 from pipeline.config.loading import parse_params, section_model
 from pipeline.config.schema import Params, SearchDimension, StageSweep
 from pipeline.errors import ConfigError
@@ -56,17 +57,6 @@ def with_values(params: Params, values: dict[str, Any]) -> Params:
     except ConfigError as err:
         shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
         raise ConfigError(f"sweep values {shown} give invalid params:\n{err}") from None
-
-
-def set_dotted(tree: dict, key: str, value: Any, new_mapping: Callable[[], dict] = dict) -> None:
-    """``tree["a"]["b"]["c"] = value`` for ``a.b.c``, making missing (or null) parents with ``new_mapping``."""
-    node = tree
-    *parents, last = key.split(".")
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = new_mapping()
-        node = node[part]
-    node[last] = value
 
 
 def _corners(dim: SearchDimension) -> list[Any]:

@@ -17,8 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as optuna_plots
 
+from pipeline.config.edit import flatten
 from pipeline.tracking import figures
-from pipeline.tracking.runs import experiment_id, flatten
+from pipeline.tracking.runs import experiment_id
 
 PARENT, TRIAL = "parent", "trial"
 

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from pipeline.config.edit import flatten
 from pipeline.config.schema import Params, TrackingConfig
 from pipeline.ranks import is_global_zero
 
@@ -105,18 +106,6 @@ def _effective_trainer(params: Params, stage: str) -> dict[str, Any]:
     if section is None or not hasattr(section, "trainer"):
         return {}
     return {"trainer": params.trainer_for(stage).model_dump(mode="json")}
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole values."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{name}.")
-        else:
-            flat[name] = value
-    return flat
 
 
 def params_hash(used: dict[str, Any]) -> str:

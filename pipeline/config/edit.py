@@ -1,8 +1,9 @@
-"""Put a sweep's best params where the pipeline reads them.
+"""Params by dotted key (``finetune.lora.r``), and putting them where the pipeline reads them.
 
-``--apply`` writes them into params.yaml, keeping its comments, order and styles (ruamel.yaml's
-round trip), so the next ``dvc repro`` re-runs exactly the stages that read them. Without it,
-the equivalent ``dvc exp run -S ...`` line tries them as a DVC experiment instead.
+A sweep's best params and a profile's values are dotted keys. ``apply_to_params`` writes them
+into params.yaml, keeping its comments, order and styles (ruamel.yaml's round trip), so the next
+``dvc repro`` re-runs exactly the stages that read them; ``exp_run_command`` is the equivalent
+``dvc exp run -S ...`` line, to try them as a DVC experiment instead.
 """
 
 from __future__ import annotations
@@ -10,13 +11,35 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from pipeline.io import atomic_path
-from pipeline.sweep.space import set_dotted
+
+
+def set_dotted(tree: dict, key: str, value: Any, new_mapping: Callable[[], dict] = dict) -> None:
+    """``tree["a"]["b"]["c"] = value`` for ``a.b.c``, making missing (or null) parents with ``new_mapping``."""
+    node = tree
+    *parents, last = key.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = new_mapping()
+        node = node[part]
+    node[last] = value
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
 
 
 def apply_to_params(path: Path, values: dict[str, Any]) -> None:
