@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import base_params, benchmark_parser, with_overrides
-from benchmarks.devices import add_device_option, describe, device_overrides, model_words, now, pick_device, synthetic_images
+from benchmarks.devices import add_device_option, describe, device_overrides, model_words, pick_device, synthetic_images
 from pipeline.active import rounds
 from pipeline.active.labels import LabelState
 from pipeline.active.learner import Learner
@@ -48,6 +48,7 @@ from pipeline.config import parse_params
 from pipeline.config.schema import QUERY_STRATEGIES
 from pipeline.models.classifier import build_classifier
 from pipeline.seeding import rng_for, seed_everything
+from pipeline.training.clock import now
 
 STAGE = "active_learning"
 DEFAULT_SETTING = ["active_learning.pool_subsample=null", "active_learning.train_steps=20"]

@@ -1,5 +1,5 @@
 """What the GPU-path and scale benchmarks share: ``--device``, the trainer params that put the pipeline
-on it, its autocast context, CUDA-synchronised clocks, synthetic images.
+on it, its autocast context, synthetic images.
 
 ``--device auto`` (the default) is ``cuda`` when ``torch.cuda.is_available()``, else ``cpu``; the
 same script runs unchanged on either.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import numpy as np
 import torch
@@ -51,17 +50,6 @@ def autocast(precision: str, device: torch.device):
         return contextlib.nullcontext()
     half = torch.float16 if precision == "16-mixed" and device.type == "cuda" else torch.bfloat16
     return torch.autocast(device.type, dtype=half)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def now(device: torch.device) -> float:
-    """``time.perf_counter()`` once the device's queued work is done."""
-    sync(device)
-    return time.perf_counter()
 
 
 def synthetic_images(samples: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

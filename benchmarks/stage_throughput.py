@@ -51,13 +51,14 @@ import torch
 from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
-from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, model_words, now, pick_device,
+from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, model_words, pick_device,
                                synthetic_images)
 from pipeline.config import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import ClassificationModule
 from pipeline.paradigms.tracked import training_sections
 from pipeline.seeding import seed_everything
+from pipeline.training.clock import now
 from pipeline.tracking.runs import stage_run
 from pipeline.training.optimizers import build_optimizer
 from pipeline.training.runner import fit_and_test, make_loaders

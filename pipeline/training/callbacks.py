@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 import lightning.pytorch as pl
 import torch
 
 from pipeline.memory import model_state_bytes
+from pipeline.training.clock import now
 
 HISTORY_KEYS = ("train/loss", "val/loss", "val/acc")
 
@@ -67,7 +67,7 @@ class Throughput(pl.Callback):
         self._started: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._started = _now(pl_module)
+        self._started = now(pl_module.device)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.samples += len(batch[-1])
@@ -81,7 +81,7 @@ class Throughput(pl.Callback):
 
     def _stop(self, pl_module) -> None:
         if self._started is not None:
-            self.seconds += _now(pl_module) - self._started
+            self.seconds += now(pl_module.device) - self._started
             self._started = None
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -93,10 +93,6 @@ class Throughput(pl.Callback):
         return self.processes * self.samples / self.seconds if self.seconds else 0.0
 
 
-def _now(pl_module: pl.LightningModule) -> float:
-    if pl_module.device.type == "cuda":
-        torch.cuda.synchronize(pl_module.device)
-    return time.perf_counter()
 
 
 class ModelStateProbe(pl.Callback):

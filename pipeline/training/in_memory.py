@@ -9,7 +9,6 @@ Fabric, so device and precision still follow the ``trainer`` params.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -20,6 +19,7 @@ from torch import nn
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import model_state_bytes
 from pipeline.models.lightning_module import ClassificationModule
+from pipeline.training.clock import now
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -90,7 +90,7 @@ class InMemoryTrainer:
         """``epochs`` passes over ``data``, or ``steps`` batches."""
         if not self.module.training:
             self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after an evaluation
-        started = self._now()
+        started = now(self.device)
         total, batches = torch.zeros((), device=self.device), 0
         for i, batch in enumerate(self._schedule(data, generator, epochs, steps)):
             loss = self.wrapped.training_step(batch, i)
@@ -105,7 +105,7 @@ class InMemoryTrainer:
         mean_loss = float(total) / max(batches, 1)  # one device sync per training, not per step
         if not self.state_bytes and batches:
             self.state_bytes = model_state_bytes(self.module, [self.optimizer.optimizer])
-        return TrainingPass(self._now() - started, mean_loss)
+        return TrainingPass(now(self.device) - started, mean_loss)
 
     def penalty(self) -> Optional[torch.Tensor]:
         """A term added to every step's loss (e.g. FedProx's proximal term); none by default."""
@@ -138,8 +138,3 @@ class InMemoryTrainer:
         with self.fabric.autocast():
             chunks = [self.module(part.to(self.device)).float().cpu() for part in X.split(PREDICT_CHUNK)]
         return torch.cat(chunks)
-
-    def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
