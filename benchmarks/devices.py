@@ -1,5 +1,5 @@
 """What the GPU-path and scale benchmarks share: ``--device``, the trainer params that put the pipeline
-on it, its autocast context, synthetic images.
+on it, its autocast context, a hand-written training step, synthetic images.
 
 ``--device auto`` (the default) is ``cuda`` when ``torch.cuda.is_available()``, else ``cpu``; the
 same script runs unchanged on either.
@@ -12,6 +12,7 @@ import contextlib
 
 import numpy as np
 import torch
+from torch import nn
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,23 @@ def autocast(precision: str, device: torch.device):
         return contextlib.nullcontext()
     half = torch.float16 if precision == "16-mixed" and device.type == "cuda" else torch.bfloat16
     return torch.autocast(device.type, dtype=half)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling where Lightning uses it: fp16 on a GPU (on CPU, 16-mixed runs as bf16, unscaled)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "16-mixed" and device.type == "cuda")
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, xb: torch.Tensor,
+               yb: torch.Tensor, precision: str, device: torch.device) -> torch.Tensor:
+    """One hand-written training step (forward, cross-entropy, backward, optimizer step) at ``precision``; the loss."""
+    with autocast(precision, device):
+        loss = nn.functional.cross_entropy(model(xb), yb)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
 
 
 def synthetic_images(samples: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

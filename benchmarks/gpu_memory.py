@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser
-from benchmarks.devices import autocast, describe, model_words, synthetic_images
+from benchmarks.devices import autocast, describe, grad_scaler, model_words, synthetic_images, train_step
 from pipeline.config import parse_params
 from pipeline.config.schema import Params
 from pipeline.memory import estimate_training_memory, model_state_bytes
@@ -84,14 +84,7 @@ def one_step(module: ClassificationModule, optimizer: torch.optim.Optimizer, X: 
     """One training step as Lightning runs it; everything but model state is released on return."""
     module.train()
     hold_frozen_norms(module.model)  # what ClassificationModule.on_train_start does
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed" and device.type == "cuda")
-    xb, yb = X.to(device), y.to(device)
-    with autocast(precision, device):
-        loss = nn.functional.cross_entropy(module(xb), yb)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
+    train_step(module, optimizer, grad_scaler(precision, device), X.to(device), y.to(device), precision, device)
 
 
 def warm_up_cublas(precision: str, device: torch.device) -> None:

@@ -51,8 +51,8 @@ import torch
 from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
-from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, model_words, pick_device,
-                               synthetic_images)
+from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, grad_scaler, model_words, pick_device,
+                               synthetic_images, train_step)
 from pipeline.config import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import ClassificationModule
@@ -119,7 +119,7 @@ def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> lis
     seed_everything(seed)
     model = build_classifier(params.model, shape, classes).to(device)
     optimizer = build_optimizer(model.parameters(), cfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "16-mixed" and device.type == "cuda")
+    scaler = grad_scaler(cfg.precision, device)
     loaders = make_loaders(X, y, cfg, seed)
     rows = []
     for epoch in range(cfg.max_epochs):
@@ -128,13 +128,7 @@ def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> lis
         running = torch.zeros((), device=device)
         for xb, yb in loaders["train"]:
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            with autocast(cfg.precision, device):
-                loss = nn.functional.cross_entropy(model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            running += loss.detach()
+            running += train_step(model, optimizer, scaler, xb, yb, cfg.precision, device)
         trained = now(device)
         model.eval()
         val_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
