@@ -1,5 +1,5 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
-# `make test`: set up, run the test suite. Both reuse .venv on a second call.
+# `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-multitask`, `make benchmark-federated`, `make benchmark-active-learning`,
 # `make benchmark-scale`, `make benchmark-gpu-memory`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup run test benchmark-transfer benchmark-multitask benchmark-federated benchmark-active-learning \
+.PHONY: setup run test lint benchmark-transfer benchmark-multitask benchmark-federated benchmark-active-learning \
 	benchmark-scale benchmark-gpu-memory
 
 setup: $(VENV)/.installed
@@ -30,6 +30,10 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # The transfer / fine-tuning / scratch table in docs/benchmarks.md (about 5 minutes on two cores).
 benchmark-transfer: setup
 	$(BIN)/python -m benchmarks.transfer_shots --csv benchmark-transfer.csv
@@ -38,11 +42,16 @@ benchmark-transfer: setup
 benchmark-multitask: setup
 	$(BIN)/python -m benchmarks.multitask_seeds --csv benchmark-multitask.csv
 
-# The federated tables in docs/benchmarks.md: strategies against centralised, compression, and the
-# simulation's overhead for 10 and 100 clients (under two minutes on two cores).
+# The federated tables in docs/benchmarks.md: strategies against centralised, compression, the
+# simulation's overhead for 10 and 100 clients, and SCAFFOLD against FedAvg and FedProx on the skewed
+# partitions at two skews (about eight minutes on two cores).
 benchmark-federated: setup
 	$(BIN)/python -m benchmarks.federated_seeds --csv benchmark-federated.csv
 	$(BIN)/python -m benchmarks.federated_overhead --csv benchmark-federated-overhead.csv
+	for alpha in 0.1 0.5; do $(BIN)/python -m benchmarks.federated_seeds --compressions --dp-noise \
+	  --set 'federated.partitions=[dirichlet, shards]' --set 'federated.strategies=[fedavg, fedprox, scaffold]' \
+	  --set prepare.federated.dirichlet_alpha=$$alpha --csv benchmark-federated-scaffold-$$alpha.csv \
+	  --log benchmark-federated-scaffold-$$alpha.log || exit 1; done
 
 # The active-learning tables in docs/benchmarks.md: every strategy against random, with and
 # without pseudo-labels, over three seeds (about two and a half minutes on two cores).

@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
-from pipeline.paradigms.active_learning import run_active_learning
-from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.active_learning.run import run_active_learning
+from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.paths import StagePaths
 
 SHARE_LIMIT = 0.7  # the issue's bar: random's final accuracy with at most 70 % of random's labels
 SUMMARY = ["test/acc", "al/alc", "al/alc_gain_vs_random", "al/labels_to_target", "al/label_share_vs_random"]
@@ -36,12 +37,12 @@ SUMMARY = ["test/acc", "al/alc", "al/alc_gain_vs_random", "al/labels_to_target",
 
 def run_setting(params, work: Path) -> tuple[list[dict], list[dict]]:
     """One stage run: a summary row per strategy, and its learning curve."""
-    data, base = work / "data", work / "models" / "pretrain"
-    write_prepared(prepare_data(params), data)
-    if params.active_learning.init_from_base and not (base / "base.pt").is_file():
-        run_pretrain(params, data, base, work / "plots" / "pretrain")
-    runs = run_active_learning(params, data, base / "base.pt", work / "models" / "active_learning", work / "plots")
-    curves = pd.read_csv(work / "plots" / "curves.csv").to_dict("records")
+    paths = StagePaths.of("active_learning", work)
+    write_prepared(prepare_data(params), paths.data)
+    if params.active_learning.init_from_base and not paths.base.is_file():
+        run_pretrain(params, StagePaths.of("pretrain", work))
+    runs = run_active_learning(params, paths)
+    curves = pd.read_csv(paths.plots / "curves.csv").to_dict("records")
     return [{"variant": v, **{k: run.get(k, np.nan) for k in SUMMARY + ["al/pseudo_labels_total", "al/pseudo_label_acc_mean", "al/labels_final"]}} for v, run in runs.items()], curves
 
 

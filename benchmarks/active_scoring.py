@@ -1,6 +1,6 @@
 """Benchmark: how fast each active-learning query strategy scores the unlabelled pool (samples/s).
 
-It calls exactly what a round of the pipeline calls: ``pipeline.active.rounds.query`` with the
+It calls exactly what a round of the pipeline calls: ``pipeline.paradigms.active_learning.rounds.query`` with the
 stage's ``Learner`` (the project's LightningModule under Lightning Fabric on ``--device``). For
 every strategy that is: index the pool's inputs on the device, predict class probabilities in one
 pass over the whole pool (``bald``: ``active_learning.mc_samples`` passes with dropout on), copy them
@@ -15,7 +15,7 @@ of ``prepare.active_learning.initial_labelled`` examples so that it is not at it
 Per strategy: one warm-up query, then ``--repeats`` timed ones; the median is reported, split into
 the calls ``query`` makes, each timed around the call: the model's prediction (the learner's
 ``probabilities`` / ``mc_dropout_probabilities``, copy to the CPU included), the ranking
-(``pipeline.active.strategies.select``: baal's heuristic, on the CPU), the predictive entropy of
+(``pipeline.paradigms.active_learning.strategies.select``: baal's heuristic, on the CPU), the predictive entropy of
 pool and query, and the rest (indexing the pool's inputs on the device, bald's mean over samples).
 CUDA is synchronised at every clock reading.
 
@@ -40,25 +40,25 @@ import torch
 
 from benchmarks.common import base_params, benchmark_parser, with_overrides
 from benchmarks.devices import add_device_option, describe, device_overrides, model_words, pick_device, synthetic_images
-from pipeline.active import rounds
-from pipeline.active.labels import LabelState
-from pipeline.active.learner import Learner
-from pipeline.active.strategies import needs_mc_dropout
-from pipeline.config import parse_params
-from pipeline.config.schema import QUERY_STRATEGIES
+from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
+from pipeline.paradigms.active_learning import PARADIGM, rounds
+from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
+from pipeline.paradigms.active_learning.labels import LabelState
+from pipeline.paradigms.active_learning.learner import Learner
+from pipeline.paradigms.active_learning.strategies import QueryStrategy, query_strategy
 from pipeline.seeding import rng_for, seed_everything
 from pipeline.training.clock import now
 
-STAGE = "active_learning"
+STAGE = PARADIGM.stage
 DEFAULT_SETTING = ["active_learning.pool_subsample=null", "active_learning.train_steps=20"]
 
 
 class Clock:
-    """Times the calls ``query`` makes, by name: the learner's predictions, baal's ranking, the entropy.
+    """Times the calls ``query`` makes, by name: the learner's predictions, the strategy's ranking, the entropy.
 
-    Instance attributes shadow the learner's two prediction methods; ``select`` and
-    ``predictive_entropy`` are looked up in ``pipeline.active.rounds`` at call time, so they are
+    Instance attributes shadow the learner's two prediction methods and each strategy's ``select``;
+    ``predictive_entropy`` is looked up in ``pipeline.paradigms.active_learning.rounds`` at call time, so it is
     wrapped there for as long as the clock is open.
     """
 
@@ -67,10 +67,15 @@ class Clock:
         self.seconds = {"predict": 0.0, "rank": 0.0, "entropy": 0.0}
         for name in ("probabilities", "mc_dropout_probabilities"):
             setattr(learner, name, self._timed(getattr(learner, name), "predict"))
-        self._originals = {"select": rounds.select, "predictive_entropy": rounds.predictive_entropy}
+        self._originals = {"predictive_entropy": rounds.predictive_entropy}
+
+    def strategy(self, name: str) -> QueryStrategy:
+        """The strategy ``name``, its ranking timed."""
+        picker = query_strategy(name)
+        picker.select = self._timed(picker.select, "rank")
+        return picker
 
     def __enter__(self) -> "Clock":
-        rounds.select = self._timed(self._originals["select"], "rank")
         rounds.predictive_entropy = self._timed(self._originals["predictive_entropy"], "entropy")
         return self
 
@@ -123,18 +128,20 @@ def main() -> None:
     started = time.perf_counter()
     with clock:
         for strategy in args.strategies:
-            if needs_mc_dropout(strategy) and params.model.dropout == 0:
+            picker = clock.strategy(strategy)
+            if picker.mc_dropout and params.model.dropout == 0:
                 print(f"{strategy}: skipped, it samples with dropout on and model.dropout is 0", flush=True)
                 continue
             for repeat in range(args.repeats + 1):  # repeat 0: warm-up
                 clock.reset()
                 began = now(learner.device)
-                asked = rounds.query(learner, strategy, X_train, state, cfg.query_size, cfg, rng_for(params.seed, f"benchmark/{strategy}/{repeat}"))
+                rng = rng_for(params.seed, f"benchmark/{strategy}/{repeat}")
+                asked = rounds.query(learner, picker, X_train, state, cfg.query_size, cfg, rng)
                 seconds = now(learner.device) - began
                 if repeat:
                     rows.append({"strategy": strategy, "repeat": repeat, "scored": len(asked.scored), "seconds": seconds,
                                  **{f"{k}_seconds": v for k, v in clock.seconds.items()},
-                                 "forward_passes": cfg.mc_samples if needs_mc_dropout(strategy) else 1})
+                                 "forward_passes": cfg.mc_samples if picker.mc_dropout else 1})
             mine = [r for r in rows if r["strategy"] == strategy]
             print(f"{strategy}: {statistics.median(r['seconds'] for r in mine):.3f} s per query of {mine[0]['scored']:,}", flush=True)
     results = pd.DataFrame(rows)

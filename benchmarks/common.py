@@ -14,7 +14,7 @@ from typing import Iterator
 import pandas as pd
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 
 
 def benchmark_parser(doc: str, name: str, csv_columns: str) -> argparse.ArgumentParser:

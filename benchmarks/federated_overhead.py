@@ -21,17 +21,19 @@ import contextlib
 import copy
 import statistics
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task, read_arrays
-from pipeline.federated.client import make_clients
+from pipeline.paradigms.federated.client import make_clients
 from pipeline.models.classifier import build_classifier
-from pipeline.paradigms.federated import run_federated
+from pipeline.paradigms.federated.run import run_federated
+from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
 from pipeline.training.optimizers import build_optimizer
 
@@ -60,6 +62,11 @@ def plain_torch_compute(params, data_dir, rounds: int) -> float:
     return seconds / rounds
 
 
+def run_folder(work: Path, clients: int, repeat: int) -> Path:
+    """Where a measured run writes its models and plot data."""
+    return work / f"run-{clients}-{repeat}"
+
+
 def measure(base: dict, clients: int, rounds: int, repeat: int, work, log) -> dict:
     tree = with_overrides(copy.deepcopy(base), [
         f"prepare.federated.num_clients={clients}", "federated.partitions=[iid]", "federated.strategies=[fedavg]",
@@ -67,11 +74,11 @@ def measure(base: dict, clients: int, rounds: int, repeat: int, work, log) -> di
         "federated.personalization_steps=0", "federated.centralized=false", "federated.compression=none",
     ])
     params = parse_params(tree)
-    data = work / f"data-{clients}"
-    write_prepared(prepare_data(params), data)
+    paths = StagePaths.of("federated", work / f"clients-{clients}").writing_to(run_folder(work, clients, repeat))
+    write_prepared(prepare_data(params), paths.data)
     with contextlib.redirect_stderr(log):
-        run = run_federated(params, data, work / "base.pt", work / f"models-{clients}-{repeat}", work / "plots")["iid/fedavg"]
-    plain = plain_torch_compute(params, data, rounds)
+        run = run_federated(params, paths)["iid/fedavg"]
+    plain = plain_torch_compute(params, paths.data, rounds)
     return {
         "clients": clients,
         "repeat": repeat,

@@ -42,8 +42,8 @@ import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
 from benchmarks.devices import add_device_option, describe, device_overrides, model_words, pick_device
-from benchmarks.federated_overhead import measure
-from pipeline.config import parse_params
+from benchmarks.federated_overhead import measure, run_folder
+from pipeline.config.loading import parse_params
 
 
 def write_synthetic_digits(path: Path, examples: int, noise: float, seed: int) -> Path:
@@ -106,7 +106,7 @@ def main() -> None:
         for clients in args.clients:
             for repeat in range(args.repeats):
                 row = measure(copy.deepcopy(base), clients, args.rounds, repeat, work, log)
-                row["round_seconds"] = per_round_seconds(work / "plots")
+                row["round_seconds"] = per_round_seconds(run_folder(work, clients, repeat) / "plots")
                 rows.append(row)
                 timed = statistics.median(row["round_seconds"][1:])
                 print(f"{clients:,} clients ({row['examples_per_client']:,.0f} examples each), repeat {repeat}: "

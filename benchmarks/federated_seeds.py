@@ -13,6 +13,7 @@ per DP noise multiplier.
     python -m benchmarks.federated_seeds                       # seeds 0 1 2
     python -m benchmarks.federated_seeds --seeds 0 --compressions none int8
     python -m benchmarks.federated_seeds --set federated.local_epochs=5
+    python -m benchmarks.federated_seeds --compressions --dp-noise --set 'federated.strategies=[fedavg, fedprox, scaffold]'
 
 Per-round output goes to ``--log`` (default: benchmark-federated.log); one line per run is printed.
 """
@@ -27,9 +28,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store, with_overrides
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
-from pipeline.paradigms.federated import CENTRALIZED, run_federated
+from pipeline.paradigms.federated.run import CENTRALIZED, run_federated
+from pipeline.paths import StagePaths
 
 ISSUE_SETTING = [
     "prepare.federated.num_clients=10",
@@ -47,10 +49,10 @@ DP_SETTING = ["prepare.federated.num_clients={clients}", "prepare.federated.diri
 
 def run_setting(tree: dict, work: Path, log) -> list[dict]:
     params = parse_params(tree)
-    data = work / "data"
-    write_prepared(prepare_data(params), data)
+    paths = StagePaths.of("federated", work)
+    write_prepared(prepare_data(params), paths.data)
     with contextlib.redirect_stderr(log):
-        runs = run_federated(params, data, work / "base.pt", work / "models", work / "plots")
+        runs = run_federated(params, paths)
     return [{"variant": variant, **{k: run.get(k) for k in KEPT}} for variant, run in runs.items()]
 
 
@@ -84,15 +86,21 @@ def summary_tables(results: pd.DataFrame) -> str:
     """Markdown: accuracy per partition and strategy with the gap to centralised; bytes and accuracy per compression."""
     strategies = results[results["experiment"] == "strategies"]
     central = strategies[strategies["variant"] == CENTRALIZED].set_index("seed")["test/acc"]
-    lines = ["| run | test acc | gap to centralised (points) | macro-F1 | personalised acc (before → after) | fit time (s) |",
-             "|---|---|---|---|---|---|"]
+    accuracy = strategies.pivot_table(index="seed", columns="variant", values="test/acc")
+    lines = ["| run | test acc | gap to centralised (points) | vs fedavg on its partition (points, per seed) | macro-F1 | "
+             "personalised acc (before → after) | uploaded (MB) | fit time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for variant, group in strategies.groupby("variant", sort=False):
         by_seed = group.set_index("seed")
         gap = "" if variant == CENTRALIZED else mean_std(100 * (by_seed["test/acc"] - central), 1)
+        fedavg = f"{variant.partition('/')[0]}/fedavg"
+        paired = ""  # the same seed, partition and start: the difference a strategy makes, with its spread over seeds
+        if variant != CENTRALIZED and variant != fedavg and fedavg in accuracy:
+            paired = mean_std(100 * (accuracy[variant] - accuracy[fedavg]), 1)
         personal = "" if by_seed["personal/acc_before_mean"].isna().all() else (
             f"{mean_std(by_seed['personal/acc_before_mean'])} → {mean_std(by_seed['personal/acc_after_mean'])}")
-        lines.append(f"| {variant} | {mean_std(by_seed['test/acc'])} | {gap} | {mean_std(by_seed['test/f1_macro'])} | {personal} | "
-                     f"{mean_std(by_seed['time/fit_seconds'], 2)} |")
+        lines.append(f"| {variant} | {mean_std(by_seed['test/acc'])} | {gap} | {paired} | {mean_std(by_seed['test/f1_macro'])} | "
+                     f"{personal} | {mean_std(by_seed['comm/bytes_up_total'] / 1e6, 2)} | {mean_std(by_seed['time/fit_seconds'], 2)} |")
     compression = results[results["experiment"] == "compression"]
     if not compression.empty:
         plain = compression[compression["compression"] == "none"].set_index("seed")

@@ -3,11 +3,11 @@
 For each variant the model and optimizer are built by the stage's own code: a classifier from
 the ``model`` params standing in for the pretrained base (weights do not change memory), then
 
-- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``): ``pipeline.paradigms.finetune.adapt``
+- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``): ``pipeline.paradigms.finetune.run.adapt``
   (a new head, then frozen layers or PEFT adapters; ``partial`` as if ``unfreeze_every`` were null),
   the optimizer ``ClassificationModule.configure_optimizers`` with the stage's factory and the
   ``finetune`` trainer params;
-- ``transfer``: ``pipeline.paradigms.transfer.freeze_for_transfer`` (the top
+- ``transfer``: ``pipeline.paradigms.transfer.run.freeze_for_transfer`` (the top
   ``transfer.replace_layers`` renewed, the rest frozen), the ``transfer`` trainer params.
 
 On the GPU: synchronise, reset the peak statistics, note ``torch.cuda.memory_allocated()``, move the
@@ -54,14 +54,14 @@ from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser
 from benchmarks.devices import autocast, describe, grad_scaler, model_words, synthetic_images, train_step
-from pipeline.config import parse_params
-from pipeline.config.schema import Params
+from pipeline.config.loading import parse_params
+from pipeline.config.params import Params
 from pipeline.memory import estimate_training_memory, model_state_bytes
 from pipeline.models.classifier import build_classifier
 from pipeline.models.freezing import hold_frozen_norms
 from pipeline.models.lightning_module import ClassificationModule
-from pipeline.paradigms.finetune import adapt
-from pipeline.paradigms.transfer import freeze_for_transfer
+from pipeline.paradigms.finetune.run import adapt
+from pipeline.paradigms.transfer.run import freeze_for_transfer
 from pipeline.seeding import seed_everything
 
 VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "transfer")
@@ -157,7 +157,7 @@ def main() -> None:
     X, y = (torch.from_numpy(a) for a in synthetic_images(args.batch, shape, args.classes, seed=params.seed))
     print(f"device: {describe(device)}; model {model_words(params.model)} on inputs of shape {shape}, "
           f"one step on a batch of {args.batch}", flush=True)
-    supported = params.model_copy(update={"finetune": params.finetune.model_copy(update={"strategies": None})}).finetune_strategies()
+    supported = params.finetune.model_copy(update={"strategies": None}).strategies_for(params.model.backbone)
     rows = []
     for variant in args.variants:
         if variant != "transfer" and variant not in supported:

@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
-from pipeline.paradigms.multitask import COSTS, SHARED, run_multitask
-from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.multitask.run import COSTS, SHARED, run_multitask
+from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.paths import StagePaths
 
 COST_COLUMNS = {"params/total": "parameters", "memory/estimated_train_bytes": "estimated training memory (bytes)",
                 "memory/peak_bytes": "measured peak (bytes)", "time/fit_seconds": "fit time (s)"}
@@ -34,11 +35,11 @@ COST_COLUMNS = {"params/total": "parameters", "memory/estimated_train_bytes": "e
 
 def run_setting(params, work: Path) -> list[dict]:
     """One stage run: a row per task for the multi-task model and for the separate models."""
-    data, base = work / "data", work / "models" / "pretrain"
-    write_prepared(prepare_data(params), data)
-    if params.multitask.init_from_base and not (base / "base.pt").is_file():
-        run_pretrain(params, data, base, work / "plots" / "pretrain")
-    runs = run_multitask(params, data, base / "base.pt", work / "models" / "multitask", work / "plots" / "multitask")
+    paths = StagePaths.of("multitask", work)
+    write_prepared(prepare_data(params), paths.data)
+    if params.multitask.init_from_base and not paths.base.is_file():
+        run_pretrain(params, StagePaths.of("pretrain", work))
+    runs = run_multitask(params, paths)
     shared = runs[SHARED]
     rows = []
     for task in (spec.name for spec in params.multitask.tasks):

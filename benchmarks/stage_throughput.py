@@ -53,17 +53,17 @@ from torch import nn
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
 from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, grad_scaler, model_words, pick_device,
                                synthetic_images, train_step)
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import ClassificationModule
-from pipeline.paradigms.tracked import training_sections
+from pipeline.paradigms.pretrain import PARADIGM
 from pipeline.seeding import seed_everything
+from pipeline.tracking.runs import RunSpec, stage_run
 from pipeline.training.clock import now
-from pipeline.tracking.runs import stage_run
 from pipeline.training.optimizers import build_optimizer
 from pipeline.training.runner import fit_and_test, make_loaders
 
-STAGE = "pretrain"  # a training stage with no trainer overrides of its own in the default params.yaml
+STAGE = PARADIGM.stage  # a training stage with no trainer overrides of its own in the default params.yaml
 DEFAULT_SETTING = ["model.backbone=cnn", "model.channels=[32, 64, 128]"]
 PIPELINE, HAND = "pipeline (fit_and_test)", "hand-written PyTorch loop"
 
@@ -105,11 +105,10 @@ def pipeline_epochs(params, X, y, shape, classes, seed, log) -> tuple[list[dict]
     seed_everything(seed)
     module = ClassificationModule(build_classifier(params.model, shape, classes), classes, cfg)
     timer = EpochTimer()
-    with contextlib.redirect_stderr(log), stage_run(params, STAGE, paradigm="benchmark", variant="throughput",
-                                                     sections=training_sections(STAGE)) as run:
-        result = fit_and_test(module, make_loaders(X, y, cfg, seed), cfg, seed, run, label="throughput", extra_callbacks=[timer])
+    with contextlib.redirect_stderr(log), stage_run(params, RunSpec.of(PARADIGM, "throughput", paradigm="benchmark")) as run:
+        trained = fit_and_test(module, make_loaders(X, y, cfg, seed), cfg, seed, run, label="throughput", extra_callbacks=[timer])
     rows = [{"epoch": i + 1, "train_seconds": t, "epoch_seconds": e} for i, (t, e) in enumerate(zip(timer.train, timer.epochs))]
-    return rows, result.metrics
+    return rows, {"throughput/train_samples_per_s": trained.samples_per_s, "params/total": sum(p.numel() for p in module.parameters())}
 
 
 def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> list[dict]:

@@ -22,22 +22,22 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
-from pipeline.paradigms.finetune import run_finetune
-from pipeline.paradigms.pretrain import run_pretrain
-from pipeline.paradigms.scratch import run_scratch
-from pipeline.paradigms.transfer import run_transfer
+from pipeline.paradigms.finetune.run import run_finetune
+from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.paradigms.scratch.run import run_scratch
+from pipeline.paradigms.transfer.run import run_transfer
+from pipeline.paths import StagePaths
 
 
 def run_setting(params, work: Path, pretrained: bool) -> dict[str, float]:
-    data, base = work / "data", work / "models" / "pretrain"
-    write_prepared(prepare_data(params), data)
+    write_prepared(prepare_data(params), StagePaths.of("prepare", work).data)
     if not pretrained:  # the source task does not depend on the shots: pretrain once per kind and seed
-        run_pretrain(params, data, base, work / "plots" / "pretrain")
-    runs = run_transfer(params, data, base / "base.pt", work / "models" / "transfer", work / "plots" / "transfer")
-    runs |= run_finetune(params, data, base / "base.pt", work / "models" / "finetune", work / "plots" / "finetune")
-    runs |= run_scratch(params, data, work / "models" / "scratch", work / "plots" / "scratch")
+        run_pretrain(params, StagePaths.of("pretrain", work))
+    runs = run_transfer(params, StagePaths.of("transfer", work))
+    runs |= run_finetune(params, StagePaths.of("finetune", work))
+    runs |= run_scratch(params, StagePaths.of("scratch", work))
     return {variant: entry["test/acc"] for variant, entry in runs.items()}
 
 

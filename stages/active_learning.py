@@ -1,7 +1,8 @@
 """DVC stage `active_learning`: query strategies against labelling at random, round after round."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.active_learning import STAGE, run_active_learning
+from pipeline.config.loading import load_params
+from pipeline.paradigms.active_learning import PARADIGM
+from pipeline.paradigms.active_learning.run import run_active_learning
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_active_learning, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_active_learning, params))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """DVC stage `compare`: every paradigm's runs side by side, in a report, in DVC and in MLflow."""
 
 from pipeline.compare.run import STAGE, run_compare
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.io import write_json
+from pipeline.paths import metrics_file
 from pipeline.stage import stage_entry
-from pipeline.tracking.outputs import METRICS_DIR
 
 
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_json(METRICS_DIR / f"{STAGE}.json", {"stage": STAGE, **run_compare(params)})
+    write_json(metrics_file(STAGE), {"stage": STAGE, **run_compare(params)})
 
 
 if __name__ == "__main__":

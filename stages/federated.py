@@ -1,7 +1,8 @@
 """DVC stage `federated`: federated clients against centralised training on the pooled data."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.federated import STAGE, run_federated
+from pipeline.config.loading import load_params
+from pipeline.paradigms.federated import PARADIGM
+from pipeline.paradigms.federated.run import run_federated
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_federated, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_federated, params))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """DVC stage `finetune`: adapt the pretrained base to the target task, one run per strategy."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.finetune import STAGE, run_finetune
+from pipeline.config.loading import load_params
+from pipeline.paradigms.finetune import PARADIGM
+from pipeline.paradigms.finetune.run import run_finetune
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_finetune, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_finetune, params))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """DVC stage `multitask`: one shared-body multi-task model against one separate model per task."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.multitask import STAGE, run_multitask
+from pipeline.config.loading import load_params
+from pipeline.paradigms.multitask import PARADIGM
+from pipeline.paradigms.multitask.run import run_multitask
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_multitask, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_multitask, params))
 
 
 if __name__ == "__main__":

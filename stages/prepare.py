@@ -1,9 +1,9 @@
 """DVC stage `prepare`: load the dataset and write every split later stages use."""
 
-from pipeline.config import load_params
-from pipeline.data.prepare import SECTIONS, prepare_data, write_prepared
-from pipeline.data.prepared import PREPARED_DIR
+from pipeline.config.loading import load_params
+from pipeline.data.prepare import SPEC, prepare_data, write_prepared
 from pipeline.data.report import log_prepared
+from pipeline.paths import PREPARED_DIR
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 from pipeline.tracking.runs import stage_run
@@ -13,10 +13,10 @@ from pipeline.tracking.runs import stage_run
 def main() -> None:
     params = load_params()
     prepared = prepare_data(params)
-    with stage_run(params, "prepare", paradigm="data", variant="splits", sections=SECTIONS) as run:
+    with stage_run(params, SPEC) as run:
         write_prepared(prepared, PREPARED_DIR)
         metrics = log_prepared(prepared)
-    write_stage_metrics("prepare", {"splits": {"run_id": run.info.run_id, **metrics}})
+    write_stage_metrics(SPEC.stage, {SPEC.variant: {"run_id": run.info.run_id, **metrics}})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """DVC stage `pretrain`: train the base model on the source task."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.pretrain import STAGE, run_pretrain
+from pipeline.config.loading import load_params
+from pipeline.paradigms.pretrain import PARADIGM
+from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_pretrain, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_pretrain, params))
 
 
 if __name__ == "__main__":

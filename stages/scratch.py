@@ -1,7 +1,8 @@
 """DVC stage `scratch`: the control, the same architecture trained from random initialisation on the target task."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.scratch import STAGE, run_scratch
+from pipeline.config.loading import load_params
+from pipeline.paradigms.scratch import PARADIGM
+from pipeline.paradigms.scratch.run import run_scratch
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_scratch, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_scratch, params))
 
 
 if __name__ == "__main__":

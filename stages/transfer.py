@@ -1,7 +1,8 @@
 """DVC stage `transfer`: new top layers on the frozen pretrained body, trained on the target task."""
 
-from pipeline.config import load_params
-from pipeline.paradigms.transfer import STAGE, run_transfer
+from pipeline.config.loading import load_params
+from pipeline.paradigms.transfer import PARADIGM
+from pipeline.paradigms.transfer.run import run_transfer
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
@@ -10,7 +11,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(STAGE, over_seeds(run_transfer, params))
+    write_stage_metrics(PARADIGM.stage, over_seeds(run_transfer, params))
 
 
 if __name__ == "__main__":

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 import torch
 
-from pipeline.config import Params, parse_params
+from pipeline.config.loading import parse_params
+from pipeline.config.params import Params
+from pipeline.paths import StagePaths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "model": {"hidden_sizes": [32], "channels": [8]},
     "trainer": {"max_epochs": 3, "batch_size": 64, "early_stopping_patience": None},
-    "federated": {"rounds": 4, "personalization_steps": 2, "strategies": ["fedavg", "fedprox"], "partitions": ["iid", "dirichlet"]},
+    "federated": {"rounds": 4, "personalization_steps": 2, "strategies": ["fedavg", "fedprox", "scaffold"],
+                  "partitions": ["iid", "dirichlet"]},
     "active_learning": {"rounds": 3, "query_size": 10, "train_steps": 20, "mc_samples": 4},
 }
 
@@ -37,18 +41,26 @@ def make_params(**overrides) -> Params:
     return parse_params(deep_merge(TINY, overrides))
 
 
+def stage_paths(stage: str, root: Path, out: Optional[str] = None, base: Optional[Path] = None) -> StagePaths:
+    """``stage``'s paths in the workspace ``root`` (prepared data and base where dvc.yaml has them),
+    writing under ``root/out`` when given; ``base``: another base checkpoint."""
+    paths = StagePaths.of(stage, root)
+    paths = paths.writing_to(root / out) if out is not None else paths
+    return replace(paths, base=base) if base is not None else paths
+
+
 @contextmanager
 def pretrained_workspace(root: Path, params: Params) -> Iterator[Path]:
-    """In ``root``, with its own MLflow store: the prepared data (``root/data``) and a pretrained base
-    (``root/models/pretrain/base.pt``), for a module-scoped fixture; each test then writes its own outputs."""
+    """In ``root``, with its own MLflow store: the prepared data and a pretrained base where dvc.yaml puts them,
+    for a module-scoped fixture; each test then writes its own outputs."""
     from pipeline.data.prepare import prepare_data, write_prepared
-    from pipeline.paradigms.pretrain import run_pretrain
+    from pipeline.paradigms.pretrain.run import run_pretrain
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        write_prepared(prepare_data(params), root / "data")
-        run_pretrain(params, root / "data", root / "models" / "pretrain", root / "plots" / "pretrain")
+        write_prepared(prepare_data(params), StagePaths.of("prepare", root).data)
+        run_pretrain(params, StagePaths.of("pretrain", root))
         yield root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,29 +11,30 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline.active.annotate import export_query, import_answers
-from pipeline.active.curves import area_under_curve, labels_to_reach
-from pipeline.active.labels import LabelState, load_seed_state
-from pipeline.active.learner import Learner
-from pipeline.active.rounds import simulate
-from pipeline.active.strategies import select
-from pipeline.config.schema import QUERY_STRATEGIES
+from pipeline.paradigms.active_learning.annotate import export_query, import_answers
+from pipeline.paradigms.active_learning.curves import area_under_curve, labels_to_reach
+from pipeline.paradigms.active_learning.labels import LabelState, load_seed_state
+from pipeline.paradigms.active_learning.learner import Learner
+from pipeline.paradigms.active_learning.rounds import simulate
+from pipeline.paradigms.active_learning.strategies import STRATEGIES, query_strategy
+from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.classifier import build_classifier
-from pipeline.paradigms.active_learning import run_active_learning
+from pipeline.paradigms.active_learning.run import run_active_learning
 from pipeline.seeding import seed_everything
-from tests.conftest import make_params
+from tests.conftest import make_params, stage_paths
 from tests.test_pretrain import CONTRACT
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("al-data")
-    write_prepared(prepare_data(make_params()), root)
-    data = load_task(root / "full.npz")
-    return root, data, load_seed_state(root / "active_learning.npz", data.y["train"])
+    paths = stage_paths("active_learning", root)
+    write_prepared(prepare_data(make_params()), paths.data)
+    data = load_task(paths.prepared("full"))
+    return paths, data, load_seed_state(paths.prepared("active_learning"), data.y["train"])
 
 
 def simulation(data, seed_state, strategy, params=None, seed=42):
@@ -109,14 +111,14 @@ def test_a_refused_addition_leaves_the_labelled_set_as_it_was():
 def test_uncertainty_strategies_pick_what_they_should():
     probs = np.array([[0.98, 0.01, 0.01], [0.40, 0.35, 0.25], [0.50, 0.49, 0.01], [0.34, 0.33, 0.33]])
     rng = np.random.default_rng(0)
-    assert select("least_confidence", probs, 1, rng).tolist() == [3]  # lowest top probability
-    assert select("margin", probs, 1, rng).tolist() == [3]
-    assert select("margin", probs[:3], 1, rng).tolist() == [2]  # smallest gap between the top two
-    assert select("entropy", probs, 2, rng).tolist() == [3, 1]
+    assert query_strategy("least_confidence").select(probs, 1, rng).tolist() == [3]  # lowest top probability
+    assert query_strategy("margin").select(probs, 1, rng).tolist() == [3]
+    assert query_strategy("margin").select(probs[:3], 1, rng).tolist() == [2]  # smallest gap between the top two
+    assert query_strategy("entropy").select(probs, 2, rng).tolist() == [3, 1]
     # bald: the same mean prediction, but the samples disagree only for example 1
     agree = np.repeat(np.array([[0.5, 0.5]])[..., None], 4, axis=-1)
     disagree = np.array([[[0.9, 0.1, 0.9, 0.1], [0.1, 0.9, 0.1, 0.9]]])
-    assert select("bald", np.concatenate([agree, disagree]), 1, rng).tolist() == [1]
+    assert query_strategy("bald").select(np.concatenate([agree, disagree]), 1, rng).tolist() == [1]
 
 
 def test_curve_summaries():
@@ -139,9 +141,9 @@ def test_params_are_checked():
 
 
 def test_stage_logs_a_run_per_strategy_with_its_curve(prepared, tracking_dir):
-    data_dir, data, seed_state = prepared
+    paths, data, seed_state = prepared
     params = make_params()
-    runs = run_active_learning(params, data_dir, tracking_dir / "none.pt", tracking_dir / "models", tracking_dir / "plots")
+    runs = run_active_learning(params, replace(paths, base=tracking_dir / "none.pt").writing_to(tracking_dir))
     assert list(runs) == list(QUERY_STRATEGIES)  # random first
     client = MlflowClient()
     labels = [len(seed_state) + 10 * i for i in range(4)]
@@ -175,27 +177,27 @@ def _fill(csv, data, answer=None):
 
 @pytest.fixture
 def labelling(prepared, tracking_dir):
-    data_dir, data, _ = prepared
+    paths, data, _ = prepared
     params = make_params()
     folder = tracking_dir / "labelling"
-    csv = export_query(params, folder, "margin", data_dir)
-    return params, folder, csv, data_dir, data
+    csv = export_query(params, folder, "margin", paths)
+    return params, folder, csv, paths, data
 
 
 def test_export_import_round_trip_labels_exactly_the_exported_ids(labelling):
-    params, folder, csv, data_dir, data = labelling
+    params, folder, csv, paths, data = labelling
     before = json.loads((folder / "state.json").read_text())
     exported = pd.read_csv(csv)["id"].tolist()
     assert len(exported) == params.active_learning.query_size and before["pending"] == exported
     assert all((csv.parent / path).is_file() for path in pd.read_csv(csv)["image"])
     filled = _fill(csv, data)
-    session = import_answers(params, csv, folder, data_dir)
+    session = import_answers(params, csv, folder, paths)
     after = json.loads((folder / "state.json").read_text())
     added = {k: v for k, v in after["labelled"].items() if k not in before["labelled"]}
     assert added == dict(zip(filled["id"], filled["label"]))
     assert after["pending"] == [] and after["round"] == 1 and session.round == 1
     assert list(after["labelled"])[: len(before["labelled"])] == list(before["labelled"])
-    following = export_query(params, folder, data_dir=data_dir)  # continues: a new query of unlabelled ids
+    following = export_query(params, folder, paths=paths)  # continues: a new query of unlabelled ids
     assert following.parent.name == "round_02"
     assert not set(pd.read_csv(following)["id"].astype(str)) & set(after["labelled"])
     steps = [m.step for m in MlflowClient().get_metric_history(after["run_id"], "test/acc")]
@@ -216,31 +218,31 @@ def test_export_import_round_trip_labels_exactly_the_exported_ids(labelling):
     ids=["unknown-id", "missing-row", "empty-label", "invalid-label", "repeated-id", "bad-id", "no-label-column"],
 )
 def test_a_bad_import_is_refused_and_the_labelled_set_is_unchanged(labelling, damage, message):
-    params, folder, csv, data_dir, data = labelling
+    params, folder, csv, paths, data = labelling
     before = (folder / "state.json").read_bytes()
     _fill(csv, data, damage)
     with pytest.raises(DataError, match="refused|no column") as refused:
-        import_answers(params, csv, folder, data_dir)
+        import_answers(params, csv, folder, paths)
     assert message in str(refused.value) and str(csv) in str(refused.value)
     assert (folder / "state.json").read_bytes() == before
 
 
 def test_answers_saved_by_a_spreadsheet_are_read(labelling):
-    params, folder, csv, data_dir, data = labelling
+    params, folder, csv, paths, data = labelling
     filled = _fill(csv, data)
     csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes().replace(b"\n", b"\r\n"))  # byte-order mark, CRLF
-    import_answers(params, csv, folder, data_dir)
+    import_answers(params, csv, folder, paths)
     labelled = json.loads((folder / "state.json").read_text())["labelled"]
     assert {k: labelled[k] for k in filled["id"]} == dict(zip(filled["id"], filled["label"]))
 
 
 def test_unreadable_answers_and_a_missing_query_are_refused(labelling, tmp_path):
-    params, folder, csv, data_dir, _ = labelling
+    params, folder, csv, paths, _ = labelling
     before = (folder / "state.json").read_bytes()
     with pytest.raises(DataError, match="cannot read"):
-        import_answers(params, tmp_path / "nowhere.csv", folder, data_dir)
+        import_answers(params, tmp_path / "nowhere.csv", folder, paths)
     with pytest.raises(Exception, match="no query is waiting"):
-        import_answers(params, csv, tmp_path / "empty-session", data_dir)
+        import_answers(params, csv, tmp_path / "empty-session", paths)
     assert (folder / "state.json").read_bytes() == before
 
 
@@ -268,9 +270,9 @@ def test_active_learning_params_errors_name_the_key_and_what_is_allowed():
 
 @pytest.mark.gpu
 def test_rounds_train_and_score_on_the_gpu_when_there_is_one(prepared, tracking_dir):
-    data_dir, _, _ = prepared
+    paths, _, _ = prepared
     params = make_params(active_learning={"strategies": ["bald"], "rounds": 1})
-    runs = run_active_learning(params, data_dir, tracking_dir / "none.pt", tracking_dir / "models", tracking_dir / "plots")
+    runs = run_active_learning(params, replace(paths, base=tracking_dir / "none.pt").writing_to(tracking_dir))
     run = MlflowClient().get_run(runs["bald"]["run_id"])
     assert run.data.tags["device"].startswith("cuda") and runs["bald"]["memory/peak_bytes"] > 0
 
@@ -297,18 +299,18 @@ def test_init_from_base_starts_every_strategy_from_the_pretrained_body(tmp_path_
 
     params = make_params(active_learning={"init_from_base": True, "strategies": ["margin"], "rounds": 1})
     with pretrained_workspace(tmp_path_factory.mktemp("al-base"), params) as root:
-        runs = run_active_learning(params, root / "data", root / "models" / "pretrain" / "base.pt", root / "models" / "al", root / "plots" / "al")
+        runs = run_active_learning(params, stage_paths("active_learning", root, "al"))
         assert {MlflowClient().get_run(e["run_id"]).data.tags["init"] for e in runs.values()} == {"pretrained base"}
 
 
 def test_a_session_state_that_no_longer_fits_the_data_is_refused_clearly(labelling):
-    params, folder, csv, data_dir, data = labelling
+    params, folder, csv, paths, data = labelling
     state = json.loads((folder / "state.json").read_text())
     first = next(iter(state["labelled"]))
     state["labelled"][first], state["pending"] = "eleven", []
     (folder / "state.json").write_text(json.dumps(state))
     with pytest.raises(DataError, match="labels \\['eleven'\\].*start a new session"):
-        export_query(params, folder, data_dir=data_dir)
+        export_query(params, folder, paths=paths)
 
 
 def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepared, tracking_dir):
@@ -320,13 +322,14 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
 
     from tests.conftest import PROJECT_ROOT
 
-    data_dir, _, _ = prepared
-    shutil.copytree(data_dir, tracking_dir / "data" / "prepared")
+    paths, _, _ = prepared
+    shutil.copytree(paths.data, tracking_dir / "data" / "prepared")
     (tracking_dir / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json")))
     env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
 
     def annotate(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.active.annotate", *args], cwd=tracking_dir, env=env, capture_output=True, text=True, timeout=300)
+        command = [sys.executable, "-m", "pipeline.paradigms.active_learning.annotate", *args]
+        return subprocess.run(command, cwd=tracking_dir, env=env, capture_output=True, text=True, timeout=300)
 
     exported = annotate("export")
     assert exported.returncode == 0, exported.stderr

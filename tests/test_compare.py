@@ -1,4 +1,7 @@
-"""The comparison stage over a tiny run of every paradigm stage (two seeds each), in a real MLflow store."""
+"""The comparison stage over a tiny run of every paradigm stage (two seeds each), in a real MLflow store.
+
+The paradigms compared include one registered from outside the package (tests/toy_paradigm.py): its
+runs and its own section reach the report without the comparison knowing it."""
 
 from __future__ import annotations
 
@@ -13,36 +16,31 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare.run import run_compare
-from pipeline.compare.sources import PARADIGM_STAGES
 from pipeline.errors import UserError
-from pipeline.paradigms.active_learning import run_active_learning
-from pipeline.paradigms.federated import run_federated
-from pipeline.paradigms.finetune import run_finetune
-from pipeline.paradigms.multitask import run_multitask
-from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms import paradigms, registered
 from pipeline.paradigms.repeats import over_seeds
-from pipeline.paradigms.scratch import run_scratch
-from pipeline.paradigms.transfer import run_transfer
 from pipeline.tracking.outputs import write_stage_metrics
-from tests.conftest import PROJECT_ROOT, make_params, pretrained_workspace
+from tests import toy_paradigm
+from tests.conftest import PROJECT_ROOT, make_params, pretrained_workspace, stage_paths
 
-RUNNERS = {"pretrain": run_pretrain, "transfer": run_transfer, "finetune": run_finetune, "scratch": run_scratch,
-           "multitask": run_multitask, "federated": run_federated, "active_learning": run_active_learning}
+PARADIGM_STAGES = (*(p.stage for p in paradigms()), toy_paradigm.PARADIGM.stage)
 SECTIONS = ["Headlines", "Every run", "Transfer vs fine-tune vs scratch (target task)", "Fine-tuning variants",
             "Multi-task vs separate models", "Federated (IID, non-IID, strategies) vs centralised",
-            "Active-learning strategies vs random", "Memory check: estimated vs measured"]
+            "Active-learning strategies vs random", "Narrow vs scratch", "Memory check: estimated vs measured"]
 
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
-    params = make_params(repeats=2)
-    with pretrained_workspace(root, params):
-        for stage in PARADIGM_STAGES:
-            runs = over_seeds(lambda p: RUNNERS[stage](p, data_dir=root / "data"), params)
-            write_stage_metrics(stage, runs, root / "metrics")
-        result = run_compare(params, root / "metrics", root / "reports", root / "plots" / "compare")
-        yield root, params, result
+    with registered(toy_paradigm.PARADIGM):
+        params = make_params(repeats=2)
+        with pretrained_workspace(root, params):
+            for entry in paradigms():
+                run_stage, paths = entry.run.load(), stage_paths(entry.stage, root)
+                runs = over_seeds(lambda seeded, run_stage=run_stage, paths=paths: run_stage(seeded, paths), params)
+                write_stage_metrics(entry.stage, runs, root / "metrics")
+            result = run_compare(params, root / "metrics", root / "reports", root / "plots" / "compare")
+            yield root, params, result
 
 
 def listed(root) -> dict[str, dict]:
@@ -117,7 +115,8 @@ def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
     plots = root / "plots" / "compare"
     assert len(pd.read_csv(plots / "runs.csv")) == sum(len(r) for r in listed(root).values())
     rounds = pd.read_csv(plots / "federated_rounds.csv")
-    assert set(rounds["variant"]) == {"iid/fedavg", "iid/fedprox", "dirichlet/fedavg", "dirichlet/fedprox", "centralized (final)"}
+    fl = {f"{partition}/{strategy}" for partition in ("iid", "dirichlet") for strategy in ("fedavg", "fedprox", "scaffold")}
+    assert set(rounds["variant"]) == fl | {"centralized (final)"}
     assert sorted(rounds[rounds.variant == "iid/fedavg"]["round"]) == [1, 2, 3, 4]
     curves = pd.read_csv(plots / "active_learning.csv")
     assert set(curves["variant"]) == {"random", "least_confidence", "margin", "entropy", "bald"}
@@ -135,6 +134,15 @@ def replace_run_id(metrics, stage: str, run_id: str) -> None:
     first = next(iter(doc["runs"]))
     doc["runs"][first]["run_id"] = run_id
     path.write_text(json.dumps(doc))
+
+
+def test_a_plug_in_paradigm_has_its_runs_and_its_own_section_in_the_report(compared):
+    root, _, result = compared
+    report = (root / "reports" / "comparison.md").read_text()
+    assert "| narrow " in report and "- Narrow vs scratch: Δ acc" in report
+    assert result["variants"]["narrow"]["seeds"] == 2 and "narrow/acc_vs_scratch" in result["questions"]
+    row = pd.read_csv(root / "reports" / "comparison.csv").query("stage == 'narrow'")
+    assert set(row["task"]) == {"target"} and len(row) == 2
 
 
 def test_a_missing_stage_is_named(compared, tmp_path):

@@ -13,7 +13,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import parse_params
+from pipeline.config.loading import parse_params
 from pipeline.data.prepared import load_task
 from pipeline.io import atomic_dir, write_text
 from pipeline.models.checkpoint import load_classifier

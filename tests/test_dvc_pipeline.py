@@ -13,10 +13,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.paradigms import paradigms
+from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS
 from tests.conftest import PROJECT_ROOT, make_params
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
-STAGES = ("prepare", "pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning", "compare")
+TRAINING = tuple(entry.stage for entry in paradigms())
+STAGES = ("prepare", *TRAINING, "compare")
 
 
 def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -75,6 +78,22 @@ def test_metrics_files_name_runs_in_the_store(repo):
             run = client.get_run(entry["run_id"])
             assert run.info.status == "FINISHED" and run.data.tags["stage"] == stage
             assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+
+
+def test_every_training_run_carries_the_whole_run_contract(repo):
+    """Whatever trained it (a Lightning fit, federated rounds, active-learning rounds): one list of required keys."""
+    root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    checked = 0
+    for stage in TRAINING:
+        for variant, entry in json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"].items():
+            run = client.get_run(entry["run_id"])
+            assert set(CONTRACT_METRICS) <= set(run.data.metrics), (stage, variant, set(CONTRACT_METRICS) - set(run.data.metrics))
+            assert set(CONTRACT_TAGS) <= set(run.data.tags), (stage, variant, set(CONTRACT_TAGS) - set(run.data.tags))
+            artifacts = {a.path for d in ("model", "plots") for a in client.list_artifacts(run.info.run_id, d)}
+            assert any(path.startswith("model/") for path in artifacts) and any("confusion_matrix" in p for p in artifacts), variant
+            checked += 1
+    assert checked >= 20  # every variant of every paradigm in the default pipeline
 
 
 def test_second_repro_has_nothing_to_do(repo):

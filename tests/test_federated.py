@@ -12,22 +12,24 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.schema import FederatedConfig, ModelConfig, TrainerConfig
+from pipeline.config.schema import ModelConfig, TrainerConfig
+from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import load_task, read_arrays
 from pipeline.data.splits import client_class_counts, label_skew, partition_shards
-from pipeline.federated.aggregation import FedAdam, FedAvgM, build_server_step, fedavg, take_mean
-from pipeline.federated.client import Client, LocalTrainer, make_clients
-from pipeline.federated.layout import StateLayout
-from pipeline.federated.server import Server
-from pipeline.federated.simulation import run_rounds
-from pipeline.federated.wire import Codec, from_bytes, message_bytes, to_bytes
+from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
+from pipeline.paradigms.federated.config import FEDERATED_STRATEGIES
+from pipeline.paradigms.federated.layout import StateLayout
+from pipeline.paradigms.federated.server import Server, fedavg
+from pipeline.paradigms.federated.strategies import STRATEGIES, ServerAdam, ServerMomentum, build_strategy
+from pipeline.paradigms.federated.simulation import run_rounds
+from pipeline.paradigms.federated.wire import Codec, from_bytes, message_bytes, to_bytes
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.models.reuse import starting_classifier
-from pipeline.paradigms.federated import federate, run_federated
+from pipeline.paradigms.federated.run import federate, run_federated
 from pipeline.seeding import rng_for, seed_everything
-from tests.conftest import make_params, pretrained_workspace
+from tests.conftest import make_params, pretrained_workspace, stage_paths
 from tests.test_pretrain import CONTRACT
 
 MODEL = ModelConfig(hidden_sizes=[16])
@@ -64,7 +66,7 @@ class RecordingServer(Server):
 
 
 def simulate(trainer, layout, codec, clients, server_cls=Server, **cfg):
-    server = server_cls(trainer.weights(), codec, take_mean)
+    server = server_cls(trainer.weights(), codec)
     settings = FederatedConfig(**({"rounds": 2, "client_fraction": 1.0} | cfg))
     records = run_rounds(server, trainer, clients, settings, rng_for(0, "test"), after_round=lambda record: None)
     return server, records
@@ -97,7 +99,7 @@ def test_fedavg_of_identical_client_models_returns_that_model_exactly():
     weights = torch.randn(1000) * torch.logspace(-6, 3, 1000)
     assert torch.equal(fedavg([weights.clone() for _ in range(3)], [3, 5, 7]), weights)
     trainer, layout, codec, clients = toy_setup()
-    server = Server(torch.zeros(layout.numel), codec, take_mean)
+    server = Server(torch.zeros(layout.numel), codec)
     client_model = torch.randn(layout.numel)
     for count in (3, 5, 7):
         server.receive(to_bytes(codec.encode(client_model, server.global_)), count)
@@ -114,14 +116,15 @@ def test_fedavg_weights_by_sample_count_exactly():
 def test_server_optimizers_step_parameters_and_average_statistics():
     params = torch.tensor([True, True, False])
     start, mean = torch.tensor([1.0, 1.0, 5.0]), torch.tensor([2.0, 0.0, 7.0])
-    plain = FedAvgM(params, lr=1.0, momentum=0.0)(start, mean)
+    plain = ServerMomentum(params, lr=1.0, momentum=0.0).step(start, mean)
     assert torch.equal(plain, mean)  # no momentum, lr 1: FedAvg
-    adam = FedAdam(params, lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3)(start, mean)
+    adam = ServerAdam(params, lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3).step(start, mean)
     assert adam[2] == 7.0  # a running statistic takes the mean
     first_step = 0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)  # lr x m / (sqrt(v) + tau) after one change of 1
     assert adam[0].item() == pytest.approx(1.0 + first_step) and adam[1].item() == pytest.approx(1.0 - first_step)
-    for strategy in ("fedavg", "fedprox", "fedadam", "fedavgm"):
-        assert build_server_step(strategy, FederatedConfig(), params)(start, mean).shape == start.shape
+    layout = StateLayout(("w",), (torch.Size([3]),), (True,))
+    for strategy in FEDERATED_STRATEGIES:
+        assert build_strategy(strategy, FederatedConfig(), layout, 4).server_half().step(start, mean).shape == start.shape
 
 
 # --- communication --------------------------------------------------------------------------------
@@ -185,15 +188,28 @@ def test_a_client_batch_never_holds_a_lone_example():
 
 
 def test_fedprox_keeps_a_client_closer_to_the_global_model():
-    distances = []
-    for mu in (0.0, 10.0):
-        trainer, layout, codec, clients = toy_setup()
-        trainer.prox_mu = mu
+    """FedProx's promise: the proximal term pulls local training towards the weights it started from.
+
+    Plain SGD on a model without batch norm or dropout, so the distance is the parameters' alone and
+    every step shrinks it by mu: mu = 10 ends several times nearer than mu = 0, far beyond rounding.
+    """
+    plain = ModelConfig(hidden_sizes=[16], batch_norm=False, dropout=0.0)
+    sgd = TrainerConfig(accelerator="cpu", optimizer="sgd", lr=0.05, momentum=0.0)
+    distances = {}
+    for mu in (0.0, 1.0, 10.0):
+        seed_everything(0)
+        model = build_classifier(plain, (8,), 3)
+        settings = FederatedConfig(fedprox={"mu": mu})
+        objective = build_strategy("fedprox", settings, StateLayout.of(model), 1).client_half()
+        trainer = LocalTrainer(model, 3, sgd, Codec("none", StateLayout.of(model)), batch_size=4, objective=objective)
+        generator = torch.Generator().manual_seed(0)
+        client = Client(0, torch.rand(14, 8, generator=generator), torch.randint(0, 3, (14,), generator=generator))
         start = trainer.weights()
         trainer.start_from(start)
-        trainer.train(clients[2], torch.Generator().manual_seed(0), epochs=5)
-        distances.append(float((trainer.weights() - start).norm()))
-    assert distances[1] < distances[0]
+        trainer.train(client, torch.Generator().manual_seed(0), epochs=5)
+        distances[mu] = float((trainer.weights() - start).norm())
+    assert distances[10.0] < 0.25 * distances[0.0]
+    assert distances[10.0] < distances[1.0] < distances[0.0]
 
 
 def test_client_dropout_of_one_keeps_the_previous_global_model_and_logs_it(tracking_dir):
@@ -208,6 +224,79 @@ def test_client_dropout_of_one_keeps_the_previous_global_model_and_logs_it(track
     reported = MlflowClient().get_metric_history(entry["run_id"], "round/clients_reported")
     assert [(m.step, m.value) for m in reported] == [(1, 0.0), (2, 0.0)]
     assert [row["round"] for row in history] == [1, 2]
+
+
+# --- strategies: a client half and a server half --------------------------------------------------
+
+def strategy_setup(name: str, clients_data, model_cfg=MODEL, **settings):
+    """A strategy's two halves around a tiny model: its local trainer, a server, and clients."""
+    seed_everything(0)
+    model = build_classifier(model_cfg, (8,), 3)
+    layout = StateLayout.of(model)
+    codec = Codec("none", layout)
+    strategy = build_strategy(name, FederatedConfig(**settings), layout, len(clients_data))
+    trainer = LocalTrainer(model, 3, TRAINER, codec, batch_size=4, objective=strategy.client_half(),
+                           down_parts=tuple(strategy.down_parts()))
+    server = RecordingServer(trainer.weights(), codec, strategy.server_half(), tuple(strategy.up_parts()))
+    clients = [Client(k, X, y) for k, (X, y) in enumerate(clients_data)]
+    return trainer, server, clients, layout
+
+
+def random_clients(sizes, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.rand(n, 8, generator=generator), torch.randint(0, 3, (n,), generator=generator)) for n in sizes]
+
+
+def test_every_strategy_class_is_a_schema_choice_and_back():
+    assert set(STRATEGIES) == set(FEDERATED_STRATEGIES)
+
+
+def test_scaffold_sends_its_control_variates_both_ways_counted_in_the_bytes():
+    trainer, server, clients, layout = strategy_setup("scaffold", random_clients((6, 9, 12)))
+    records = run_rounds(server, trainer, clients, FederatedConfig(rounds=2, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+    params = int(layout.param_mask().sum())
+    assert params < layout.numel  # batch norm's statistics travel with the weights but have no control variate
+    for record in records:
+        assert record.bytes_down == record.clients_sampled * 4 * (layout.numel + params)
+        assert record.bytes_up == record.clients_reported * 4 * (layout.numel + params)
+    examples = [row.numpy().tobytes() for c in clients for row in c.X]
+    assert all(not any(example in message for example in examples) for message, _ in server.inputs)
+
+
+def test_scaffold_variates_are_the_clients_gradients_at_the_global_model_and_correct_their_drift():
+    """After a round with every client: each c_i is its gradient at the round's global model, and the server's c
+    their sum over all N clients. The next round corrects a client's every gradient by c - c_i."""
+    data = random_clients((6, 9, 12))
+    trainer, server, clients, layout = strategy_setup("scaffold", data, ModelConfig(hidden_sizes=[16], dropout=0.0))
+    start = server.global_.clone()
+    run_rounds(server, trainer, clients, FederatedConfig(rounds=1, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+    mask = layout.param_mask()
+    gradients = []
+    for client in clients:  # each client's gradient at the start, by the same trainer from the same weights
+        trainer.start_from(start)
+        gradients.append(trainer.gradient_at_start(client)[mask])
+    objective = trainer.objective
+    for client, gradient in zip(clients, gradients):
+        torch.testing.assert_close(objective.controls[client.id], gradient)
+    torch.testing.assert_close(server.half.control, sum(gradients) / len(clients))
+    assert float(server.half.control.norm()) > 0 and not torch.allclose(gradients[0], gradients[1])
+
+    trainer.start_from(server.global_)
+    objective.on_message(trainer, clients[0], [server.half.control])
+    expected = trainer.param_views(objective._full(server.half.control - gradients[0]))
+    assert [torch.equal(correction, want) for (_, correction), (_, want) in zip(objective.correction, expected)] == [True] * len(expected)
+    objective.reply(trainer, clients[0])
+    assert objective.correction == []  # personalisation afterwards trains uncorrected
+
+
+def test_scaffold_with_identical_clients_has_nothing_to_correct_and_trains_as_fedavg():
+    same = random_clients((10,)) * 3
+    runs = {}
+    for name in ("fedavg", "scaffold"):
+        trainer, server, clients, _ = strategy_setup(name, same, ModelConfig(hidden_sizes=[16], dropout=0.0))
+        run_rounds(server, trainer, clients, FederatedConfig(rounds=3, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+        runs[name] = server.global_
+    torch.testing.assert_close(runs["scaffold"], runs["fedavg"], rtol=0, atol=1e-5)
 
 
 # --- partitions -----------------------------------------------------------------------------------
@@ -232,7 +321,7 @@ def prepared(tmp_path_factory):
 
 def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepared):
     params = tiny_run(partitions=["iid", "shards"], strategies=["fedavg", "fedprox", "fedadam", "fedavgm"], init_from_base=True)
-    runs = run_federated(params, prepared / "data", prepared / "models/pretrain/base.pt", prepared / "out/models", prepared / "out/plots")
+    runs = run_federated(params, stage_paths("federated", prepared, "out"))
     assert list(runs) == ["centralized"] + [f"{p}/{s}" for p in ("iid", "shards") for s in ("fedavg", "fedprox", "fedadam", "fedavgm")]
     client = MlflowClient()
     central = client.get_run(runs["centralized"]["run_id"])
@@ -260,8 +349,9 @@ def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepar
 
 def test_the_same_seed_gives_the_same_federated_run(prepared):
     params = tiny_run(strategies=["fedadam"], compression="int8", client_fraction=0.5, client_dropout=0.3, centralized=False)
-    data = load_task(prepared / "data/full.npz")
-    assignment = read_arrays(prepared / "data/federated.npz")["iid"]
+    paths = stage_paths("federated", prepared)
+    data = load_task(paths.prepared("full"))
+    assignment = read_arrays(paths.prepared("federated"))["iid"]
     start = starting_classifier(params.model, data, prepared / "none.pt", False, params.seed).state_dict()
     first, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "a")
     second, _ = federate(params, data, assignment, "iid", "fedadam", start, prepared / "b")
@@ -284,8 +374,10 @@ def test_clients_train_on_the_gpu_when_there_is_one(tracking_dir):
 def test_federated_params_errors_name_the_key_and_what_is_allowed():
     from tests.test_config import error_for
 
-    assert "federated.strategies[1] = 'fedsgd': must be 'fedavg', 'fedprox', 'fedadam' or 'fedavgm'" in error_for(
+    assert "federated.strategies[1] = 'fedsgd': must be 'fedavg', 'fedprox', 'fedadam', 'fedavgm' or 'scaffold'" in error_for(
         {"federated": {"strategies": ["fedavg", "fedsgd"]}})
+    assert "'scaffold' with federated.dp.enabled true" in error_for(
+        {"federated": {"strategies": ["scaffold"], "dp": {"enabled": True}}})
     assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for({"federated": {"client_fraction": 1.5}})
     assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for({"federated": {"trainer": {"max_epochs": 3}}})
     message = error_for({"prepare": {"federated": {"min_samples_per_client": 1}}})
@@ -295,7 +387,7 @@ def test_federated_params_errors_name_the_key_and_what_is_allowed():
 def test_partitions_prepare_did_not_write_are_refused_naming_the_file(tmp_path):
     from pipeline.errors import DataError
     from pipeline.io import write_npz
-    from pipeline.paradigms.federated import load_partitions
+    from pipeline.paradigms.federated.run import load_partitions
 
     write_npz(tmp_path / "federated.npz", iid=np.zeros(10, dtype=np.int64))
     with pytest.raises(DataError, match=r"federated.npz: no 'shards' partition \(it has iid\); re-run `dvc repro prepare`"):
@@ -309,15 +401,15 @@ def test_partitions_prepare_did_not_write_are_refused_naming_the_file(tmp_path):
 # --- differential privacy -------------------------------------------------------------------------
 
 def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
-    from pipeline.federated.privacy import PrivateMean
+    from pipeline.paradigms.federated.privacy import PrivateMean
 
     start = torch.zeros(4)
     exact = PrivateMean(start, clip_norm=1.0, noise_multiplier=0.0, expected_clients=2, generator=torch.Generator().manual_seed(0))
     exact.add(torch.tensor([3.0, 4.0, 0.0, 0.0]), 100)  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
     exact.add(torch.tensor([0.1, 0.0, 0.0, 0.0]), 1)
     assert exact.clipped == 1
-    private_server = Server(torch.zeros(4), Codec("none", StateLayout(("w",), (torch.Size([4]),), (True,))), take_mean,
-                            lambda start: PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0)))
+    private_server = Server(torch.zeros(4), Codec("none", StateLayout(("w",), (torch.Size([4]),), (True,))),
+                            private_mean=lambda start: PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError, match="sample count"):
         private_server.receive(private_server.broadcast(), 2.5)
     assert torch.allclose(exact.mean(), torch.tensor([0.35, 0.4, 0.0, 0.0]))
@@ -326,7 +418,7 @@ def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
 
 
 def test_dp_samples_clients_independently_at_the_client_fraction():
-    from pipeline.federated.simulation import sample_clients
+    from pipeline.paradigms.federated.simulation import sample_clients
 
     private = FederatedConfig(client_fraction=0.3, dp={"enabled": True})
     counts = [len(sample_clients(private, 50, rng_for(0, str(i)))) for i in range(400)]

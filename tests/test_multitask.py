@@ -13,18 +13,19 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.schema import ModelConfig, TaskSpec, TrainerConfig
+from pipeline.config.schema import ModelConfig, TrainerConfig
+from pipeline.paradigms.multitask.config import TaskSpec
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import TaskData, load_task
-from pipeline.data.task_labels import derive_task_labels
+from pipeline.paradigms.multitask.task_labels import derive_task_labels
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.checkpoint import load_classifier, load_multitask
 from pipeline.models.classifier import build_classifier
 from pipeline.models.loss_weighting import FixedWeighting, UncertaintyWeighting
 from pipeline.models.multitask import Branch, build_multitask_net
 from pipeline.models.multitask_module import MultiTaskModule
-from pipeline.paradigms.multitask import run_multitask
-from tests.conftest import deep_merge, make_params, pretrained_workspace
+from pipeline.paradigms.multitask.run import run_multitask
+from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
 from tests.test_pretrain import CONTRACT
 
 TINY_MULTITASK = {"trainer": {"max_epochs": 3, "batch_size": 128}}
@@ -170,8 +171,7 @@ def prepared(tmp_path_factory):
 
 
 def run(params, root, name: str):
-    out = root / name
-    return run_multitask(params, root / "data", root / "models" / "pretrain" / "base.pt", out / "models", out / "plots")
+    return run_multitask(params, stage_paths("multitask", root, name))
 
 
 def test_stage_logs_separate_runs_and_the_multitask_run_with_its_comparison(prepared):
@@ -212,7 +212,7 @@ def test_loss_weights_are_logged_every_epoch_and_the_model_reloads(prepared):
         assert (prepared / "weights" / "plots" / f"{name}.csv").is_file()
     net, payload = load_multitask(prepared / "weights" / "models" / "multitask.pt", params.model)
     assert [t["name"] for t in payload["tasks"]] == ["digit", "parity"] and payload["tasks"][1]["classes"] == ["even", "odd"]
-    data = load_task(prepared / "data" / "full.npz")
+    data = load_task(stage_paths("multitask", prepared).prepared("full"))
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(data.X["test"]))
     parity = (logits["parity"].argmax(1).numpy() == data.classes[data.y["test"]] % 2).mean()

@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.checkpoint import load_classifier
-from pipeline.paradigms.pretrain import run_pretrain
+from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.paths import StagePaths
 from tests.conftest import make_params
 
 CONTRACT = [
@@ -28,8 +29,8 @@ CONTRACT = [
 @pytest.fixture
 def pretrained(tracking_dir):
     params = make_params()
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    runs = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))
     return params, runs, tracking_dir
 
 
@@ -43,7 +44,7 @@ def test_run_is_tracked_with_contract_metrics_tags_and_artifacts(pretrained):
     assert tags["git_commit"] and len(tags["params_hash"]) == 12
     assert run.data.params["trainer.max_epochs"] == "3" and run.data.params["seed"] == "42"
     assert run.data.metrics["params/trainable"] == run.data.metrics["params/total"] > 0
-    assert run.data.metrics["model/checkpoint_bytes"] == (root / "models" / "base.pt").stat().st_size
+    assert run.data.metrics["model/checkpoint_bytes"] == (root / "models" / "pretrain" / "base.pt").stat().st_size
     assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
     history = MlflowClient().get_metric_history(run.info.run_id, "val/acc")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
@@ -61,17 +62,17 @@ def test_returned_metrics_match_the_tracked_run(pretrained):
 
 def test_plot_files_for_dvc(pretrained):
     _, _, root = pretrained
-    history = (root / "plots" / "history.csv").read_text().splitlines()
+    history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train/loss,val/loss,val/acc" and len(history) == 4
-    confusion = (root / "plots" / "confusion.csv").read_text().splitlines()
+    confusion = (root / "plots" / "pretrain" / "confusion.csv").read_text().splitlines()
     assert confusion[0] == "actual,predicted" and len(confusion) > 100
 
 
 def test_checkpoint_reloads_and_gives_the_same_predictions(pretrained):
     params, _, root = pretrained
-    model, payload = load_classifier(root / "models" / "base.pt", params.model)
+    model, payload = load_classifier(root / "models" / "pretrain" / "base.pt", params.model)
     assert payload["classes"] == list(range(10)) and payload["input_shape"] == [1, 8, 8]
-    again, _ = load_classifier(root / "models" / "base.pt", params.model)
+    again, _ = load_classifier(root / "models" / "pretrain" / "base.pt", params.model)
     x = torch.rand(5, 1, 8, 8)
     model.eval(), again.eval()
     assert torch.equal(model(x), again(x))
@@ -81,14 +82,14 @@ def test_checkpoint_for_another_backbone_is_refused_naming_both(pretrained):
     _, _, root = pretrained
     other = make_params(model={"hidden_sizes": [64, 64]}).model
     with pytest.raises(ConfigError, match=r"built with model hidden_sizes=\[32\].*names model hidden_sizes=\[64, 64\]"):
-        load_classifier(root / "models" / "base.pt", other)
+        load_classifier(root / "models" / "pretrain" / "base.pt", other)
     with pytest.raises(DataError, match="checkpoint not found"):
         load_classifier(root / "models" / "absent.pt", other)
 
 
 def test_same_seed_same_params_same_metrics(pretrained):
     params, first, root = pretrained
-    second = run_pretrain(params, root / "data", root / "models2", root / "plots2")
+    second = run_pretrain(params, StagePaths.of("pretrain", root).writing_to(root / "again"))
     for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss"):
         assert second["base"][key] == first["base"][key], key
     assert second["base"]["run_id"] != first["base"]["run_id"]
@@ -96,17 +97,18 @@ def test_same_seed_same_params_same_metrics(pretrained):
 
 def test_cnn_backbone_trains_too(tracking_dir):
     params = make_params(model={"backbone": "cnn"}, trainer={"max_epochs": 1})
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    runs = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))
     assert runs["base"]["params/total"] > 0 and 0.0 <= runs["base"]["test/acc"] <= 1.0
 
 
 def test_a_stage_that_fails_midway_leaves_a_failed_run_and_no_checkpoint(tracking_dir):
     params = make_params(trainer={"max_epochs": 1})
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    (tracking_dir / "models").write_text("a file where the checkpoint folder should be")
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    (tracking_dir / "models").mkdir()
+    (tracking_dir / "models" / "pretrain").write_text("a file where the checkpoint folder should be")
     with pytest.raises(OSError):
-        run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+        run_pretrain(params, StagePaths.of("pretrain", tracking_dir))
     runs = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_runs(
         [mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id]
     )
@@ -116,13 +118,13 @@ def test_a_stage_that_fails_midway_leaves_a_failed_run_and_no_checkpoint(trackin
 
 def test_missing_prepared_data_says_what_to_run(tracking_dir):
     with pytest.raises(DataError, match="prepared data not found; run `dvc repro prepare` first"):
-        run_pretrain(make_params(), tracking_dir / "nowhere", tracking_dir / "models", tracking_dir / "plots")
+        run_pretrain(make_params(), StagePaths.of("pretrain", tracking_dir / "nowhere"))
 
 
 def test_mixed_precision_keeps_an_fp32_model_state_as_estimated(tracking_dir):
     params = make_params(trainer={"max_epochs": 1, "precision": "16-mixed"})  # no fp16 AMP on CPU: Lightning uses bf16
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    metrics = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")["base"]
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    metrics = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))["base"]
     n = metrics["params/total"]
     assert metrics["memory/autocast_copies_bytes"] == 2 * n  # transient, reported apart from the state
     # weights, gradients and Adam's two moments stay fp32: the state after a step is what the estimate says
@@ -134,8 +136,8 @@ def test_mixed_precision_keeps_an_fp32_model_state_as_estimated(tracking_dir):
 @pytest.mark.gpu
 def test_on_a_gpu_peak_is_cuda_allocated_and_covers_model_state(tracking_dir):
     params = make_params(trainer={"max_epochs": 2, "accelerator": "gpu", "devices": 1})
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    metrics = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")["base"]
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    metrics = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))["base"]
     run = MlflowClient().get_run(metrics["run_id"])
     assert run.data.tags["device"].startswith("cuda")
     state = metrics["memory/weights_bytes"] + metrics["memory/grads_bytes"] + metrics["memory/optimizer_bytes"]
@@ -170,17 +172,17 @@ def resnet_params(root, **trainer):
 def test_resnet_on_an_image_folder_pretrains_and_adapts_its_convolutions(tracking_dir):
     """32x32 colour images read from class folders, the small ResNet, a LoRA fine-tune of its stages."""
     from pipeline.models.classifier import build_classifier
-    from pipeline.paradigms.finetune import run_finetune
+    from pipeline.paradigms.finetune.run import run_finetune
 
     params = resnet_params(colour_folders(tracking_dir / "images"))
     model = build_classifier(params.model, (3, 32, 32), 4)
     assert [name for name, _ in model.layers()] == ["body.stem", "body.stage1", "body.stage2", "head"] and params.model.depth == 4
     assert model.body[:-1](torch.zeros(1, 3, 32, 32)).shape == (1, 16, 16, 16)  # the second stage halves the image
 
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    runs = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))
     assert runs["base"]["test/acc"] > 0.5  # four colours: far above chance (0.25)
-    tuned = run_finetune(params, tracking_dir / "data", tracking_dir / "models" / "base.pt", tracking_dir / "tuned", tracking_dir / "plots")
+    tuned = run_finetune(params, StagePaths.of("finetune", tracking_dir))
     trained = MlflowClient().get_run(tuned["lora"]["run_id"]).data.tags["trained_modules"]
     assert "body.stage2.0.conv1.lora_A.default" in trained and "body.stage2.0.shortcut.0.lora_A.default" in trained
     assert tuned["partial"]["params/trainable"] < tuned["partial"]["params/total"]
@@ -189,12 +191,12 @@ def test_resnet_on_an_image_folder_pretrains_and_adapts_its_convolutions(trackin
 @pytest.mark.gpu
 def test_the_gpu_profile_path_resnet_in_bf16_trains_on_cuda_and_its_state_matches_the_estimate(tracking_dir):
     """What params-gpu.yaml asks for (ResNet, bf16-mixed, LoRA), small, with accelerator auto."""
-    from pipeline.paradigms.finetune import run_finetune
+    from pipeline.paradigms.finetune.run import run_finetune
 
     params = resnet_params(colour_folders(tracking_dir / "images"), precision="bf16-mixed")
-    write_prepared(prepare_data(params), tracking_dir / "data")
-    runs = run_pretrain(params, tracking_dir / "data", tracking_dir / "models", tracking_dir / "plots")
-    runs |= run_finetune(params, tracking_dir / "data", tracking_dir / "models" / "base.pt", tracking_dir / "tuned", tracking_dir / "plots")
+    write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
+    runs = run_pretrain(params, StagePaths.of("pretrain", tracking_dir))
+    runs |= run_finetune(params, StagePaths.of("finetune", tracking_dir))
     for variant, metrics in runs.items():
         run = MlflowClient().get_run(metrics["run_id"])
         assert run.data.tags["device"].startswith("cuda") and run.data.tags["precision"] == "bf16-mixed", variant

@@ -14,15 +14,15 @@ from safetensors.torch import load_file
 from pipeline.config.schema import ModelConfig
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
-from pipeline.models.adapters import add_adapters, load_adapted
+from pipeline.paradigms.finetune.adapters import add_adapters, load_adapted
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.reuse import load_base_for, renew_top_layers
-from pipeline.paradigms.finetune import run_finetune
-from pipeline.paradigms.pretrain import run_pretrain
-from pipeline.paradigms.scratch import run_scratch
-from pipeline.paradigms.transfer import run_transfer
+from pipeline.paradigms.finetune.run import run_finetune
+from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.paradigms.scratch.run import run_scratch
+from pipeline.paradigms.transfer.run import run_transfer
 from pipeline.seeding import seed_everything
-from tests.conftest import deep_merge, make_params, pretrained_workspace
+from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
 from tests.test_pretrain import CONTRACT
 
 TINY_TARGET = {"prepare": {"shots_per_class": 3}, "trainer": {"max_epochs": 3, "batch_size": 16}}
@@ -41,7 +41,11 @@ def base(tmp_path_factory):
 
 
 def checkpoint(root):
-    return root / "models" / "pretrain" / "base.pt"
+    return stage_paths("pretrain", root).base
+
+
+def target(root):
+    return stage_paths("transfer", root).prepared("target")
 
 
 def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -50,7 +54,7 @@ def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_transfer_keeps_the_body_bit_identical_and_trains_a_new_head(base):
     params, root = base
-    runs = run_transfer(params, root / "data", checkpoint(root), root / "t1" / "models", root / "t1" / "plots")
+    runs = run_transfer(params, stage_paths("transfer", root, "t1"))
     before, _ = load_classifier(checkpoint(root), params.model)
     after, payload = load_classifier(root / "t1" / "models" / "model.pt", params.model)
     pretrained, trained = state(before), state(after)
@@ -75,9 +79,9 @@ def test_transfer_keeps_the_body_bit_identical_and_trains_a_new_head(base):
 def test_transfer_can_replace_the_top_body_layer_too(base):
     _, root = base
     params = tiny(model={"hidden_sizes": [32, 16]}, transfer={"replace_layers": 2})
-    run_pretrain(params, root / "data", root / "t2" / "pretrain", root / "t2" / "plots")
-    runs = run_transfer(params, root / "data", root / "t2" / "pretrain" / "base.pt", root / "t2" / "models", root / "t2" / "plots")
-    before, _ = load_classifier(root / "t2" / "pretrain" / "base.pt", params.model)
+    run_pretrain(params, stage_paths("pretrain", root, "t2-base"))
+    runs = run_transfer(params, stage_paths("transfer", root, "t2", base=root / "t2-base" / "models" / "base.pt"))
+    before, _ = load_classifier(root / "t2-base" / "models" / "base.pt", params.model)
     after, _ = load_classifier(root / "t2" / "models" / "model.pt", params.model)
     assert torch.equal(after.body.layer1[0].weight, before.body.layer1[0].weight)
     assert not torch.equal(after.body.layer2[0].weight, before.body.layer2[0].weight)
@@ -87,9 +91,9 @@ def test_transfer_can_replace_the_top_body_layer_too(base):
 def test_partial_trains_exactly_the_layers_it_names(base):
     _, root = base
     params = tiny(model={"hidden_sizes": [32, 16]}, finetune={"strategies": ["partial"], "unfreeze_layers": 2})
-    run_pretrain(params, root / "data", root / "p" / "pretrain", root / "p" / "plots")
-    runs = run_finetune(params, root / "data", root / "p" / "pretrain" / "base.pt", root / "p" / "models", root / "p" / "plots")
-    before, _ = load_classifier(root / "p" / "pretrain" / "base.pt", params.model)
+    run_pretrain(params, stage_paths("pretrain", root, "p-base"))
+    runs = run_finetune(params, stage_paths("finetune", root, "p", base=root / "p-base" / "models" / "base.pt"))
+    before, _ = load_classifier(root / "p-base" / "models" / "base.pt", params.model)
     after, _ = load_classifier(root / "p" / "models" / "partial.pt", params.model)
     old, new = state(before), state(after)
     assert all(torch.equal(new[k], old[k]) for k in new if k.startswith("body.layer1."))
@@ -102,11 +106,11 @@ def test_gradual_unfreezing_thaws_one_layer_at_a_time(base):
     params = tiny(finetune={"strategies": ["partial"], "unfreeze_layers": 2, "unfreeze_every": 2})
     out = root / "g"
     first = run_finetune(params.model_copy(update={"trainer": params.trainer.model_copy(update={"max_epochs": 2})}),
-                         root / "data", checkpoint(root), out / "two", out / "plots")
-    later = run_finetune(params, root / "data", checkpoint(root), out / "three", out / "plots")
+                         stage_paths("finetune", root, "g/two"))
+    later = run_finetune(params, stage_paths("finetune", root, "g/three"))
     pretrained = state(load_classifier(checkpoint(root), params.model)[0])
-    after_two = state(load_classifier(out / "two" / "partial.pt", params.model)[0])
-    after_three = state(load_classifier(out / "three" / "partial.pt", params.model)[0])
+    after_two = state(load_classifier(out / "two" / "models" / "partial.pt", params.model)[0])
+    after_three = state(load_classifier(out / "three" / "models" / "partial.pt", params.model)[0])
     layer = [k for k in pretrained if k.startswith("body.layer1.0.")]
     assert all(torch.equal(after_two[k], pretrained[k]) for k in layer)  # epochs 1-2: the head alone
     assert not torch.equal(after_three["body.layer1.0.weight"], pretrained["body.layer1.0.weight"])  # thawed at epoch 3
@@ -116,8 +120,8 @@ def test_gradual_unfreezing_thaws_one_layer_at_a_time(base):
 def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
     params, root = base
     params = tiny(finetune={"strategies": ["lora", "lora_fa"]})
-    runs = run_finetune(params, root / "data", checkpoint(root), root / "fa" / "models", root / "fa" / "plots")
-    task = load_task(root / "data" / "target.npz")
+    runs = run_finetune(params, stage_paths("finetune", root, "fa"))
+    task = load_task(target(root))
 
     # the adapter as it was before training, built the way the stage builds it
     initial = load_base_for(task, checkpoint(root), params.model)
@@ -151,7 +155,7 @@ def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
 def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
     params = make_params(model=ModelConfig().model_dump())  # the schema's default backbone, not the tiny one
     from pipeline.memory import estimate_training_memory
-    from pipeline.models.adapters import lora_fa_optimizer
+    from pipeline.paradigms.finetune.adapters import lora_fa_optimizer
     from pipeline.models.classifier import build_classifier
     from pipeline.training.optimizers import build_optimizer
 
@@ -175,8 +179,8 @@ def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
 def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     _, root = base
     params = tiny(finetune={"unfreeze_layers": 1})
-    runs = run_finetune(params, root / "data", checkpoint(root), root / "all" / "models", root / "all" / "plots")
-    runs |= run_scratch(params, root / "data", root / "all" / "scratch", root / "all" / "plots-scratch")
+    runs = run_finetune(params, stage_paths("finetune", root, "all"))
+    runs |= run_scratch(params, stage_paths("scratch", root, "all-scratch"))
     assert set(runs) == {"full", "partial", "lora", "lora_fa", "vera", "scratch"}
     client = MlflowClient()
     for variant, entry in runs.items():
@@ -187,7 +191,7 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     head = 32 * 10 + 10
     assert runs["partial"]["params/trainable"] == head  # unfreeze_layers 1: the head
     assert runs["lora"]["params/trainable"] == head + 2 * (64 + 32)  # r × (in + out) on the body's one linear layer
-    n_test = len(load_task(root / "data" / "target.npz").y["test"])
+    n_test = len(load_task(target(root)).y["test"])
     confusion = {v: client.list_artifacts(e["run_id"], "plots") for v, e in runs.items()}
     assert all(any(a.path.endswith("confusion_matrix.png") for a in arts) for arts in confusion.values())
     assert n_test > 0
@@ -199,8 +203,8 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
 def test_lora_adapts_convolutions_of_the_cnn_backbone(base):
     _, root = base
     params = tiny(model={"backbone": "cnn"}, finetune={"strategies": ["lora"]}, trainer={"max_epochs": 1})
-    run_pretrain(params, root / "data", root / "cnn" / "pretrain", root / "cnn" / "plots")
-    runs = run_finetune(params, root / "data", root / "cnn" / "pretrain" / "base.pt", root / "cnn" / "models", root / "cnn" / "plots")
+    run_pretrain(params, stage_paths("pretrain", root, "cnn-base"))
+    runs = run_finetune(params, stage_paths("finetune", root, "cnn", base=root / "cnn-base" / "models" / "base.pt"))
     trained = MlflowClient().get_run(runs["lora"]["run_id"]).data.tags["trained_modules"]
     assert "body.layer1.0.lora_A.default" in trained and "head.modules_to_save.default" in trained
 
@@ -208,10 +212,10 @@ def test_lora_adapts_convolutions_of_the_cnn_backbone(base):
 def test_a_missing_or_mismatched_base_checkpoint_is_refused_naming_both(base):
     params, root = base
     with pytest.raises(DataError, match=r"absent\.pt: checkpoint not found; run `dvc repro pretrain` first"):
-        run_transfer(params, root / "data", root / "absent.pt", root / "x" / "models", root / "x" / "plots")
+        run_transfer(params, stage_paths("transfer", root, "x", base=root / "absent.pt"))
     other = tiny(model={"hidden_sizes": [64, 64]})
     with pytest.raises(ConfigError, match=r"built with model hidden_sizes=\[32\], but params.yaml names model hidden_sizes=\[64, 64\]"):
-        run_finetune(other, root / "data", checkpoint(root), root / "x" / "models", root / "x" / "plots")
+        run_finetune(other, stage_paths("finetune", root, "x"))
     assert not (root / "x").exists()  # nothing written
 
 
@@ -224,8 +228,8 @@ def test_depth_rules_are_checked_when_params_load():
         make_params(model={"backbone": "cnn"}, finetune={"strategies": ["lora", "vera"]})
     with pytest.raises(ConfigError, match="includes 'lora_fa', which adapt only linear layers .* the resnet backbone"):
         make_params(model={"backbone": "resnet"}, finetune={"strategies": ["lora_fa"]})
-    assert make_params(model={"backbone": "cnn"}).finetune_strategies() == ["full", "partial", "lora"]
-    assert make_params().finetune_strategies() == ["full", "partial", "lora", "lora_fa", "vera"]
+    assert make_params(model={"backbone": "cnn"}).finetune.strategies_for("cnn") == ["full", "partial", "lora"]
+    assert make_params().finetune.strategies_for("mlp") == ["full", "partial", "lora", "lora_fa", "vera"]
     with pytest.raises(ConfigError, match=r"finetune.strategies = \['lora', 'lora'\]: each strategy at most once"):
         make_params(finetune={"strategies": ["lora", "lora"]})
     with pytest.raises(ConfigError, match=r"finetune.strategies\[0\] = 'qlora': must be 'full', 'partial'"):
@@ -253,8 +257,8 @@ def test_a_base_for_other_inputs_or_a_folder_that_is_no_adapter_is_refused(base)
     other_inputs = root / "other" / "base.pt"
     save_classifier(other_inputs, build_classifier(params.model, (1, 4, 4), 10), params.model, (1, 4, 4), list(range(10)))
     with pytest.raises(DataError, match=r"takes inputs of shape \(1, 4, 4\), this stage's data has \(1, 8, 8\)") as err:
-        run_transfer(params, root / "data", other_inputs, root / "other" / "models", root / "other" / "plots")
+        run_transfer(params, stage_paths("transfer", root, "other", base=other_inputs))
     assert "\n" not in str(err.value)
-    task = load_task(root / "data" / "target.npz")
+    task = load_task(target(root))
     with pytest.raises(DataError, match="not a saved adapter"):
         load_adapted(root / "other", load_base_for(task, checkpoint(root), params.model), params.model)

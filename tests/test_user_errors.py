@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import load_params, parse_params
+from pipeline.config.loading import load_params, parse_params
 from pipeline.config.schema import DataConfig, ModelConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import load_task

@@ -1,6 +1,6 @@
 """``python -m pipeline.compare``: print the last comparison (what ``make run`` ends with)."""
 
-from pipeline.compare.run import REPORTS_DIR
+from pipeline.paths import REPORTS_DIR
 
 summary = REPORTS_DIR / "summary.txt"
 print(summary.read_text() if summary.is_file() else "no comparison yet: run `dvc repro` (or `make run`)")

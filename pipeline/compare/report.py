@@ -9,14 +9,6 @@ import pandas as pd
 from pipeline.compare.sections import Section, seeds
 from pipeline.compare.table import cell, shown
 
-# Which chart goes under which section (by title's start).
-FIGURE_UNDER = {
-    "Every run": "accuracy_vs_trainable_params",
-    "Multi-task": "multitask_vs_separate",
-    "Federated": "federated_rounds",
-    "Active-learning": "active_learning_curves",
-    "Memory check": "memory_estimated_vs_measured",
-}
 TERMINAL = {
     "run": lambda row: row["label"],
     "task": lambda row: row["task"],
@@ -45,9 +37,7 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
     for section in sections:
         parts += [f"## {section.title}", section.text]
         parts += [part for part in (section.table, section.extra) if part]
-        stem = next((name for start, name in FIGURE_UNDER.items() if section.title.startswith(start)), None)
-        if stem in names:
-            parts.append(f"![{stem}](figures/{names[stem].name})")
+        parts += [f"![{chart.name}](figures/{names[chart.name].name})" for chart in section.charts if chart.name in names]
     return "\n\n".join(parts) + "\n"
 
 

@@ -17,19 +17,20 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipeline.compare import sections as questions
-from pipeline.compare.plots import charts, write_charts
+from pipeline.compare.charts import write_charts
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
-from pipeline.compare.sources import PARADIGM_STAGES, fetch_runs, listed_runs, metric_curves, run_url, ui_url
+from pipeline.compare.sections import EVERY_RUN, Results, memory_check, every_run
+from pipeline.compare.sources import fetch_runs, listed_runs, metric_curves, run_url, ui_url
 from pipeline.compare.table import by_variant, shown
-from pipeline.config.schema import Params
+from pipeline.config.params import Params
 from pipeline.io import write_text
-from pipeline.tracking.outputs import METRICS_DIR, PLOTS_DIR, write_csv
-from pipeline.tracking.runs import resolve_tracking_uri, stage_run
+from pipeline.paradigms import paradigms
+from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORTS_DIR
+from pipeline.tracking.outputs import write_csv
+from pipeline.tracking.runs import RunSpec, resolve_tracking_uri, stage_run
 
-STAGE = "compare"
-SECTIONS = ("compare", "tracking")  # tracking: which store the runs are read from
-REPORTS_DIR = Path("reports")
+SPEC = RunSpec("compare", "compare", "", ("compare", "tracking"))  # tracking: which store the runs are read from
+STAGE = SPEC.stage
 REPORT_ARTIFACTS = "comparison"
 # The per-variant numbers metrics/compare.json keeps (timings and the resident-memory peak vary between runs).
 KEPT = ("test/acc", "test/f1_macro", "data/labels_used", "params/trainable", "params/total",
@@ -42,31 +43,27 @@ def run_compare(
     metrics_dir: Path = METRICS_DIR,
     reports_dir: Path = REPORTS_DIR,
     plots_dir: Path = PLOTS_DIR / STAGE,
-    stages: tuple[str, ...] = PARADIGM_STAGES,
 ) -> dict:
-    """Returns what metrics/compare.json holds: the compare run (under ``runs``, as every stage's file has it),
-    per-variant means (and stds over seeds), each question's numbers."""
-    listed = listed_runs(metrics_dir, stages)  # first: a missing stage needs no store
+    """Every registered paradigm's runs side by side, each with its own section of the report.
+
+    Returns what metrics/compare.json holds: the compare run (under ``runs``, as every stage's file has it),
+    per-variant means (and stds over seeds), each question's numbers.
+    """
+    entries = paradigms()
+    listed = listed_runs(metrics_dir, tuple(p.stage for p in entries))  # first: a missing stage needs no store
     tracking_uri = resolve_tracking_uri(params.tracking)
     client = MlflowClient(tracking_uri)
     ui = ui_url(params.compare.ui_url, tracking_uri)
-    runs = fetch_runs(listed, client, ui)
-    table = by_variant(runs)
-    tolerance = params.compare.memory_tolerance
-    answered = [
-        questions.every_run(table), questions.target_paradigms(table), questions.adapters(table), questions.multitask(table),
-        questions.federated(table), questions.active_learning(table), questions.memory_check(table, tolerance),
-    ]
-    federated = runs[(runs.stage == "federated") & (runs.paradigm == "federated")]
-    centralized = table[(table.stage == "federated") & (table.paradigm != "federated")]["test/acc"]
-    drawn = charts(
-        runs, metric_curves(client, federated, "test/acc"), centralized.iloc[0] if len(centralized) else None,
-        metric_curves(client, runs[runs.stage == "active_learning"], "test/acc"), questions.multitask_comparison(table), tolerance,
-    )
+    runs = fetch_runs(listed, client, ui, {p.stage: p.task for p in entries})
+    results = Results(by_variant(runs), runs, lambda chosen, key: metric_curves(client, chosen, key))
+    answered = [every_run(results)]
+    answered += [p.compare.load()(results) for p in entries if p.compare is not None]
+    answered.append(memory_check(results, params.compare.memory_tolerance))
+    table = results.table
     reports_dir, figures_dir = Path(reports_dir), Path(reports_dir) / "figures"
-    with stage_run(params, STAGE, paradigm=STAGE, variant="", sections=SECTIONS) as run:
+    with stage_run(params, SPEC) as run:
         link = run_url(ui, run.info.experiment_id, run.info.run_id)
-        images = write_charts(drawn, plots_dir, figures_dir)
+        images = write_charts([chart for section in answered for chart in section.charts], plots_dir, figures_dir)
         source = f"`{tracking_uri}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
         write_text(reports_dir / "comparison.md", markdown(answered, images, source, link))
         write_csv(reports_dir / "comparison.csv", runs.to_dict("records"), list(runs.columns))
@@ -74,8 +71,8 @@ def run_compare(
         write_text(reports_dir / "summary.txt", summary)
         numbers = {key: value for section in answered for key, value in section.metrics.items()}
         mlflow.log_metrics({MLFLOW_NAME.sub("_", key): value for key, value in numbers.items() if _finite(value)})
-        mlflow.log_table(shown((row for _, row in table.iterrows()), questions.EVERY_RUN | {"MLflow": lambda row: " ".join(row["links"])}),
-                         f"{REPORT_ARTIFACTS}/every_run.json")
+        every = EVERY_RUN | {"MLflow": lambda row: " ".join(row["links"])}
+        mlflow.log_table(shown((row for _, row in table.iterrows()), every), f"{REPORT_ARTIFACTS}/every_run.json")
         for name in ("comparison.md", "comparison.csv", "summary.txt"):
             mlflow.log_artifact(str(reports_dir / name), REPORT_ARTIFACTS)
         mlflow.log_artifacts(str(figures_dir), f"{REPORT_ARTIFACTS}/figures")

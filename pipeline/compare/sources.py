@@ -17,15 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import DataError, UserError
+from pipeline.paths import metrics_file
 from pipeline.tracking.runs import run_label
 
-# Every stage that trains, in dvc.yaml's order; compare's deps are their metrics/<stage>.json.
-PARADIGM_STAGES = ("pretrain", "transfer", "finetune", "scratch", "multitask", "federated", "active_learning")
-# Which of prepare's tasks each stage trains and tests on.
-STAGE_TASK = {
-    "pretrain": "source", "transfer": "target", "finetune": "target", "scratch": "target",
-    "multitask": "full", "federated": "full", "active_learning": "full",
-}
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
@@ -37,10 +31,11 @@ class ListedRun:
     run_id: str
 
 
-def listed_runs(metrics_dir: Path, stages: tuple[str, ...] = PARADIGM_STAGES) -> list[ListedRun]:
+def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> list[ListedRun]:
+    """The runs each of ``stages`` lists in its ``metrics/<stage>.json``."""
     listed = []
     for stage in stages:
-        path = Path(metrics_dir) / f"{stage}.json"
+        path = metrics_file(stage, metrics_dir)
         if not path.is_file():
             raise UserError(f"compare: stage '{stage}' has no {path}; run `dvc repro {stage}` first")
         try:
@@ -57,8 +52,9 @@ def listed_runs(metrics_dir: Path, stages: tuple[str, ...] = PARADIGM_STAGES) ->
     return listed
 
 
-def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str) -> pd.DataFrame:
-    """One row per run: who made it (stage, paradigm, variant, seed, task), its link, and every metric it logged."""
+def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks: dict[str, str]) -> pd.DataFrame:
+    """One row per run: who made it (stage, paradigm, variant, seed, the ``tasks[stage]`` it trained and tested on),
+    its link, and every metric it logged."""
     rows = []
     for item in listed:
         run = _finished_run(item, client)
@@ -70,7 +66,7 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str) -> pd
             "variant": variant,
             "label": run_label(item.stage, variant),
             "seed": int(run.data.params.get("seed", -1)),
-            "task": STAGE_TASK.get(item.stage, ""),
+            "task": tasks.get(item.stage, ""),
             "device": tags.get("device", ""),
             "run_id": run.info.run_id,
             "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),

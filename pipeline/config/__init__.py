@@ -1,6 +1,2 @@
-"""params.yaml: typed schema and loading with one-line errors."""
-
-from pipeline.config.loading import load_params, parse_params
-from pipeline.config.schema import Params, TrainerConfig
-
-__all__ = ["Params", "TrainerConfig", "load_params", "parse_params"]
+"""params.yaml: the shared sections' schema (``schema``), the whole file's model with every paradigm's
+section (``params``), loading with one-line errors (``loading``), dotted-key edits (``edit``), profiles."""

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config.schema import Params
+from pipeline.config.params import Params, params_model
 from pipeline.errors import ConfigError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
@@ -39,18 +39,19 @@ def parse_params(raw: Any, source: str = "params") -> Params:
     """Validate a params mapping (as read from YAML)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    model = params_model()
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError("\n".join(f"{source}: {line}" for line in describe_errors(err))) from None
+        raise ConfigError("\n".join(f"{source}: {line}" for line in describe_errors(err, model))) from None
 
 
-def describe_errors(err: ValidationError) -> list[str]:
-    """One line per offending key: the key, the value and what is allowed."""
+def describe_errors(err: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per offending key of ``model`` (the params schema): the key, the value and what is allowed."""
     problems: dict[str, tuple[Any, list[str]]] = {}
     out: list[str] = []
     for problem in err.errors():
-        key, parent = _dotted_key(problem["loc"])
+        key, parent = _dotted_key(problem["loc"], model)
         if problem["type"] == "extra_forbidden":
             allowed = ", ".join(parent.model_fields) if parent else "none"
             where = key.rpartition(".")[0] or "the top level"
@@ -67,10 +68,10 @@ def describe_errors(err: ValidationError) -> list[str]:
     return out
 
 
-def _dotted_key(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+def _dotted_key(loc: tuple, root: type[BaseModel]) -> tuple[str, type[BaseModel] | None]:
     """Turn a pydantic location into ``a.b[0].c`` (dropping union-member tags) and its parent section."""
-    model: type[BaseModel] | None = Params
-    parent: type[BaseModel] | None = Params
+    model: type[BaseModel] | None = root
+    parent: type[BaseModel] | None = root
     annotation: Any = None
     key = ""
     for part in loc:

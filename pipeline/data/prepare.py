@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.schema import Params
+from pipeline.config.params import Params
 from pipeline.data.prepared import SPLITS, TaskData, save_task
 from pipeline.data.sources import Dataset, load_dataset
 from pipeline.data.splits import (
@@ -35,8 +35,9 @@ from pipeline.data.splits import (
 from pipeline.errors import ConfigError
 from pipeline.io import write_npz
 from pipeline.seeding import rng_for
+from pipeline.tracking.runs import RunSpec
 
-SECTIONS = ("seed", "data", "prepare")  # the params this stage depends on, as in dvc.yaml
+SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
 
 
 @dataclass

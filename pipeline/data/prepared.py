@@ -20,7 +20,6 @@ import numpy as np
 from pipeline.errors import DataError
 from pipeline.io import write_npz
 
-PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
 COLUMN_PREFIX = "column_"  # column_<name>_<split>: an extra label column
 

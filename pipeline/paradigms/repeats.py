@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pipeline.config.schema import Params
+from pipeline.config.params import Params
 
 StageRuns = dict[str, dict]  # variant -> {"run_id": ..., <metric>: value}
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.config.loading import DEFAULT_PARAMS_FILE
 from pipeline.stage import stage_entry
 from pipeline.config.edit import apply_to_params, exp_run_command
-from pipeline.sweep.objective import STAGES
+from pipeline.paradigms import paradigms
 from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import DEFAULT_STORAGE
 
@@ -26,7 +26,7 @@ def positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline.sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("stage", choices=[entry.stage for entry in paradigms()])
     p.add_argument("--n-trials", type=positive, required=True, help="trials in the study, shared by all its workers")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker takes no new trial")
     p.add_argument("--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)")

@@ -11,49 +11,26 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import lightning.pytorch as pl
 import optuna
 
-from pipeline.config.schema import Params
-from pipeline.errors import UserError
-from pipeline.paradigms import active_learning, federated, finetune, multitask, pretrain, scratch, transfer
-from pipeline.paradigms.repeats import over_seeds
+from pipeline.config.params import Params
+from pipeline.paradigms import paradigm
+from pipeline.paradigms.repeats import StageRuns, over_seeds
+from pipeline.paths import StagePaths
 from pipeline.training.runner import FIT_CALLBACKS
 
-StageRuns = dict[str, dict]
 FIT_STEPS = 10_000  # report steps set aside per fit: more than any fit's epochs
 
 
-@dataclass(frozen=True)
-class Sweepable:
-    run: Callable[..., StageRuns]  # run(params, data_dir=..., model_dir=..., plots_dir=...)
-    sections: tuple[str, ...]
-    metric: str  # the default objective; minimised unless sweep.<stage>.direction says otherwise
-
-
-STAGES = {
-    "pretrain": Sweepable(pretrain.run_pretrain, pretrain.SECTIONS, "val/best_loss"),
-    "transfer": Sweepable(transfer.run_transfer, transfer.SECTIONS, "val/best_loss"),
-    "finetune": Sweepable(finetune.run_finetune, finetune.SECTIONS, "val/best_loss"),
-    "scratch": Sweepable(scratch.run_scratch, scratch.SECTIONS, "val/best_loss"),
-    "multitask": Sweepable(multitask.run_multitask, multitask.SECTIONS, "val/best_loss"),
-    "federated": Sweepable(federated.run_federated, federated.SECTIONS, "val/loss"),  # the global model after the last round
-    "active_learning": Sweepable(active_learning.run_active_learning, active_learning.SECTIONS, "val/loss"),
-}
-
-
-def sweepable(stage: str) -> Sweepable:
-    if stage not in STAGES:
-        raise UserError(f"cannot sweep stage '{stage}'; allowed: {', '.join(STAGES)}")
-    return STAGES[stage]
-
-
 def run_trial(stage: str, params: Params, metric: str, out_dir: Path) -> tuple[float, StageRuns]:
-    runs = over_seeds(lambda seeded: STAGES[stage].run(seeded, model_dir=out_dir / "models", plots_dir=out_dir / "plots"), params)
+    """The stage whole (over its seeds), reading the project's inputs, writing its models and plots under ``out_dir``."""
+    paths = StagePaths.of(stage).writing_to(out_dir)
+    run_stage = paradigm(stage).run.load()
+    runs = over_seeds(lambda seeded: run_stage(seeded, paths), params)
     values = [entry[metric] for entry in runs.values() if metric in entry]
     if not values:
         logged = sorted({key for entry in runs.values() for key in entry if key.startswith("val/")})

@@ -18,8 +18,9 @@ import mlflow
 import optuna
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.schema import Params
-from pipeline.sweep.objective import pruning, run_trial, sweepable
+from pipeline.config.params import Params
+from pipeline.paradigms import paradigm
+from pipeline.sweep.objective import pruning, run_trial
 from pipeline.sweep.space import check_space, stage_sweep, suggest, with_values
 from pipeline.sweep.study import next_trial, open_study, storage_for
 from pipeline.sweep.tracking import TrialRun, create_parent_run, summarise
@@ -40,9 +41,10 @@ class SweepResult:
 
 def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storage_url: Optional[str] = None,
               timeout_s: Optional[float] = None) -> SweepResult:
+    entry = paradigm(stage)
     sweep = stage_sweep(params, stage)
-    check_space(params, stage, sweep, sweepable(stage).sections)  # before any trial
-    metric = sweep.metric or sweepable(stage).metric
+    check_space(params, stage, sweep, entry.sections)  # before any trial
+    metric = sweep.metric or entry.sweep_metric
     mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
     client = MlflowClient()
 

@@ -14,7 +14,8 @@ import optuna
 
 from pipeline.config.edit import set_dotted
 from pipeline.config.loading import parse_params, section_model
-from pipeline.config.schema import Params, SearchDimension, StageSweep
+from pipeline.config.params import Params, params_model
+from pipeline.config.schema import SearchDimension, StageSweep
 from pipeline.errors import ConfigError
 
 
@@ -72,7 +73,7 @@ def _check_key(key: str, stage: str, sections: tuple[str, ...]) -> None:
         raise ConfigError(
             f"sweep.{stage}: key '{key}' is not a param the {stage} stage reads; allowed: keys under {', '.join(sections)}"
         )
-    model: Any = Params
+    model: Any = params_model()
     walked = []
     for part in key.split("."):
         fields = model.model_fields if model is not None else None  # None: past a plain value

@@ -12,14 +12,12 @@ from typing import Any
 import pandas as pd
 
 from pipeline.io import atomic_path, write_json
-
-METRICS_DIR = Path("metrics")
-PLOTS_DIR = Path("plots")
+from pipeline.paths import METRICS_DIR, metrics_file
 
 
 def write_stage_metrics(stage: str, runs: dict[str, dict[str, Any]], metrics_dir: Path = METRICS_DIR) -> Path:
     """``runs`` maps a variant name to ``{"run_id": ..., <metric>: value, ...}``."""
-    path = Path(metrics_dir) / f"{stage}.json"
+    path = metrics_file(stage, metrics_dir)
     write_json(path, {"stage": stage, "runs": runs})
     return path
 

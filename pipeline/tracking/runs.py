@@ -17,16 +17,21 @@ import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 from urllib.parse import urlparse
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
 from pipeline.config.edit import flatten
-from pipeline.config.schema import Params, TrackingConfig
+from pipeline.config.schema import TrackingConfig
 from pipeline.ranks import is_global_zero
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+    from pipeline.paradigms.plugin import Paradigm
 
 LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 REMOTE_SCHEMES = ("http", "https", "databricks")
@@ -69,28 +74,47 @@ def experiment_id(name: str) -> str:
         return existing.experiment_id
 
 
-@contextmanager
-def stage_run(
-    params: Params, stage: str, paradigm: str, variant: str, sections: tuple[str, ...]
-) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one stage (and variant): FINISHED on success, FAILED if the block raises.
+@dataclass(frozen=True)
+class RunSpec:
+    """Who a run is: its stage, paradigm and variant, and the params sections its result depends on."""
 
-    ``sections`` are the params.yaml sections the stage depends on (as in dvc.yaml); their
+    stage: str
+    paradigm: str
+    variant: str
+    sections: tuple[str, ...]
+
+    @classmethod
+    def of(cls, entry: Paradigm, variant: str, paradigm: Optional[str] = None) -> RunSpec:
+        """A run of ``entry``'s stage; ``paradigm`` tags a control trained alongside (e.g. ``centralized``)."""
+        return cls(entry.stage, paradigm or entry.stage, variant, entry.sections)
+
+    @property
+    def label(self) -> str:
+        """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name it."""
+        return run_label(self.stage, self.variant)
+
+
+@contextmanager
+def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one stage and variant: FINISHED on success, FAILED if the block raises.
+
+    ``spec.sections`` are the params.yaml sections the stage depends on (as in dvc.yaml); their
     hash tags the run, so runs made with the same params can be found again.
     """
     mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
     used = params.model_dump(mode="json")
     tags = {
-        "stage": stage,
-        "paradigm": paradigm,
-        "variant": variant,
+        "stage": spec.stage,
+        "paradigm": spec.paradigm,
+        "variant": spec.variant,
         "git_commit": git_commit(),
-        "params_hash": params_hash({key: used[key] for key in sections}),
+        "params_hash": params_hash({key: used[key] for key in spec.sections}),
     }
-    run_name = stage if variant in ("", stage) else f"{stage}-{variant}"
+    run_name = spec.stage if spec.variant in ("", spec.stage) else f"{spec.stage}-{spec.variant}"
     nested = mlflow.active_run() is not None  # inside a sweep's trial run: the stage's runs are its children
-    with mlflow.start_run(experiment_id=experiment_id(params.tracking.experiment), run_name=run_name, tags=tags, nested=nested) as run:
-        effective = used | _effective_trainer(params, stage)
+    experiment = experiment_id(params.tracking.experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags, nested=nested) as run:
+        effective = used | _effective_trainer(params, spec.stage)
         mlflow.log_params(flatten(effective))
         mlflow.log_dict(effective, "params/resolved_params.yaml")
         yield run

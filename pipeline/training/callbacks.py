@@ -38,6 +38,10 @@ class BestWeights(pl.Callback):
 
     Kept in memory, not in a checkpoint file, so that every process of a multi-GPU or multi-node
     run holds the same copy without sharing a folder.
+
+    Raises:
+        RuntimeError: after a validation that did not log ``monitor``, naming what it logged
+            (as Lightning's ``EarlyStopping(strict=True)`` does): a run must not silently keep no epoch.
     """
 
     def __init__(self, monitor: str):
@@ -46,8 +50,14 @@ class BestWeights(pl.Callback):
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        if trainer.sanity_checking:
             return
+        if self.monitor not in trainer.callback_metrics:
+            logged = ", ".join(f"`{key}`" for key in trainer.callback_metrics) or "none"
+            raise RuntimeError(
+                f"BestWeights keeps the epoch with the lowest `{self.monitor}`, which validation did not log; "
+                f"it logged: {logged}"
+            )
         score = float(trainer.callback_metrics[self.monitor])
         if self.best_score is None or math.isnan(self.best_score) or score < self.best_score:
             self.best_score = score
@@ -91,8 +101,6 @@ class Throughput(pl.Callback):
     def samples_per_s(self) -> float:
         """Over all processes of a distributed run (each counts the samples it saw)."""
         return self.processes * self.samples / self.seconds if self.seconds else 0.0
-
-
 
 
 class ModelStateProbe(pl.Callback):

@@ -10,7 +10,7 @@ Fabric, so device and precision still follow the ``trainer`` params.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from lightning.fabric import Fabric
@@ -19,6 +19,7 @@ from torch import nn
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import model_state_bytes
 from pipeline.models.lightning_module import ClassificationModule
+from pipeline.tracking.contract import Trained
 from pipeline.training.clock import now
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -64,10 +65,12 @@ PREDICT_CHUNK = 8192  # examples per forward pass when predicting (a pool of dig
 class InMemoryTrainer:
     """The project's LightningModule on one Fabric device, trained on :class:`Batches` again and again.
 
-    Subclasses add a term to each step's loss through :meth:`penalty`.
+    Subclasses add a term to each step's loss through :meth:`penalty` and change its gradients through
+    :meth:`adjust_gradients`.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, cfg: TrainerConfig, batch_size: int):
+        self.precision = cfg.precision
         one_device = cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1  # short trainings take turns
         self.fabric = Fabric(accelerator=cfg.accelerator, devices=one_device, precision=cfg.precision)
         self.model = model
@@ -81,6 +84,11 @@ class InMemoryTrainer:
     @property
     def device(self) -> torch.device:
         return self.fabric.device
+
+    def trained(self, **measured: Any) -> Trained:
+        """What this trainer trained, for the run contract; ``measured``: the run's own measurements and scores."""
+        return Trained(module=self.model, optimizer=self.optimizer.optimizer, precision=self.precision, device=self.device,
+                       state_bytes=self.state_bytes, **measured)
 
     def reset_optimizer(self) -> None:
         """Forget the optimizer's state (moments, momentum): the next training starts afresh."""
@@ -101,6 +109,7 @@ class InMemoryTrainer:
                 loss = loss + extra
             self.optimizer.zero_grad(set_to_none=True)
             self.fabric.backward(loss)
+            self.adjust_gradients()
             self.optimizer.step()
         mean_loss = float(total) / max(batches, 1)  # one device sync per training, not per step
         if not self.state_bytes and batches:
@@ -110,6 +119,9 @@ class InMemoryTrainer:
     def penalty(self) -> Optional[torch.Tensor]:
         """A term added to every step's loss (e.g. FedProx's proximal term); none by default."""
         return None
+
+    def adjust_gradients(self) -> None:
+        """Change every step's gradients before the optimizer applies them (e.g. SCAFFOLD's correction); none by default."""
 
     def _schedule(self, data: Batches, generator: torch.Generator, epochs: Optional[int], steps: Optional[int]) -> Iterator[Batch]:
         if epochs is not None:

@@ -1,8 +1,8 @@
-"""Fit a model, restore its best epoch, test it and log the measurements to MLflow.
+"""Fit a model with Lightning, restore its best epoch and test it, measuring what the run contract logs.
 
-Shared by every paradigm that trains (a classifier or a multi-task network), so all runs
-report the same metrics (the tracking contract) and can be compared side by side. The
-LightningModule logs its own quality metrics; this adds memory, time and throughput.
+Shared by every paradigm that trains through Lightning (a classifier or a multi-task network). The
+LightningModule logs its own scores per epoch and on the test split; :func:`fit_and_test` hands the
+rest (what trained, its memory, time and throughput) to :meth:`pipeline.tracking.contract.TrackedRun.finish`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
 
 import lightning.pytorch as pl
@@ -21,8 +20,9 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from pipeline.config.schema import TrainerConfig
-from pipeline.memory import PeakMemory, estimate_training_memory
+from pipeline.memory import PeakMemory
 from pipeline.seeding import seed_everything
+from pipeline.tracking.contract import Trained
 from pipeline.training.callbacks import BestWeights, EpochHistory, ModelStateProbe, Throughput
 from pipeline.training.trainer import build_trainer
 
@@ -39,14 +39,6 @@ class TrackedModule(Protocol):
 
     def test_predictions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per output, the true and predicted class of every test example of the last test run."""
-
-
-@dataclass
-class FitResult:
-    metrics: dict[str, float]
-    history: list[dict[str, float]]
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]]  # per output: true and predicted test classes
-    device: str = "cpu"  # where it trained: a measured peak is exact on cuda, a process-wide estimate on cpu
 
 
 def make_loaders(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: TrainerConfig, seed: int) -> dict[str, DataLoader]:
@@ -69,7 +61,8 @@ def fit_and_test(
     run: mlflow.ActiveRun,
     label: str,
     extra_callbacks: Sequence[pl.Callback] = (),
-) -> FitResult:
+) -> Trained:
+    """Fit on ``loaders["train"]`` (early-stopped on validation loss), restore the best epoch, test it."""
     seed_everything(seed)
     history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
     best = BestWeights(MONITOR)
@@ -86,26 +79,27 @@ def fit_and_test(
             started = time.perf_counter()
             trainer.fit(module, loaders["train"], loaders["val"])
             fit_seconds = time.perf_counter() - started
+    if best.state is None:  # no validation ran: there is no epoch to restore, so nothing to report
+        raise RuntimeError(f"{label}: the fit ran no validation epoch, so it has no best epoch to restore")
     module.load_state_dict(best.state)
     trainer.test(module, loaders["test"], verbose=False)
 
-    optimizer = module.configure_optimizers()  # a fresh one over what trained: the estimator reads its kind and groups
-    estimate = estimate_training_memory(module, optimizer, trainer.precision)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    metrics |= estimate.as_metrics() | {
-        "memory/peak_bytes": peak.peak_bytes,
-        "memory/measured_state_bytes": model_state.bytes,
-        "data/labels_used": len(loaders["train"].dataset) + len(loaders["val"].dataset),  # val picks the epoch
-        "time/fit_seconds": fit_seconds,
-        "throughput/train_samples_per_s": throughput.samples_per_s,
-        "train/epochs": trainer.current_epoch,
-        "val/best_loss": best.best_score,
-    }
-    mlflow.log_metrics({k: v for k, v in metrics.items() if not k.startswith("test/")})
-    mlflow.set_tag("precision", trainer.precision)
-    mlflow.set_tag("device", str(device))
-    mlflow.set_tag("optimizer", type(optimizer).__name__)  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
-    return FitResult(metrics=metrics, history=history.rows, predictions=module.test_predictions(), device=device.type)
+    test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    return Trained(
+        module=module,
+        optimizer=module.configure_optimizers(),  # a fresh one over what trained: the estimator reads its kind and groups
+        precision=trainer.precision,
+        device=device,
+        peak_bytes=peak.peak_bytes,
+        state_bytes=model_state.bytes,
+        labels_used=len(loaders["train"].dataset) + len(loaders["val"].dataset),  # val picks the epoch
+        fit_seconds=fit_seconds,
+        samples_per_s=throughput.samples_per_s,
+        metrics=test | {"train/epochs": trainer.current_epoch, "val/best_loss": best.best_score},
+        predictions=module.test_predictions(),
+        history=history.rows,
+        logged=frozenset(test),  # Lightning's logger logged the test scores
+    )
 
 
 def _shared_out(train: DataLoader, trainer: pl.Trainer, seed: int) -> DataLoader:

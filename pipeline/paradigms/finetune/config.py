@@ -1,0 +1,70 @@
+"""The ``finetune`` params section: the strategies, their settings, and how they must fit the backbone."""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Literal, Optional
+
+from pydantic import Field, field_validator
+
+from pipeline.config.schema import Section, StageSection, once_each
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+Strategy = Literal["full", "partial", "lora", "lora_fa", "vera"]
+STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
+ADAPTERS = ("lora", "lora_fa", "vera")  # PEFT adapters on the frozen body (pipeline.paradigms.finetune.adapters)
+LINEAR_ONLY = ("lora_fa", "vera")  # VeRA, and peft's LoRA-FA optimizer (A A^T of a 2-D A), adapt linear layers only
+
+
+class LoraSettings(Section):
+    """LoRA and LoRA-FA: W + (alpha / r) · B·A on the body's linear and convolution layers."""
+
+    r: int = Field(2, ge=1)
+    alpha: float = Field(4.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class VeraSettings(Section):
+    """VeRA: shared frozen random A, B; per layer trainable scaling vectors d (size r) and b (layer width)."""
+
+    r: int = Field(256, ge=1)
+    d_initial: float = Field(0.1, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class FinetuneConfig(StageSection):
+    strategies: Optional[list[Strategy]] = Field(None, min_length=1)  # None: every strategy the backbone supports
+    body_lr_factor: float = Field(1.0, gt=0, le=1)  # full, partial: the body's lr is trainer.lr × this
+    unfreeze_layers: int = Field(2, ge=1)  # partial: the top N layers train (the head is one)
+    unfreeze_every: Optional[int] = Field(None, ge=1)  # partial: gradual unfreezing, one more layer every N epochs
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    vera: VeraSettings = Field(default_factory=VeraSettings)
+
+    @field_validator("strategies")
+    @classmethod
+    def _once_each(cls, strategies: Optional[list[str]]) -> Optional[list[str]]:
+        return strategies if strategies is None else once_each(strategies, "strategy")
+
+    def strategies_for(self, backbone: str) -> list[str]:
+        """``strategies``, or when it is null every strategy the backbone supports (LoRA-FA, VeRA: mlp only)."""
+        if self.strategies is not None:
+            return list(self.strategies)
+        return [s for s in STRATEGIES if not (s in LINEAR_ONLY and backbone != "mlp")]
+
+
+def check_finetune(params: Params) -> None:
+    depth, backbone, cfg = params.model.depth, params.model.backbone, params.finetune
+    if cfg.unfreeze_layers > depth:
+        raise ValueError(
+            f"finetune.unfreeze_layers = {cfg.unfreeze_layers}: the {backbone} backbone has {depth} layers "
+            f"(head included); allowed 1..{depth}"
+        )
+    linear_only = [s for s in cfg.strategies or [] if s in LINEAR_ONLY and backbone != "mlp"]
+    if linear_only:
+        raise ValueError(
+            f"finetune.strategies includes {', '.join(map(repr, linear_only))}, which adapt only linear layers "
+            f"(VeRA; LoRA-FA's optimizer), and the {backbone} backbone's body has none; remove them from "
+            "finetune.strategies or use model.backbone 'mlp'"
+        )

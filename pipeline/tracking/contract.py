@@ -1,0 +1,163 @@
+"""The run contract: what every training run logs, whatever trained it.
+
+A paradigm opens its run with :func:`tracked_run`, trains (a Lightning fit, federated rounds or
+active-learning rounds, logging its own scores per epoch or round as it goes) and hands what it
+trained to :meth:`TrackedRun.finish`. That one method logs the contract: the memory estimate from the
+parameter count, the measured model state and peak, the labels used, fit time and throughput, the
+device, precision and optimizer; a confusion matrix per output; the saved model, its size and the
+model itself as an artifact. It then checks the run holds every :data:`CONTRACT_METRICS` key, so a
+paradigm that leaves one out fails at once. A new required metric is one edit, here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+import mlflow
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.config.schema import ModelConfig
+from pipeline.data.prepared import TaskData
+from pipeline.memory import estimate_training_memory
+from pipeline.models.checkpoint import save_classifier
+from pipeline.ranks import is_global_zero
+from pipeline.tracking import figures
+from pipeline.tracking.runs import RunSpec, stage_run
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+__all__ = ["CONTRACT_METRICS", "RunSpec", "SavedModel", "Trained", "TrackedRun", "tracked_run"]
+
+Metrics = dict[str, float]
+Predictions = dict[str, tuple[np.ndarray, np.ndarray]]  # per output: true and predicted class of each test example
+
+CONTRACT_METRICS = (
+    "test/acc", "test/f1_macro", "test/loss", "train/loss", "val/acc", "val/loss",
+    "params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
+    "memory/grads_bytes", "memory/optimizer_bytes", "memory/autocast_copies_bytes", "memory/rule_12n_bytes",
+    "memory/peak_bytes", "memory/measured_state_bytes", "model/checkpoint_bytes", "time/fit_seconds",
+    "throughput/train_samples_per_s", "data/labels_used",
+)  # fmt: skip
+CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")
+
+
+@dataclass
+class Trained:
+    """What a paradigm's training hands to the contract."""
+
+    module: nn.Module  # what trained: the estimator counts its parameters and buffers, and what of them trains
+    optimizer: torch.optim.Optimizer  # what trained it: its kind and parameter groups
+    precision: str
+    device: torch.device
+    peak_bytes: int  # the training's measured peak (pipeline.memory.PeakMemory)
+    state_bytes: int  # the model state measured after the first optimizer step
+    labels_used: int  # labelled examples the result depended on
+    fit_seconds: float
+    samples_per_s: float
+    metrics: Metrics  # the paradigm's scores (test/*, val/*) and its own measurements
+    predictions: Predictions
+    history: list[Metrics] = field(default_factory=list)  # per epoch or round, for the plots
+    logged: frozenset[str] = frozenset()  # metrics the training already logged (per epoch, per round, by the test loop)
+    step: Optional[int] = None  # the MLflow step of the final values: rounds or labels used; None for epoch fits
+    cannot_have: frozenset[str] = frozenset()  # contract metrics this run has no value for (no client ever trained: no loss)
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """Where the trained model goes (a file, or a folder for an adapter) and what writes it there."""
+
+    path: Path
+    write: Callable[[Path], None]
+
+    @classmethod
+    def classifier(cls, path: Path, model: nn.Module, model_cfg: ModelConfig, task: TaskData) -> SavedModel:
+        """A classifier checkpoint for ``task`` that :func:`pipeline.models.checkpoint.load_classifier` reads back."""
+        return cls(Path(path), lambda at: save_classifier(at, model, model_cfg, task.input_shape, task.classes))
+
+
+class TrackedRun:
+    def __init__(self, run: mlflow.ActiveRun, spec: RunSpec):
+        self.run, self.spec = run, spec
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    def finish(
+        self, trained: Trained, classes: dict[str, np.ndarray], saved: SavedModel,
+        derived: Optional[Callable[[Metrics], Metrics]] = None,
+    ) -> dict:
+        """Log the contract for ``trained``, save it, return ``{"run_id": ..., <metric>: value}``.
+
+        ``classes`` names each output's classes (its confusion matrix); ``derived(metrics)`` adds metrics
+        computed from the run's own (e.g. ratios against other runs), logged on it too.
+        """
+        estimate = estimate_training_memory(trained.module, trained.optimizer, trained.precision)
+        metrics = trained.metrics | estimate.as_metrics() | {
+            "memory/peak_bytes": trained.peak_bytes,
+            "memory/measured_state_bytes": trained.state_bytes,
+            "data/labels_used": trained.labels_used,
+            "time/fit_seconds": trained.fit_seconds,
+            "throughput/train_samples_per_s": trained.samples_per_s,
+        }
+        mlflow.set_tags({
+            "device": str(trained.device), "precision": trained.precision,
+            "optimizer": type(trained.optimizer).__name__,  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
+        })
+        log_confusions(trained.predictions, classes, self.spec.label, metrics)
+        saved.write(saved.path)
+        metrics["model/checkpoint_bytes"] = size_on_disk(saved.path)
+        metrics |= derived(metrics) if derived else {}
+        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in trained.logged}, step=trained.step)
+        if is_global_zero():  # a distributed fit's later processes saved nothing, and Lightning logs on rank 0 only
+            log_saved_model(saved.path)
+            self._check_contract(trained.cannot_have)
+        return {"run_id": self.run_id, **metrics}
+
+    def _check_contract(self, cannot_have: frozenset[str]) -> None:
+        logged = mlflow.MlflowClient().get_run(self.run_id).data
+        missing = [key for key in CONTRACT_METRICS if key not in logged.metrics and key not in cannot_have]
+        missing += [f"tag {key}" for key in CONTRACT_TAGS if key not in logged.tags]
+        if missing:
+            raise RuntimeError(f"run {self.spec.label} breaks the run contract: it logged no {', '.join(missing)}")
+
+
+@contextmanager
+def tracked_run(params: Params, spec: RunSpec, tags: Optional[dict[str, str]] = None) -> Iterator[TrackedRun]:
+    """The stage's MLflow run for ``spec`` (FINISHED on success, FAILED if the block raises), with ``tags``."""
+    with stage_run(params, spec) as run:
+        mlflow.set_tags(tags or {})
+        yield TrackedRun(run, spec)
+
+
+def log_confusions(predictions: Predictions, classes: dict[str, np.ndarray], label: str, metrics: Metrics) -> None:
+    """One confusion matrix per output: ``plots/confusion_matrix.png``, or ``..._<output>.png`` for several."""
+    several = len(predictions) > 1
+    for output, (y_true, y_pred) in predictions.items():
+        names = classes[output]
+        matrix = np.zeros((len(names), len(names)), dtype=int)
+        np.add.at(matrix, (y_true, y_pred), 1)
+        acc = metrics.get(f"test/{output}/acc", metrics["test/acc"])
+        title = f"{label}{f' · {output}' if several else ''}: test, acc {acc:.3f}"
+        fig = figures.confusion_figure(matrix, names, title)
+        mlflow.log_figure(fig, f"plots/confusion_matrix_{output}.png" if several else "plots/confusion_matrix.png")
+        figures.close(fig)
+
+
+def log_saved_model(saved_at: Path) -> None:
+    if saved_at.is_dir():
+        mlflow.log_artifacts(str(saved_at), f"model/{saved_at.name}")
+    else:
+        mlflow.log_artifact(str(saved_at), "model")
+
+
+def size_on_disk(path: Path) -> int:
+    if not is_global_zero():  # a distributed fit's later processes saved nothing (pipeline.ranks)
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

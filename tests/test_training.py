@@ -1,0 +1,51 @@
+"""The Lightning training path's callbacks, on tiny plain modules on CPU."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from pipeline.training.callbacks import BestWeights
+
+
+class TinyRegression(pl.LightningModule):
+    """One linear layer whose validation logs only ``val/mse``."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.mse_loss(self.layer(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val/mse", nn.functional.mse_loss(self.layer(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit(callback: pl.Callback, epochs: int = 3) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(32, 2)
+    data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[callback], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(TinyRegression(), data, data)
+
+
+def test_best_weights_keep_the_epoch_with_the_lowest_monitored_metric():
+    best = BestWeights("val/mse")
+    fit(best)
+    assert best.best_score is not None and set(best.state) == {"layer.weight", "layer.bias"}
+    assert all(t.device.type == "cpu" for t in best.state.values())
+
+
+def test_best_weights_fail_loudly_naming_what_validation_logged_when_their_metric_is_missing():
+    with pytest.raises(RuntimeError, match=r"lowest `val/loss`, which validation did not log; it logged: `val/mse`"):
+        fit(BestWeights("val/loss"), epochs=1)

@@ -1,0 +1,74 @@
+"""A paradigm plug-in written outside the package, as README's "Extending" walks through: the scratch
+control with a narrower body, compared with the scratch control.
+
+Its declaration, params section, checks, run and comparison section are all here; the tests register it
+with ``pipeline.paradigms.registered(PARADIGM)`` and find it in the schema, the comparison and sweeps
+without any of those having been edited. In the project it would be ``pipeline/paradigms/narrow/``
+(``__init__``, ``config``, ``run``, ``compare``) with its line in ``BUILT_IN``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from pipeline.compare.sections import Results, Section, col, linked, seeds
+from pipeline.compare.table import markdown_table, number
+from pipeline.config.schema import StageSection
+from pipeline.paradigms import Paradigm, Ref
+from pipeline.paths import MODEL_FILE, StagePaths
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+
+class NarrowConfig(StageSection):
+    """The ``narrow`` params section."""
+
+    width: int = Field(8, ge=1)  # units of the one body layer
+
+
+def check_narrow(params: Params) -> None:
+    widest = max(params.model.hidden_sizes)
+    if params.narrow.width >= widest:
+        raise ValueError(f"narrow.width = {params.narrow.width}: must be narrower than model.hidden_sizes ({widest})")
+
+
+def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dict]:
+    from pipeline.data.prepared import load_task
+    from pipeline.models.checkpoint import save_classifier
+    from pipeline.models.classifier import build_classifier
+    from pipeline.paradigms.fitted import train_classifier
+    from pipeline.seeding import seed_everything
+    from pipeline.tracking.contract import RunSpec, SavedModel
+
+    paths = paths or StagePaths.of(PARADIGM.stage)
+    task = load_task(paths.prepared(PARADIGM.task))
+    narrow = params.model.model_copy(update={"hidden_sizes": [params.narrow.width]})
+    seed_everything(params.seed)
+    model = build_classifier(narrow, task.input_shape, task.num_classes)
+    saved = SavedModel(paths.models / MODEL_FILE, lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes))
+    entry, _ = train_classifier(params, RunSpec.of(PARADIGM, "narrow"), model, task, saved)
+    return {"narrow": entry}
+
+
+def compare_narrow(results: Results) -> Section:
+    title = "Narrow vs scratch"
+    rows, scratch = results.of("narrow"), results.of("scratch")
+    columns = {"run": lambda row: row["label"], "seeds": seeds, "test acc": col("test/acc"),
+               "trainable params": col("params/trainable", "int"), "MLflow": linked}
+    gap = rows["test/acc"].iloc[0] - scratch["test/acc"].iloc[0]
+    table = markdown_table((row for _, row in rows.iterrows()), columns)
+    return Section(title, "The scratch control with one narrow body layer.", table,
+                   f"{title}: Δ acc {number(gap, 'signed')}.", metrics={"narrow/acc_vs_scratch": gap})
+
+
+PARADIGM = Paradigm(
+    stage="narrow",
+    config=NarrowConfig,
+    task="target",
+    run=Ref("tests.toy_paradigm:run_narrow"),
+    compare=Ref("tests.toy_paradigm:compare_narrow"),
+    checks=check_narrow,
+)
