@@ -43,7 +43,16 @@ def run_setting(params, work: Path) -> tuple[list[dict], list[dict]]:
         run_pretrain(params, StagePaths.of("pretrain", work))
     runs = run_active_learning(params, paths)
     curves = pd.read_csv(paths.plots / "curves.csv").to_dict("records")
-    return [{"variant": v, **{k: run.get(k, np.nan) for k in SUMMARY + ["al/pseudo_labels_total", "al/pseudo_label_acc_mean", "al/labels_final"]}} for v, run in runs.items()], curves
+    return [
+        {
+            "variant": v,
+            **{
+                k: run.get(k, np.nan)
+                for k in SUMMARY + ["al/pseudo_labels_total", "al/pseudo_label_acc_mean", "al/labels_final"]
+            },
+        }
+        for v, run in runs.items()
+    ], curves
 
 
 def benchmark(base: dict, seeds: list[int], cooperative: list[bool], log) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -51,7 +60,9 @@ def benchmark(base: dict, seeds: list[int], cooperative: list[bool], log) -> tup
     with scratch_store("active-learning") as work:
         for seed in seeds:
             for pseudo in cooperative:
-                params = parse_params(base | {"seed": seed, "active_learning": base["active_learning"] | {"cooperative": pseudo}})
+                params = parse_params(
+                    base | {"seed": seed, "active_learning": base["active_learning"] | {"cooperative": pseudo}}
+                )
                 started = time.perf_counter()
                 with contextlib.redirect_stderr(log):
                     found, curve = run_setting(params, work / f"seed-{seed}-{pseudo}")
@@ -65,7 +76,8 @@ def benchmark(base: dict, seeds: list[int], cooperative: list[bool], log) -> tup
 def summary_tables(results: pd.DataFrame, curves: pd.DataFrame) -> str:
     seeds = results["seed"].nunique()
     lines = [
-        "| strategy | final test acc | al/alc | alc − random | labels to reach random's final acc | share of random's labels | seeds at ≤ 70 % |",
+        "| strategy | final test acc | al/alc | alc − random | labels to reach random's final acc | share of random's "
+        "labels | seeds at ≤ 70 % |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant, group in results.groupby("variant", sort=False):
@@ -75,11 +87,16 @@ def summary_tables(results: pd.DataFrame, curves: pd.DataFrame) -> str:
         control = variant.startswith("random")
         within = "–" if control else f"{int((share <= SHARE_LIMIT).sum())}/{seeds}"
         lines.append(
-            f"| {variant} | {mean_std(group['test/acc'])} | {mean_std(group['al/alc'])} | {mean_std(group['al/alc_gain_vs_random'])} | "
+            f"| {variant} | {mean_std(group['test/acc'])} | {mean_std(group['al/alc'])} | "
+            f"{mean_std(group['al/alc_gain_vs_random'])} | "
             f"{labels} | {'(the target is its own)' if control else mean_std(share, 2)} | {within} |"
         )
     points = sorted(curves["labels"].unique())
-    lines += ["", "| strategy | " + " | ".join(f"{int(x)} labels" for x in points) + " |", "|---|" + "---|" * len(points)]
+    lines += [
+        "",
+        "| strategy | " + " | ".join(f"{int(x)} labels" for x in points) + " |",
+        "|---|" + "---|" * len(points),
+    ]
     for variant, group in curves.groupby("variant", sort=False):
         means = group.groupby("labels")["test/acc"].mean()
         lines.append(f"| {variant} | " + " | ".join(f"{means[x]:.3f}" for x in points) + " |")
@@ -87,7 +104,10 @@ def summary_tables(results: pd.DataFrame, curves: pd.DataFrame) -> str:
     if len(pseudo):
         lines += ["", "| strategy | pseudo-labels used (all rounds) | share right |", "|---|---|---|"]
         for variant, group in pseudo.groupby("variant", sort=False):
-            lines.append(f"| {variant} | {mean_std(group['al/pseudo_labels_total'], 0)} | {mean_std(group['al/pseudo_label_acc_mean'])} |")
+            lines.append(
+                f"| {variant} | {mean_std(group['al/pseudo_labels_total'], 0)} | "
+                f"{mean_std(group['al/pseudo_label_acc_mean'])} |"
+            )
     return "\n".join(lines)
 
 
@@ -102,7 +122,10 @@ def main() -> None:
     if args.csv:
         results.to_csv(args.csv, index=False)
         curves.to_csv(args.csv.with_name(args.csv.stem + "-curves.csv"), index=False)
-    print(f"\n{summary_tables(results, curves)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-round log in {args.log}")
+    print(
+        f"\n{summary_tables(results, curves)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; "
+        f"per-round log in {args.log}"
+    )
 
 
 if __name__ == "__main__":

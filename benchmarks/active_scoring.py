@@ -19,7 +19,7 @@ the calls ``query`` makes, each timed around the call: the model's prediction (t
 pool and query, and the rest (indexing the pool's inputs on the device, bald's mean over samples).
 CUDA is synchronised at every clock reading.
 
-    python -m benchmarks.active_scoring                         # 20,000 3x32x32 images, mlp 128-128, every strategy (under a minute on 2 cores)
+    python -m benchmarks.active_scoring       # 20,000 3x32x32 images, mlp 128-128, every strategy (a minute on 2 cores)
     python -m benchmarks.active_scoring --pool 2000 --repeats 1 # a quick check
     python -m benchmarks.active_scoring --device cuda --pool 200000 --set "model.hidden_sizes=[2048, 2048]"   # on a GPU
 
@@ -98,9 +98,13 @@ class Clock:
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, "active-scoring", "strategy, repeat, scored, seconds, predict/rank/entropy_seconds")
+    parser = benchmark_parser(
+        __doc__, "active-scoring", "strategy, repeat, scored, seconds, predict/rank/entropy_seconds"
+    )
     parser.add_argument("--pool", type=int, default=20_000, help="unlabelled examples to score")
-    parser.add_argument("--shape", type=int, nargs="+", default=[3, 32, 32], metavar="DIM", help="one example's shape, e.g. C H W")
+    parser.add_argument(
+        "--shape", type=int, nargs="+", default=[3, 32, 32], metavar="DIM", help="one example's shape, e.g. C H W"
+    )
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--strategies", nargs="+", choices=QUERY_STRATEGIES, default=list(QUERY_STRATEGIES))
     parser.add_argument("--repeats", type=int, default=3, help="timed queries per strategy, after one warm-up")
@@ -120,9 +124,14 @@ def main() -> None:
     state = LabelState.start(np.arange(seed_size), y[:seed_size], np.arange(seed_size, seed_size + args.pool))
     learner.fit(X_train[:seed_size], y_train[:seed_size], torch.Generator().manual_seed(params.seed))
     clock = Clock(learner)
-    print(f"device: {describe(learner.device)}; pool of {args.pool:,} examples of shape {shape}; model {model_words(params.model)}, "
-          f"dropout {params.model.dropout}, "
-          f"precision {params.trainer_for(STAGE).precision}; query size {cfg.query_size}, bald {cfg.mc_samples} dropout samples", flush=True)
+    print(
+        f"device: {describe(learner.device)}; pool of {args.pool:,} examples of shape {shape}; model "
+        f"{model_words(params.model)}, "
+        f"dropout {params.model.dropout}, "
+        f"precision {params.trainer_for(STAGE).precision}; query size {cfg.query_size}, bald {cfg.mc_samples} dropout "
+        "samples",
+        flush=True,
+    )
 
     rows = []
     started = time.perf_counter()
@@ -139,23 +148,41 @@ def main() -> None:
                 asked = rounds.query(learner, picker, X_train, state, cfg.query_size, cfg, rng)
                 seconds = now(learner.device) - began
                 if repeat:
-                    rows.append({"strategy": strategy, "repeat": repeat, "scored": len(asked.scored), "seconds": seconds,
-                                 **{f"{k}_seconds": v for k, v in clock.seconds.items()},
-                                 "forward_passes": cfg.mc_samples if picker.mc_dropout else 1})
+                    rows.append(
+                        {
+                            "strategy": strategy,
+                            "repeat": repeat,
+                            "scored": len(asked.scored),
+                            "seconds": seconds,
+                            **{f"{k}_seconds": v for k, v in clock.seconds.items()},
+                            "forward_passes": cfg.mc_samples if picker.mc_dropout else 1,
+                        }
+                    )
             mine = [r for r in rows if r["strategy"] == strategy]
-            print(f"{strategy}: {statistics.median(r['seconds'] for r in mine):.3f} s per query of {mine[0]['scored']:,}", flush=True)
+            print(
+                f"{strategy}: {statistics.median(r['seconds'] for r in mine):.3f} s per query of {mine[0]['scored']:,}",
+                flush=True,
+            )
     results = pd.DataFrame(rows)
     if args.csv:
         results.to_csv(args.csv, index=False)
-    lines = ["| strategy | forward passes | pool scored | s per query | samples/s | of which: model prediction (s) | ranking (s) | "
-             "entropy (s) | the rest: indexing the pool, ... (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| strategy | forward passes | pool scored | s per query | samples/s | of which: model prediction (s) | "
+        "ranking (s) | "
+        "entropy (s) | the rest: indexing the pool, ... (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for strategy, group in results.groupby("strategy", sort=False):
         seconds = statistics.median(group["seconds"])
         part = {k: statistics.median(group[f"{k}_seconds"]) for k in ("predict", "rank", "entropy")}
-        rest = statistics.median(group["seconds"] - group["predict_seconds"] - group["rank_seconds"] - group["entropy_seconds"])
-        lines.append(f"| {strategy} | {group['forward_passes'].iloc[0]} | {group['scored'].iloc[0]:,} | {seconds:.3f} | "
-                     f"{group['scored'].iloc[0] / seconds:,.0f} | {part['predict']:.3f} | {part['rank']:.3f} | {part['entropy']:.3f} | {rest:.3f} |")
+        rest = statistics.median(
+            group["seconds"] - group["predict_seconds"] - group["rank_seconds"] - group["entropy_seconds"]
+        )
+        lines.append(
+            f"| {strategy} | {group['forward_passes'].iloc[0]} | {group['scored'].iloc[0]:,} | {seconds:.3f} | "
+            f"{group['scored'].iloc[0] / seconds:,.0f} | {part['predict']:.3f} | {part['rank']:.3f} | "
+            f"{part['entropy']:.3f} | {rest:.3f} |"
+        )
     print(f"\n{time.perf_counter() - started:.0f} s of queries\n\n" + "\n".join(lines))
 
 

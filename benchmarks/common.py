@@ -22,7 +22,9 @@ def benchmark_parser(doc: str, name: str, csv_columns: str) -> argparse.Argument
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. trainer.lr=0.003")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. trainer.lr=0.003"
+    )
     parser.add_argument("--csv", type=Path, help=f"also write every result ({csv_columns})")
     parser.add_argument("--log", type=Path, default=Path(f"benchmark-{name}.log"), help="per-epoch output")
     return parser

@@ -16,15 +16,21 @@ from torch import nn
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: cuda when torch.cuda.is_available(), else cpu")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: cuda when torch.cuda.is_available(), else cpu",
+    )
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch.cuda.is_available() is False on this machine (no GPU, or a CPU build of torch)")
+        raise SystemExit(
+            "--device cuda: torch.cuda.is_available() is False on this machine (no GPU, or a CPU build of torch)"
+        )
     return torch.device(name)
 
 
@@ -58,8 +64,15 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "16-mixed" and device.type == "cuda")
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, xb: torch.Tensor,
-               yb: torch.Tensor, precision: str, device: torch.device) -> torch.Tensor:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    precision: str,
+    device: torch.device,
+) -> torch.Tensor:
     """One hand-written training step (forward, cross-entropy, backward, optimizer step) at ``precision``; the loss."""
     with autocast(precision, device):
         loss = nn.functional.cross_entropy(model(xb), yb)
@@ -71,6 +84,6 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch
 
 
 def synthetic_images(samples: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random float32 inputs in [0, 1) of ``shape`` and uniform random labels ``0..classes-1``: for timing, not learning."""
+    """Random float32 inputs in [0, 1) of ``shape`` and uniform labels ``0..classes-1``: for timing, not learning."""
     rng = np.random.default_rng(seed)
     return rng.random((samples, *shape), dtype=np.float32), rng.integers(0, classes, size=samples, dtype=np.int64)

@@ -5,8 +5,9 @@ is split into the clients' local training (forward, backward, optimizer steps ov
 batches) and everything else: sampling, sending and decoding the model, encoding and
 aggregating updates, resetting the shared trainer. The overhead is that rest over the local
 training time. For reference it also times the same local training in a bare PyTorch loop
-(no Lightning, no simulation) and gives the round time over that. Every client takes part every round (``client_fraction`` 1) for one local
-epoch, on the IID partition, so 100 clients hold about 12 examples each: one local step.
+(no Lightning, no simulation) and gives the round time over that. Every client takes part every
+round (``client_fraction`` 1) for one local epoch, on the IID partition, so 100 clients hold about
+12 examples each: one local step.
 
     python -m benchmarks.federated_overhead                   # 10 and 100 clients, 3 repeats
     python -m benchmarks.federated_overhead --clients 100 --rounds 20
@@ -30,8 +31,8 @@ from benchmarks.common import base_params, benchmark_parser, scratch_store, with
 from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task, read_arrays
-from pipeline.paradigms.federated.client import make_clients
 from pipeline.models.classifier import build_classifier
+from pipeline.paradigms.federated.client import make_clients
 from pipeline.paradigms.federated.run import run_federated
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
@@ -44,7 +45,9 @@ def plain_torch_compute(params, data_dir, rounds: int) -> float:
     Every client, every round: one epoch of its batches from a fresh optimizer, as in the simulation.
     """
     data = load_task(data_dir / "full.npz")
-    clients = make_clients(data.X["train"], data.y["train"], read_arrays(data_dir / "federated.npz")["iid"], torch.device("cpu"))
+    clients = make_clients(
+        data.X["train"], data.y["train"], read_arrays(data_dir / "federated.npz")["iid"], torch.device("cpu")
+    )
     seed_everything(params.seed)
     model = build_classifier(params.model, data.input_shape, data.num_classes)
     seconds = 0.0
@@ -68,11 +71,20 @@ def run_folder(work: Path, clients: int, repeat: int) -> Path:
 
 
 def measure(base: dict, clients: int, rounds: int, repeat: int, work, log) -> dict:
-    tree = with_overrides(copy.deepcopy(base), [
-        f"prepare.federated.num_clients={clients}", "federated.partitions=[iid]", "federated.strategies=[fedavg]",
-        "federated.client_fraction=1.0", "federated.local_epochs=1", f"federated.rounds={rounds}",
-        "federated.personalization_steps=0", "federated.centralized=false", "federated.compression=none",
-    ])
+    tree = with_overrides(
+        copy.deepcopy(base),
+        [
+            f"prepare.federated.num_clients={clients}",
+            "federated.partitions=[iid]",
+            "federated.strategies=[fedavg]",
+            "federated.client_fraction=1.0",
+            "federated.local_epochs=1",
+            f"federated.rounds={rounds}",
+            "federated.personalization_steps=0",
+            "federated.centralized=false",
+            "federated.compression=none",
+        ],
+    )
     params = parse_params(tree)
     paths = StagePaths.of("federated", work / f"clients-{clients}").writing_to(run_folder(work, clients, repeat))
     write_prepared(prepare_data(params), paths.data)
@@ -104,18 +116,27 @@ def main() -> None:
             for repeat in range(args.repeats):
                 rows.append(measure(base, clients, args.rounds, repeat, work, log))
                 row = rows[-1]
-                print(f"{clients} clients, repeat {repeat}: round {row['round_ms']:.1f} ms, local training {row['local_ms']:.1f} ms "
-                      f"(overhead {100 * row['overhead']:.1f} %), bare PyTorch {row['plain_torch_ms']:.1f} ms", flush=True)
+                print(
+                    f"{clients} clients, repeat {repeat}: round {row['round_ms']:.1f} ms, local training "
+                    f"{row['local_ms']:.1f} ms "
+                    f"(overhead {100 * row['overhead']:.1f} %), bare PyTorch {row['plain_torch_ms']:.1f} ms",
+                    flush=True,
+                )
     results = pd.DataFrame(rows)
     if args.csv:
         results.to_csv(args.csv, index=False)
-    lines = ["| clients | examples per client | round (ms) | local training in the simulation (ms) | overhead over it | "
-             "same training in bare PyTorch (ms) | round over bare PyTorch |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| clients | examples per client | round (ms) | local training in the simulation (ms) | overhead over it | "
+        "same training in bare PyTorch (ms) | round over bare PyTorch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for clients, group in results.groupby("clients"):
         o, p = 100 * group["overhead"], 100 * group["overhead_vs_plain_torch"]
-        lines.append(f"| {clients} | {group['examples_per_client'].iloc[0]:.0f} | {statistics.median(group['round_ms']):.1f} | "
-                     f"{statistics.median(group['local_ms']):.1f} | {o.median():.1f} % ({o.min():.1f}-{o.max():.1f} %) | "
-                     f"{statistics.median(group['plain_torch_ms']):.1f} | +{p.median():.1f} % ({p.min():.1f}-{p.max():.1f} %) |")
+        lines.append(
+            f"| {clients} | {group['examples_per_client'].iloc[0]:.0f} | {statistics.median(group['round_ms']):.1f} | "
+            f"{statistics.median(group['local_ms']):.1f} | {o.median():.1f} % ({o.min():.1f}-{o.max():.1f} %) | "
+            f"{statistics.median(group['plain_torch_ms']):.1f} | +{p.median():.1f} % ({p.min():.1f}-{p.max():.1f} %) |"
+        )
     print("\n" + "\n".join(lines))
 
 

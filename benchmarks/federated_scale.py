@@ -20,7 +20,7 @@ PyTorch loop with the round time over it, come from ``federated_overhead`` (mean
 the first included; median over the repeats). Its bare loop runs on the CPU only, so the two
 bare-loop columns are left out of the table on a GPU.
 
-    python -m benchmarks.federated_scale                          # 10, 100, 1,000 clients, 5 rounds, 3 repeats (about 1.5 min on 2 cores)
+    python -m benchmarks.federated_scale      # 10, 100, 1,000 clients, 5 rounds, 3 repeats (about 1.5 min on 2 cores)
     python -m benchmarks.federated_scale --clients 10 100 --rounds 3 --repeats 1 --examples 5000   # a quick check
     python -m benchmarks.federated_scale --device cuda --clients 10 100 1000 10000 --examples 250000   # on a GPU
 
@@ -47,7 +47,7 @@ from pipeline.config.loading import parse_params
 
 
 def write_synthetic_digits(path: Path, examples: int, noise: float, seed: int) -> Path:
-    """The digits tiled to ``examples`` images (N×1×8×8 float32, labels int64), each copy with its own Gaussian noise."""
+    """The digits tiled to ``examples`` images (N×1×8×8 float32, labels int64), each copy with its own noise."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -72,21 +72,30 @@ def summary_table(results: pd.DataFrame, bare_torch: bool) -> str:
     lines = [head, rule]
     for clients, group in results.groupby("clients"):
         seconds = statistics.median(s for per_run in group["round_seconds"] for s in per_run[1:])  # round 1: warm-up
-        line = (f"| {clients:,} | {group['examples_per_client'].iloc[0]:,.0f} | {seconds:.3f} | {1 / seconds:.2f} | "
-                f"{100 * group['overhead'].median():.1f} % |")
+        line = (
+            f"| {clients:,} | {group['examples_per_client'].iloc[0]:,.0f} | {seconds:.3f} | {1 / seconds:.2f} | "
+            f"{100 * group['overhead'].median():.1f} % |"
+        )
         if bare_torch:  # federated_overhead's figures: means over all rounds, the first included, on both sides
-            line += f" {statistics.median(group['plain_torch_ms']) / 1000:.3f} | {100 * group['overhead_vs_plain_torch'].median():+.0f} % |"
+            plain, over = statistics.median(group["plain_torch_ms"]) / 1000, group["overhead_vs_plain_torch"].median()
+            line += f" {plain:.3f} | {100 * over:+.0f} % |"
         lines.append(line)
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, "federated-scale", "clients, repeat, round_ms, local_ms, overhead, round_seconds")
+    parser = benchmark_parser(
+        __doc__, "federated-scale", "clients, repeat, round_ms, local_ms, overhead, round_seconds"
+    )
     parser.add_argument("--clients", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--rounds", type=int, default=5, help="rounds per run, the first a warm-up (at least 2)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--examples", type=int, default=25_000, help="images in the synthetic data set (about 65 %% train)")
-    parser.add_argument("--noise", type=float, default=1.0, help="std of the noise added to each copy (pixels are 0-16)")
+    parser.add_argument(
+        "--examples", type=int, default=25_000, help="images in the synthetic data set (about 65 %% train)"
+    )
+    parser.add_argument(
+        "--noise", type=float, default=1.0, help="std of the noise added to each copy (pixels are 0-16)"
+    )
     add_device_option(parser)
     args = parser.parse_args()
     if args.rounds < 2:
@@ -96,26 +105,41 @@ def main() -> None:
     rows = []
     with open(args.log, "w") as log, scratch_store("federated-scale") as work:
         path = write_synthetic_digits(work / "synthetic-digits.npz", args.examples, args.noise, seed=0)
-        # dirichlet_alpha: prepare draws every partition, the unused Dirichlet one too, and refuses a client with fewer than
-        # min_samples_per_client examples; a mild skew keeps that draw possible with few examples per client
-        base = with_overrides(base_params(args), ["data.source=npz", f"data.path={path}", "prepare.federated.dirichlet_alpha=100",
-                                                  *device_overrides(device)])
+        # dirichlet_alpha: prepare draws every partition, the unused Dirichlet one too, and refuses a client with
+        # fewer than min_samples_per_client examples; a mild skew keeps that draw possible with few examples per client
+        base = with_overrides(
+            base_params(args),
+            [
+                "data.source=npz",
+                f"data.path={path}",
+                "prepare.federated.dirichlet_alpha=100",
+                *device_overrides(device),
+            ],
+        )
         params = parse_params(copy.deepcopy(base))
-        print(f"device: {describe(device)}; {args.examples:,} synthetic 8x8 digits; model {model_words(params.model)}, "
-              f"local batch {params.federated.local_batch_size}, {args.rounds} rounds", flush=True)
+        print(
+            f"device: {describe(device)}; {args.examples:,} synthetic 8x8 digits; model {model_words(params.model)}, "
+            f"local batch {params.federated.local_batch_size}, {args.rounds} rounds",
+            flush=True,
+        )
         for clients in args.clients:
             for repeat in range(args.repeats):
                 row = measure(copy.deepcopy(base), clients, args.rounds, repeat, work, log)
                 row["round_seconds"] = per_round_seconds(run_folder(work, clients, repeat) / "plots")
                 rows.append(row)
                 timed = statistics.median(row["round_seconds"][1:])
-                print(f"{clients:,} clients ({row['examples_per_client']:,.0f} examples each), repeat {repeat}: "
-                      f"{timed:.3f} s per round ({1 / timed:.2f} rounds/s), simulation overhead {100 * row['overhead']:.1f} %",
-                      flush=True)
+                print(
+                    f"{clients:,} clients ({row['examples_per_client']:,.0f} examples each), repeat {repeat}: "
+                    f"{timed:.3f} s per round ({1 / timed:.2f} rounds/s), simulation overhead "
+                    f"{100 * row['overhead']:.1f} %",
+                    flush=True,
+                )
     results = pd.DataFrame(rows)
     if args.csv:
         results.to_csv(args.csv, index=False)
-    print(f"\n{time.perf_counter() - started:.0f} s in all\n\n{summary_table(results, bare_torch=device.type == 'cpu')}")
+    print(
+        f"\n{time.perf_counter() - started:.0f} s in all\n\n{summary_table(results, bare_torch=device.type == 'cpu')}"
+    )
 
 
 if __name__ == "__main__":

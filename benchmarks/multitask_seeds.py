@@ -29,8 +29,12 @@ from pipeline.paradigms.multitask.run import COSTS, SHARED, run_multitask
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paths import StagePaths
 
-COST_COLUMNS = {"params/total": "parameters", "memory/estimated_train_bytes": "estimated training memory (bytes)",
-                "memory/peak_bytes": "measured peak (bytes)", "time/fit_seconds": "fit time (s)"}
+COST_COLUMNS = {
+    "params/total": "parameters",
+    "memory/estimated_train_bytes": "estimated training memory (bytes)",
+    "memory/peak_bytes": "measured peak (bytes)",
+    "time/fit_seconds": "fit time (s)",
+}
 
 
 def run_setting(params, work: Path) -> list[dict]:
@@ -70,13 +74,28 @@ def summary_tables(results: pd.DataFrame) -> str:
     """Markdown: test accuracy per task and approach; costs of each approach and their ratio."""
     accuracy = results[results["task"] != "(cost)"]
     tasks = list(dict.fromkeys(accuracy["task"]))
-    lines = ["| weighting | approach | " + " | ".join(f"{t} test acc" for t in tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+    lines = [
+        "| weighting | approach | " + " | ".join(f"{t} test acc" for t in tasks) + " |",
+        "|---|---|" + "---|" * len(tasks),
+    ]
     for (weighting, approach), group in accuracy.groupby(["weighting", "approach"], sort=False):
-        lines.append(f"| {weighting} | {approach} | " + " | ".join(mean_std(group[group["task"] == t]["test_acc"], 3) for t in tasks) + " |")
+        lines.append(
+            f"| {weighting} | {approach} | "
+            + " | ".join(mean_std(group[group["task"] == t]["test_acc"], 3) for t in tasks)
+            + " |"
+        )
     costs = results[results["task"] == "(cost)"]
-    lines += ["", "| weighting | approach | " + " | ".join(COST_COLUMNS.values()) + " |", "|---|---|" + "---|" * len(COST_COLUMNS)]
+    lines += [
+        "",
+        "| weighting | approach | " + " | ".join(COST_COLUMNS.values()) + " |",
+        "|---|---|" + "---|" * len(COST_COLUMNS),
+    ]
     for (weighting, approach), group in costs.groupby(["weighting", "approach"], sort=False):
-        lines.append(f"| {weighting} | {approach} | " + " | ".join(mean_std(group[k], 2 if k.startswith("time") else 0) for k in COST_COLUMNS) + " |")
+        lines.append(
+            f"| {weighting} | {approach} | "
+            + " | ".join(mean_std(group[k], 2 if k.startswith("time") else 0) for k in COST_COLUMNS)
+            + " |"
+        )
     for weighting, group in costs.groupby("weighting", sort=False):
         shared = group[group["approach"] == "multitask"].set_index("seed")
         separate = group[group["approach"] == "separate"].set_index("seed")
@@ -96,7 +115,10 @@ def main() -> None:
     if args.csv:
         results.to_csv(args.csv, index=False)
     runs = len(results[results["task"] == "(cost)"]) // 2
-    print(f"\n{summary_tables(results)}\n\n{runs} stage runs in {time.perf_counter() - started:.0f} s; per-epoch log in {args.log}")
+    print(
+        f"\n{summary_tables(results)}\n\n{runs} stage runs in {time.perf_counter() - started:.0f} s; per-epoch log in "
+        f"{args.log}"
+    )
 
 
 if __name__ == "__main__":

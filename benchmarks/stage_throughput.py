@@ -22,8 +22,8 @@ costs: training, validation and, for the pipeline, its per-epoch bookkeeping (ca
 an improved model's weights, MLflow logging), timed from one epoch's start to the next. The overhead is
 pipeline over hand-written. CUDA is synchronised at every clock reading.
 
-    python -m benchmarks.stage_throughput                 # cnn 32-64-128 on 2,048 3x32x32 images, 6 epochs, 4 repeats (about a minute on 2 cores)
-    python -m benchmarks.stage_throughput --samples 512 --epochs 2 --repeats 1 --set "model.channels=[8]"   # a quick check
+    python -m benchmarks.stage_throughput     # cnn 32-64-128 on 2,048 3x32x32 images, 6 epochs, 4 repeats (a minute)
+    python -m benchmarks.stage_throughput --samples 512 --epochs 2 --repeats 1 --set "model.channels=[8]"  # quick
     # on a GPU: a model that keeps it busy, e.g. the ResNet-18-sized backbone (11.2 M parameters) on CIFAR-sized data
     python -m benchmarks.stage_throughput --device cuda --samples 50000 --val-samples 10000 --epochs 4 \\
         --set model.backbone=resnet --set "model.channels=[64, 128, 256, 512]" --set model.blocks_per_stage=2 \\
@@ -51,8 +51,17 @@ import torch
 from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
-from benchmarks.devices import (add_device_option, autocast, describe, device_overrides, grad_scaler, model_words, pick_device,
-                               synthetic_images, train_step)
+from benchmarks.devices import (
+    add_device_option,
+    autocast,
+    describe,
+    device_overrides,
+    grad_scaler,
+    model_words,
+    pick_device,
+    synthetic_images,
+    train_step,
+)
 from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.models.lightning_module import ClassificationModule
@@ -105,10 +114,21 @@ def pipeline_epochs(params, X, y, shape, classes, seed, log) -> tuple[list[dict]
     seed_everything(seed)
     module = ClassificationModule(build_classifier(params.model, shape, classes), classes, cfg)
     timer = EpochTimer()
-    with contextlib.redirect_stderr(log), stage_run(params, RunSpec.of(PARADIGM, "throughput", paradigm="benchmark")) as run:
-        trained = fit_and_test(module, make_loaders(X, y, cfg, seed), cfg, seed, run, label="throughput", extra_callbacks=[timer])
-    rows = [{"epoch": i + 1, "train_seconds": t, "epoch_seconds": e} for i, (t, e) in enumerate(zip(timer.train, timer.epochs))]
-    return rows, {"throughput/train_samples_per_s": trained.samples_per_s, "params/total": sum(p.numel() for p in module.parameters())}
+    with (
+        contextlib.redirect_stderr(log),
+        stage_run(params, RunSpec.of(PARADIGM, "throughput", paradigm="benchmark")) as run,
+    ):
+        trained = fit_and_test(
+            module, make_loaders(X, y, cfg, seed), cfg, seed, run, label="throughput", extra_callbacks=[timer]
+        )
+    rows = [
+        {"epoch": i + 1, "train_seconds": t, "epoch_seconds": e}
+        for i, (t, e) in enumerate(zip(timer.train, timer.epochs))
+    ]
+    return rows, {
+        "throughput/train_samples_per_s": trained.samples_per_s,
+        "params/total": sum(p.numel() for p in module.parameters()),
+    }
 
 
 def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> list[dict]:
@@ -138,25 +158,42 @@ def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> lis
                 val_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").float()
                 correct += (logits.argmax(dim=1) == yb).sum()
                 seen += len(yb)
-        float(running), float(val_loss / seen), float(correct / seen)  # read the epoch's figures, as the stage logs them
+        (
+            float(running),
+            float(val_loss / seen),
+            float(correct / seen),
+        )  # read the epoch's figures, as the stage logs them
         rows.append({"epoch": epoch + 1, "train_seconds": trained - started, "epoch_seconds": now(device) - started})
     return rows
 
 
 def summary_table(results: pd.DataFrame, train_samples: int) -> str:
     timed = results[results["epoch"] > 1]  # the first epoch is the warm-up
-    med = {side: {k: statistics.median(group[k]) for k in ("train_seconds", "epoch_seconds")} for side, group in timed.groupby("side")}
-    lines = ["| path | train samples/s | train s/epoch | epoch s (train + val + bookkeeping) | overhead: train | overhead: epoch |",
-             "|---|---|---|---|---|---|"]
+    med = {
+        side: {k: statistics.median(group[k]) for k in ("train_seconds", "epoch_seconds")}
+        for side, group in timed.groupby("side")
+    }
+    lines = [
+        "| path | train samples/s | train s/epoch | epoch s (train + val + bookkeeping) | overhead: train | overhead: "
+        "epoch |",
+        "|---|---|---|---|---|---|",
+    ]
     for side in (HAND, PIPELINE):
         m, h = med[side], med[HAND]
         over = "–" if side == HAND else f"{100 * (m['train_seconds'] / h['train_seconds'] - 1):+.1f} %"
         over_epoch = "–" if side == HAND else f"{100 * (m['epoch_seconds'] / h['epoch_seconds'] - 1):+.1f} %"
-        lines.append(f"| {side} | {train_samples / m['train_seconds']:,.0f} | {m['train_seconds']:.3f} | {m['epoch_seconds']:.3f} | {over} | {over_epoch} |")
-    fast = {side: {k: group[k].min() for k in ("train_seconds", "epoch_seconds")} for side, group in timed.groupby("side")}
-    lines.append(f"\nFrom the fastest epoch of each side instead (less sensitive to other load on the machine): overhead "
-                 f"train {100 * (fast[PIPELINE]['train_seconds'] / fast[HAND]['train_seconds'] - 1):+.1f} %, "
-                 f"epoch {100 * (fast[PIPELINE]['epoch_seconds'] / fast[HAND]['epoch_seconds'] - 1):+.1f} %")
+        lines.append(
+            f"| {side} | {train_samples / m['train_seconds']:,.0f} | {m['train_seconds']:.3f} | "
+            f"{m['epoch_seconds']:.3f} | {over} | {over_epoch} |"
+        )
+    fast = {
+        side: {k: group[k].min() for k in ("train_seconds", "epoch_seconds")} for side, group in timed.groupby("side")
+    }
+    lines.append(
+        f"\nFrom the fastest epoch of each side instead (less sensitive to other load on the machine): overhead "
+        f"train {100 * (fast[PIPELINE]['train_seconds'] / fast[HAND]['train_seconds'] - 1):+.1f} %, "
+        f"epoch {100 * (fast[PIPELINE]['epoch_seconds'] / fast[HAND]['epoch_seconds'] - 1):+.1f} %"
+    )
     return "\n".join(lines)
 
 
@@ -164,7 +201,9 @@ def main() -> None:
     parser = benchmark_parser(__doc__, "stage-throughput", "side, repeat, epoch, train_seconds, epoch_seconds")
     parser.add_argument("--samples", type=int, default=2048, help="training examples")
     parser.add_argument("--val-samples", type=int, help="validation examples (default: a quarter of --samples)")
-    parser.add_argument("--shape", type=int, nargs="+", default=[3, 32, 32], metavar="DIM", help="one example's shape, e.g. C H W")
+    parser.add_argument(
+        "--shape", type=int, nargs="+", default=[3, 32, 32], metavar="DIM", help="one example's shape, e.g. C H W"
+    )
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run, the first a warm-up (at least 2)")
     parser.add_argument("--repeats", type=int, default=4, help="runs of each side, alternating which goes first")
@@ -174,16 +213,28 @@ def main() -> None:
         parser.error("--epochs must be at least 2: the first epoch is a warm-up, excluded")
     device = pick_device(args.device)
     args.set = DEFAULT_SETTING + args.set
-    tree = with_overrides(base_params(args), [f"trainer.max_epochs={args.epochs}", f"{STAGE}.trainer.max_epochs={args.epochs}",
-                                              "trainer.early_stopping_patience=null", *device_overrides(device)])
+    tree = with_overrides(
+        base_params(args),
+        [
+            f"trainer.max_epochs={args.epochs}",
+            f"{STAGE}.trainer.max_epochs={args.epochs}",
+            "trainer.early_stopping_patience=null",
+            *device_overrides(device),
+        ],
+    )
     params = parse_params(copy.deepcopy(tree))
     shape, val = tuple(args.shape), args.val_samples or max(1, args.samples // 4)
     X_train, y_train = synthetic_images(args.samples, shape, args.classes, seed=params.seed)
     X_val, y_val = synthetic_images(val, shape, args.classes, seed=params.seed + 1)
     X, y = {"train": X_train, "val": X_val, "test": X_val}, {"train": y_train, "val": y_val, "test": y_val}
-    print(f"device: {describe(device)}; model {model_words(params.model)}, precision {params.trainer_for(STAGE).precision}; "
-          f"{args.samples:,} training and {val:,} validation examples of shape {shape}, batch {params.trainer_for(STAGE).batch_size}, "
-          f"{args.epochs} epochs (first excluded)", flush=True)
+    print(
+        f"device: {describe(device)}; model {model_words(params.model)}, precision "
+        f"{params.trainer_for(STAGE).precision}; "
+        f"{args.samples:,} training and {val:,} validation examples of shape {shape}, batch "
+        f"{params.trainer_for(STAGE).batch_size}, "
+        f"{args.epochs} epochs (first excluded)",
+        flush=True,
+    )
     rows, runner_throughput = [], []
     started = time.perf_counter()
     with open(args.log, "w") as log, scratch_store("stage-throughput"):
@@ -198,15 +249,20 @@ def main() -> None:
                     params_total = int(metrics["params/total"])
                 rows += [{"side": side, "repeat": repeat, **row} for row in found]
                 timed = [r["train_seconds"] for r in found[1:]]
-                print(f"repeat {repeat}, {side}: train {statistics.median(timed):.3f} s/epoch "
-                      f"({args.samples / statistics.median(timed):,.0f} samples/s)", flush=True)
+                print(
+                    f"repeat {repeat}, {side}: train {statistics.median(timed):.3f} s/epoch "
+                    f"({args.samples / statistics.median(timed):,.0f} samples/s)",
+                    flush=True,
+                )
     results = pd.DataFrame(rows)
     if args.csv:
         results.to_csv(args.csv, index=False)
     print(f"\n{params_total:,} parameters; {time.perf_counter() - started:.0f} s in all\n")
     print(summary_table(results, args.samples))
-    print(f"\nThe runner's own throughput/train_samples_per_s (every epoch, warm-up included): "
-          f"{statistics.median(runner_throughput):,.0f} samples/s")
+    print(
+        f"\nThe runner's own throughput/train_samples_per_s (every epoch, warm-up included): "
+        f"{statistics.median(runner_throughput):,.0f} samples/s"
+    )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,16 @@ def benchmark(base: dict, kinds: list[str], seeds: list[int], shots: list[int], 
         for kind in kinds:
             for seed in seeds:
                 for i, n in enumerate(shots):
-                    params = parse_params(base | {"seed": seed, "prepare": base["prepare"] | {"target_kind": kind, "shots_per_class": n}})
+                    params = parse_params(
+                        base | {"seed": seed, "prepare": base["prepare"] | {"target_kind": kind, "shots_per_class": n}}
+                    )
                     started = time.perf_counter()
                     with contextlib.redirect_stderr(log):
                         accuracies = run_setting(params, work / f"{kind}-{seed}", pretrained=i > 0)
-                    rows += [{"target_kind": kind, "seed": seed, "shots": n, "variant": v, "test_acc": a} for v, a in accuracies.items()]
+                    rows += [
+                        {"target_kind": kind, "seed": seed, "shots": n, "variant": v, "test_acc": a}
+                        for v, a in accuracies.items()
+                    ]
                     shown = "  ".join(f"{v} {a:.3f}" for v, a in accuracies.items())
                     print(f"{kind} seed {seed} shots {n} ({time.perf_counter() - started:.0f} s): {shown}", flush=True)
     return pd.DataFrame(rows)
@@ -62,9 +67,14 @@ def summary_table(results: pd.DataFrame) -> str:
     stats = results.groupby(["target_kind", "variant", "shots"], sort=False)["test_acc"].agg(["mean", "std", "count"])
     cells = stats.apply(lambda r: f"{r['mean']:.3f} ± {r['std'] if r['count'] > 1 else 0:.3f}", axis=1).unstack("shots")
     shots = list(cells.columns)
-    lines = ["| target kind | variant | " + " | ".join(f"{n} shots/class" for n in shots) + " |",
-             "|---|---|" + "---|" * len(shots)]
-    lines += [f"| {kind} | {variant} | " + " | ".join(row[n] for n in shots) + " |" for (kind, variant), row in cells.iterrows()]
+    lines = [
+        "| target kind | variant | " + " | ".join(f"{n} shots/class" for n in shots) + " |",
+        "|---|---|" + "---|" * len(shots),
+    ]
+    lines += [
+        f"| {kind} | {variant} | " + " | ".join(row[n] for n in shots) + " |"
+        for (kind, variant), row in cells.iterrows()
+    ]
     return "\n".join(lines)
 
 
@@ -79,7 +89,10 @@ def main() -> None:
         results = benchmark(base, args.kinds, args.seeds, args.shots, log)
     if args.csv:
         results.to_csv(args.csv, index=False)
-    print(f"\n{summary_table(results)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-epoch log in {args.log}")
+    print(
+        f"\n{summary_table(results)}\n\n{len(results)} runs in {time.perf_counter() - started:.0f} s; per-epoch log "
+        f"in {args.log}"
+    )
 
 
 if __name__ == "__main__":

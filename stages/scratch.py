@@ -1,9 +1,9 @@
 """DVC stage `scratch`: the control, the same architecture trained from random initialisation on the target task."""
 
 from pipeline.config.loading import load_params
+from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.scratch import PARADIGM
 from pipeline.paradigms.scratch.run import run_scratch
-from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 

@@ -1,9 +1,9 @@
 """DVC stage `transfer`: new top layers on the frozen pretrained body, trained on the target task."""
 
 from pipeline.config.loading import load_params
+from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.transfer import PARADIGM
 from pipeline.paradigms.transfer.run import run_transfer
-from pipeline.paradigms.repeats import over_seeds
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 

@@ -20,8 +20,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "model": {"hidden_sizes": [32], "channels": [8]},
     "trainer": {"max_epochs": 3, "batch_size": 64, "early_stopping_patience": None},
-    "federated": {"rounds": 4, "personalization_steps": 2, "strategies": ["fedavg", "fedprox", "scaffold"],
-                  "partitions": ["iid", "dirichlet"]},
+    "federated": {
+        "rounds": 4,
+        "personalization_steps": 2,
+        "strategies": ["fedavg", "fedprox", "scaffold"],
+        "partitions": ["iid", "dirichlet"],
+    },
     "active_learning": {"rounds": 3, "query_size": 10, "train_steps": 20, "mc_samples": 4},
 }
 
@@ -29,7 +33,9 @@ TINY = {
 def deep_merge(base: dict, update: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in update.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 

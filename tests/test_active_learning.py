@@ -1,4 +1,5 @@
-"""Active learning: queries, the labelled set's growth, reproducibility, pseudo-labels, the stage's runs and the human loop."""
+"""Active learning: queries, the labelled set's growth, reproducibility, pseudo-labels, the stage's runs and the human
+loop."""
 
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline.paradigms.active_learning.annotate import export_query, import_answers
-from pipeline.paradigms.active_learning.curves import area_under_curve, labels_to_reach
-from pipeline.paradigms.active_learning.labels import LabelState, load_seed_state
-from pipeline.paradigms.active_learning.learner import Learner
-from pipeline.paradigms.active_learning.rounds import simulate
-from pipeline.paradigms.active_learning.strategies import STRATEGIES, query_strategy
-from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.classifier import build_classifier
+from pipeline.paradigms.active_learning.annotate import export_query, import_answers
+from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
+from pipeline.paradigms.active_learning.curves import area_under_curve, labels_to_reach
+from pipeline.paradigms.active_learning.labels import LabelState, load_seed_state
+from pipeline.paradigms.active_learning.learner import Learner
+from pipeline.paradigms.active_learning.rounds import simulate
 from pipeline.paradigms.active_learning.run import run_active_learning
+from pipeline.paradigms.active_learning.strategies import query_strategy
 from pipeline.seeding import seed_everything
+from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from tests.conftest import make_params, stage_paths
-from tests.test_pretrain import CONTRACT
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,11 @@ def test_stage_logs_a_run_per_strategy_with_its_curve(prepared, tracking_dir):
     labels = [len(seed_state) + 10 * i for i in range(4)]
     for variant, entry in runs.items():
         run = client.get_run(entry["run_id"])
-        assert run.info.status == "FINISHED" and run.data.tags["paradigm"] == "active_learning" and run.data.tags["variant"] == variant
+        assert (
+            run.info.status == "FINISHED"
+            and run.data.tags["paradigm"] == "active_learning"
+            and run.data.tags["variant"] == variant
+        )
         assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
         assert [m.step for m in client.get_metric_history(entry["run_id"], "test/acc")] == labels
         assert 0 < entry["al/alc"] <= 1 and entry["al/labels_final"] == labels[-1]
@@ -256,16 +261,27 @@ def test_bald_scores_differ_between_dropout_samples(prepared):
     assert samples.shape == (8, data.num_classes, 4)
     assert not np.allclose(samples[..., 0], samples[..., 1])
     assert np.allclose(samples.sum(axis=1), 1, atol=1e-5)
-    assert np.allclose(learner.probabilities(torch.from_numpy(data.X["train"][:8])), learner.probabilities(torch.from_numpy(data.X["train"][:8])))
+    assert np.allclose(
+        learner.probabilities(torch.from_numpy(data.X["train"][:8])),
+        learner.probabilities(torch.from_numpy(data.X["train"][:8])),
+    )
 
 
 def test_active_learning_params_errors_name_the_key_and_what_is_allowed():
     from tests.test_config import error_for
 
     message = error_for({"active_learning": {"strategies": ["random", "coreset"]}})
-    assert "active_learning.strategies[1] = 'coreset'" in message and "'least_confidence'" in message and "'bald'" in message
-    assert "active_learning.query_size = 0: must be greater than or equal to 1" in error_for({"active_learning": {"query_size": 0}})
-    assert "active_learning.pseudo_label_threshold = 1.5" in error_for({"active_learning": {"pseudo_label_threshold": 1.5}})
+    assert (
+        "active_learning.strategies[1] = 'coreset'" in message
+        and "'least_confidence'" in message
+        and "'bald'" in message
+    )
+    assert "active_learning.query_size = 0: must be greater than or equal to 1" in error_for(
+        {"active_learning": {"query_size": 0}}
+    )
+    assert "active_learning.pseudo_label_threshold = 1.5" in error_for(
+        {"active_learning": {"pseudo_label_threshold": 1.5}}
+    )
 
 
 @pytest.mark.gpu
@@ -284,13 +300,21 @@ def test_retraining_restarts_from_the_same_weights_and_warm_start_carries_on(pre
     trained = {}
     for warm in (False, True):
         seed_everything(0)
-        learner = Learner(build_classifier(params.model, data.input_shape, data.num_classes), data.num_classes, params.trainer_for("active_learning"), 10, warm)
+        learner = Learner(
+            build_classifier(params.model, data.input_shape, data.num_classes),
+            data.num_classes,
+            params.trainer_for("active_learning"),
+            10,
+            warm,
+        )
         trained[warm] = []
         for _ in range(2):
             torch.manual_seed(5)  # the same dropout masks
             learner.fit(X, y, torch.Generator().manual_seed(1))
             trained[warm].append(torch.cat([p.detach().flatten().clone() for p in learner.model.parameters()]))
-    assert torch.equal(trained[False][0], trained[False][1])  # each round starts over: same data and shuffling, same model
+    assert torch.equal(
+        trained[False][0], trained[False][1]
+    )  # each round starts over: same data and shuffling, same model
     assert torch.equal(trained[True][0], trained[False][0]) and not torch.equal(trained[True][1], trained[True][0])
 
 
@@ -337,7 +361,12 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
     before = (tracking_dir / "labelling" / "state.json").read_bytes()
     refused = annotate("import", "labelling/round_01/query.csv")
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert refused.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "no label for ids" in lines[0]
+    assert (
+        refused.returncode == 2
+        and len(lines) == 1
+        and lines[0].startswith("error: ")
+        and "no label for ids" in lines[0]
+    )
     assert (tracking_dir / "labelling" / "state.json").read_bytes() == before
     assert "waits for answers" in annotate("status").stdout
 

@@ -24,9 +24,17 @@ from tests import toy_paradigm
 from tests.conftest import PROJECT_ROOT, make_params, pretrained_workspace, stage_paths
 
 PARADIGM_STAGES = (*(p.stage for p in paradigms()), toy_paradigm.PARADIGM.stage)
-SECTIONS = ["Headlines", "Every run", "Transfer vs fine-tune vs scratch (target task)", "Fine-tuning variants",
-            "Multi-task vs separate models", "Federated (IID, non-IID, strategies) vs centralised",
-            "Active-learning strategies vs random", "Narrow vs scratch", "Memory check: estimated vs measured"]
+SECTIONS = [
+    "Headlines",
+    "Every run",
+    "Transfer vs fine-tune vs scratch (target task)",
+    "Fine-tuning variants",
+    "Multi-task vs separate models",
+    "Federated (IID, non-IID, strategies) vs centralised",
+    "Active-learning strategies vs random",
+    "Narrow vs scratch",
+    "Memory check: estimated vs measured",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +66,13 @@ def test_report_answers_every_question_with_every_run_and_mean_and_std(compared)
     for stage in PARADIGM_STAGES:
         for entry in listed(root)[stage].values():
             assert entry["run_id"][:8] in report
-    for figure in ("accuracy_vs_trainable_params", "memory_estimated_vs_measured", "federated_rounds",
-                   "active_learning_curves", "multitask_vs_separate"):
+    for figure in (
+        "accuracy_vs_trainable_params",
+        "memory_estimated_vs_measured",
+        "federated_rounds",
+        "active_learning_curves",
+        "multitask_vs_separate",
+    ):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 1000
         assert f"(figures/{figure}.png)" in report
 
@@ -89,7 +102,9 @@ def test_estimated_model_state_matches_the_measured_tensors_for_every_run(compar
     _, _, result = compared
     assert result["questions"]["memory/runs_checked"] == len(result["variants"])
     assert result["questions"]["memory/runs_outside_tolerance"] == 0
-    assert result["questions"]["memory/largest_state_gap"] < 0.01  # fp32 on CPU: the count is exact up to Adam's step scalars
+    assert (
+        result["questions"]["memory/largest_state_gap"] < 0.01
+    )  # fp32 on CPU: the count is exact up to Adam's step scalars
 
 
 def test_compare_run_holds_the_report_tables_and_figures(compared):
@@ -100,8 +115,12 @@ def test_compare_run_holds_the_report_tables_and_figures(compared):
     assert "Memory check" in run.data.tags["mlflow.note.content"]
     assert run.data.metrics["memory/runs_outside_tolerance"] == 0
     files = {a.path for d in ("comparison", "comparison/figures") for a in client.list_artifacts(run.info.run_id, d)}
-    assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/every_run.json",
-            "comparison/figures/federated_rounds.png"} <= files
+    assert {
+        "comparison/comparison.md",
+        "comparison/comparison.csv",
+        "comparison/every_run.json",
+        "comparison/figures/federated_rounds.png",
+    } <= files
     table = json.loads(open(client.download_artifacts(run.info.run_id, "comparison/every_run.json")).read())
     links = " ".join(row[table["columns"].index("MLflow")] for row in table["data"])
     assert len(table["data"]) == len(result["variants"])
@@ -115,12 +134,21 @@ def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
     plots = root / "plots" / "compare"
     assert len(pd.read_csv(plots / "runs.csv")) == sum(len(r) for r in listed(root).values())
     rounds = pd.read_csv(plots / "federated_rounds.csv")
-    fl = {f"{partition}/{strategy}" for partition in ("iid", "dirichlet") for strategy in ("fedavg", "fedprox", "scaffold")}
+    fl = {
+        f"{partition}/{strategy}"
+        for partition in ("iid", "dirichlet")
+        for strategy in ("fedavg", "fedprox", "scaffold")
+    }
     assert set(rounds["variant"]) == fl | {"centralized (final)"}
     assert sorted(rounds[rounds.variant == "iid/fedavg"]["round"]) == [1, 2, 3, 4]
     curves = pd.read_csv(plots / "active_learning.csv")
     assert set(curves["variant"]) == {"random", "least_confidence", "margin", "entropy", "bald"}
-    assert set(pd.read_csv(plots / "multitask.csv")["label"]) == {"digit: multitask", "digit: separate", "parity: multitask", "parity: separate"}
+    assert set(pd.read_csv(plots / "multitask.csv")["label"]) == {
+        "digit: multitask",
+        "digit: separate",
+        "parity: multitask",
+        "parity: separate",
+    }
 
 
 def copied_metrics(root, tmp_path):
@@ -173,7 +201,9 @@ def test_a_run_that_did_not_finish_is_never_reported(compared, tmp_path, status)
         client.set_terminated(partial.info.run_id, status)
     metrics = copied_metrics(root, tmp_path)
     replace_run_id(metrics, "scratch", partial.info.run_id)
-    with pytest.raises(UserError, match=f"stage 'scratch' .*{partial.info.run_id}, which is {status} in MLflow, not FINISHED"):
+    with pytest.raises(
+        UserError, match=f"stage 'scratch' .*{partial.info.run_id}, which is {status} in MLflow, not FINISHED"
+    ):
         run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
     assert not (tmp_path / "reports").exists()
 
@@ -203,8 +233,12 @@ def test_a_run_of_another_stage_is_refused(compared, tmp_path):
 def test_the_stage_without_upstream_outputs_exits_2_with_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 42\n")
     env = {"PYTHONPATH": str(PROJECT_ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PATH": ""}
-    result = subprocess.run([sys.executable, "-m", "stages.compare"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.compare"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["error: compare: stage 'pretrain' has no metrics/pretrain.json; run `dvc repro pretrain` first"], result.stderr
+    assert lines == ["error: compare: stage 'pretrain' has no metrics/pretrain.json; run `dvc repro pretrain` first"], (
+        result.stderr
+    )
     assert not (tmp_path / "reports").exists() and not (tmp_path / "metrics").exists()

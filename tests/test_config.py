@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from pipeline.config.loading import load_params, parse_params
 from pipeline.config.params import Params
@@ -101,7 +100,9 @@ def test_unsafe_yaml_is_refused(tmp_path):
 )
 def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
     (tmp_path / "params.yaml").write_text(bad)
-    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.prepare"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -126,13 +127,22 @@ def test_the_gpu_profile_names_keys_params_yaml_has_and_makes_valid_params():
 def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
     shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "pipeline.config.profile", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "pipeline.config.profile", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 3\n")
     (tmp_path / "bad.yaml").write_text("trainer:\n  batch_size: 0\n")
-    for profile, problem in (("typo.yaml", "trainer.max_epoch is not in params.yaml"), ("bad.yaml", "trainer.batch_size")):
+    for profile, problem in (
+        ("typo.yaml", "trainer.max_epoch is not in params.yaml"),
+        ("bad.yaml", "trainer.batch_size"),
+    ):
         result = run(profile)
-        assert result.returncode == 2 and problem in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.returncode == 2 and problem in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+            result.stderr
+        )
 
     (tmp_path / "wide.yaml").write_text("model:\n  channels: [8, 16, 32]\ntrainer:\n  batch_size: 128\n")
     shown = run("wide.yaml")

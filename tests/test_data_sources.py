@@ -46,7 +46,10 @@ def write_npz(path, **arrays):
     [
         ({"X": np.zeros((4, 2))}, "missing array(s) y"),
         ({"X": np.zeros((4, 2)), "y": np.zeros(5)}, "X has 4 examples but y has 5"),
-        ({"X": np.array([[0.0, np.nan], [1, 2]]), "y": np.array([0, 1])}, "NaN or infinite values in 1 example(s), first at row 0"),
+        (
+            {"X": np.array([[0.0, np.nan], [1, 2]]), "y": np.array([0, 1])},
+            "NaN or infinite values in 1 example(s), first at row 0",
+        ),
         ({"X": np.zeros((4, 2)), "y": np.zeros((4, 2))}, "y must be one label per example"),
         ({"X": np.zeros((4, 2)), "y": np.zeros(4)}, "needs at least 2 classes"),
     ],
@@ -86,11 +89,16 @@ def test_too_few_examples_per_class_for_the_splits(tmp_path):
     y = np.array(["a"] * 40 + ["b"] * 40 + ["c"] * 12)
     path = tmp_path / "small.npz"
     np.savez(path, X=rng.normal(size=(len(y), 4)), y=y)
-    params = make_params(data={"source": "npz", "path": str(path)}, prepare={"target_kind": "domain_shift", "shots_per_class": 10})
+    params = make_params(
+        data={"source": "npz", "path": str(path)}, prepare={"target_kind": "domain_shift", "shots_per_class": 10}
+    )
     with pytest.raises(DataError) as info:
         prepare_data(params)
     message = str(info.value)
-    assert message.startswith(f"{path}: class c has ") and "target training shots (prepare.shots_per_class), which needs 10" in message
+    assert (
+        message.startswith(f"{path}: class c has ")
+        and "target training shots (prepare.shots_per_class), which needs 10" in message
+    )
 
 
 def test_csv_task_columns_are_kept_out_of_the_features_and_reach_full_npz(tmp_path, monkeypatch):
@@ -101,12 +109,21 @@ def test_csv_task_columns_are_kept_out_of_the_features_and_reach_full_npz(tmp_pa
 
     rng = np.random.default_rng(0)
     n = 120
-    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "label": np.arange(n) % 3,
-                          "colour": np.where(np.arange(n) % 2 == 0, "red", "blue"), "size": np.arange(n) % 4})
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "label": np.arange(n) % 3,
+            "colour": np.where(np.arange(n) % 2 == 0, "red", "blue"),
+            "size": np.arange(n) % 4,
+        }
+    )
     path = tmp_path / "data.csv"
     frame.to_csv(path, index=False)
-    params = make_params(data={"source": "csv", "path": str(path), "task_columns": ["colour", "size"]},
-                         prepare={"shots_per_class": 2, "target_val_per_class": 1, "active_learning": {"initial_labelled": 5}})
+    params = make_params(
+        data={"source": "csv", "path": str(path), "task_columns": ["colour", "size"]},
+        prepare={"shots_per_class": 2, "target_val_per_class": 1, "active_learning": {"initial_labelled": 5}},
+    )
     write_prepared(prepare_data(params), tmp_path / "prepared")
     full = load_task(tmp_path / "prepared" / "full.npz")
     assert full.input_shape == (2,)  # a and b only
@@ -120,13 +137,20 @@ def test_csv_task_columns_are_kept_out_of_the_features_and_reach_full_npz(tmp_pa
 def test_a_declared_task_column_missing_from_the_file_is_named(tmp_path):
     path = tmp_path / "data.csv"
     pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}).to_csv(path, index=False)
-    with pytest.raises(DataError, match="label column\\(s\\) colour named in data.task_columns not found; columns are a, label"):
+    with pytest.raises(
+        DataError, match="label column\\(s\\) colour named in data.task_columns not found; columns are a, label"
+    ):
         load_dataset(DataConfig(source="csv", path=path, task_columns=["colour"]))
     npz = tmp_path / "data.npz"
     np.savez(npz, X=np.zeros((2, 3)), y=np.array([0, 1]), site=np.array([1]))
-    with pytest.raises(DataError, match="label column\\(s\\) colour named in data.task_columns not found; the file's arrays are X, y, site"):
+    with pytest.raises(
+        DataError,
+        match="label column\\(s\\) colour named in data.task_columns not found; the file's arrays are X, y, site",
+    ):
         load_dataset(DataConfig(source="npz", path=npz, task_columns=["colour"]))
-    with pytest.raises(DataError, match="label column 'site' must hold one value per example \\(2\\), got shape \\(1,\\)"):
+    with pytest.raises(
+        DataError, match="label column 'site' must hold one value per example \\(2\\), got shape \\(1,\\)"
+    ):
         load_dataset(DataConfig(source="npz", path=npz, task_columns=["site"]))
 
 
@@ -163,7 +187,10 @@ def _truncated(path):
     "make, problem",
     [
         (lambda root: (root / "a" / "x.png").write_text("not a png"), "x.png: not a readable image"),
-        (lambda root: _truncated(root / "a" / "cut.png"), "cut.png: not a readable image"),  # its header reads, its pixels do not
+        (
+            lambda root: _truncated(root / "a" / "cut.png"),
+            "cut.png: not a readable image",
+        ),  # its header reads, its pixels do not
         (lambda root: (root / "a" / "notes.txt").write_text("text"), "notes.txt: not an image file Pillow reads"),
         (lambda root: _image(root / "a" / "big.png", (9, 9), False, 1), "big.png: image is 9x9 but"),
         (lambda root: (root / "c").mkdir(), "class folder 'c' holds no images"),
@@ -190,7 +217,9 @@ def _torchvision_importable() -> bool:
     return True
 
 
-NO_TORCHVISION = "torchvision cannot be imported here (its PyPI wheels are CUDA builds that do not load with the CPU torch wheel)"
+NO_TORCHVISION = (
+    "torchvision cannot be imported here (its PyPI wheels are CUDA builds that do not load with the CPU torch wheel)"
+)
 
 
 def _write_idx(path, array):
@@ -213,9 +242,13 @@ def test_torchvision_dataset_read_from_files_in_its_own_format(tmp_path, name, f
     assert data.X.shape == (16, 1, 28, 28) and len(data.classes) == 10
 
 
-@pytest.mark.skipif(_torchvision_importable(), reason="torchvision is importable here, so the error for its absence cannot be seen")
+@pytest.mark.skipif(
+    _torchvision_importable(), reason="torchvision is importable here, so the error for its absence cannot be seen"
+)
 def test_torchvision_source_without_torchvision_says_what_to_install(tmp_path):
-    with pytest.raises(DataError, match="needs the torchvision package.*install the torchvision build that matches torch"):
+    with pytest.raises(
+        DataError, match="needs the torchvision package.*install the torchvision build that matches torch"
+    ):
         load_dataset(DataConfig(source="torchvision", name="cifar10", path=tmp_path))
 
 

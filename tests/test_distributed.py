@@ -21,7 +21,16 @@ from pipeline.ranks import is_global_zero
 from pipeline.tracking.runs import resolve_tracking_uri
 from tests.conftest import TINY, deep_merge, make_params
 
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "MASTER_ADDR", "MASTER_PORT")
+RANK_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "WORLD_SIZE",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 
 
 def test_stages_train_on_two_processes_and_rank_zero_alone_tracks_and_writes(tmp_path):
@@ -35,7 +44,14 @@ def _run_stages(tmp_path, trainer: dict) -> None:
     env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for stage in ("prepare", "pretrain", "finetune"):
-        result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", f"stages.{stage}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         if stage == "pretrain":
             epochs = [line for line in result.stderr.splitlines() if "epoch 1/2" in line]
@@ -43,14 +59,21 @@ def _run_stages(tmp_path, trainer: dict) -> None:
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     every = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert sorted(run.data.tags["stage"] for run in every) == ["finetune", "finetune", "prepare", "pretrain"]  # none from rank 1
+    assert sorted(run.data.tags["stage"] for run in every) == [
+        "finetune",
+        "finetune",
+        "prepare",
+        "pretrain",
+    ]  # none from rank 1
     runs = [run for run in every if run.data.tags["stage"] != "prepare"]
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.data.params["trainer.devices"] == "2" and run.data.metrics["test/acc"] >= 0
         assert run.data.metrics["throughput/train_samples_per_s"] > 0
     listed = json.loads((tmp_path / "metrics" / "finetune.json").read_text())
-    assert {entry["run_id"] for entry in listed["runs"].values()} == {r.info.run_id for r in runs if r.data.tags["stage"] == "finetune"}
+    assert {entry["run_id"] for entry in listed["runs"].values()} == {
+        r.info.run_id for r in runs if r.data.tags["stage"] == "finetune"
+    }
     # the test metrics are those of the saved weights on the whole test split, as one device computes them
     model, _ = load_classifier(tmp_path / "models" / "pretrain" / "base.pt", parse_params(params).model)
     task = load_task(tmp_path / "data" / "prepared" / "source.npz")
@@ -58,7 +81,15 @@ def _run_stages(tmp_path, trainer: dict) -> None:
         predicted = model.eval()(torch.from_numpy(task.X["test"])).argmax(dim=1).numpy()
     pretrain = next(run for run in runs if run.data.tags["stage"] == "pretrain")
     assert pretrain.data.metrics["test/acc"] == pytest.approx(float((predicted == task.y["test"]).mean()), abs=1e-6)
-    leftovers = {p.name for p in tmp_path.iterdir()} - {"params.yaml", "mlflow.db", "mlartifacts", "data", "models", "metrics", "plots"}
+    leftovers = {p.name for p in tmp_path.iterdir()} - {
+        "params.yaml",
+        "mlflow.db",
+        "mlartifacts",
+        "data",
+        "models",
+        "metrics",
+        "plots",
+    }
     assert not leftovers
 
 
@@ -96,7 +127,9 @@ def test_gradual_unfreezing_refuses_a_distributed_fit(monkeypatch):
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
     assert trainer.world_size == 2
     layers = [nn.Linear(2, 2), nn.Linear(2, 2)]
-    with pytest.raises(ConfigError, match="finetune.unfreeze_every = 3: gradual unfreezing needs one device, but this fit runs 2"):
+    with pytest.raises(
+        ConfigError, match="finetune.unfreeze_every = 3: gradual unfreezing needs one device, but this fit runs 2"
+    ):
         GradualUnfreezing(layers, every_n_epochs=3, lr=0.1).setup(trainer, pl.LightningModule(), "fit")
 
 

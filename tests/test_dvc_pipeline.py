@@ -40,7 +40,9 @@ def repo(tmp_path_factory):
             shutil.copy(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json"), sort_keys=False))
     env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `python` and `dvc` of this environment
+    env["PATH"] = (
+        f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `python` and `dvc` of this environment
+    )
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], root, env)
@@ -57,15 +59,35 @@ def ran(output: str) -> list[str]:
 def test_first_repro_runs_every_stage_and_writes_outputs(repo):
     root, _, first = repo
     assert sorted(ran(first.stdout)) == sorted(STAGES)
-    for path in ["data/prepared/source.npz", "data/prepared/federated.npz", "models/pretrain/base.pt",
-                 "models/transfer/model.pt", "models/finetune/full.pt", "models/finetune/lora/adapter_model.safetensors",
-                 "models/scratch/model.pt", "plots/finetune/history.csv", "plots/scratch/memory.csv",
-                 "models/multitask/multitask.pt", "models/multitask/single_task-parity.pt", "plots/multitask/loss_weights.csv",
-                 "models/federated/iid-fedavg.pt", "models/federated/centralized.pt", "plots/federated/rounds.csv",
-                 "models/active_learning/random.pt", "models/active_learning/margin.pt", "plots/active_learning/curves.csv",
-                 "metrics/prepare.json", "metrics/pretrain.json", "plots/pretrain/history.csv", "dvc.lock",
-                 "reports/comparison.md", "reports/comparison.csv", "reports/figures/federated_rounds.png",
-                 "metrics/compare.json", "plots/compare/runs.csv"]:
+    for path in [
+        "data/prepared/source.npz",
+        "data/prepared/federated.npz",
+        "models/pretrain/base.pt",
+        "models/transfer/model.pt",
+        "models/finetune/full.pt",
+        "models/finetune/lora/adapter_model.safetensors",
+        "models/scratch/model.pt",
+        "plots/finetune/history.csv",
+        "plots/scratch/memory.csv",
+        "models/multitask/multitask.pt",
+        "models/multitask/single_task-parity.pt",
+        "plots/multitask/loss_weights.csv",
+        "models/federated/iid-fedavg.pt",
+        "models/federated/centralized.pt",
+        "plots/federated/rounds.csv",
+        "models/active_learning/random.pt",
+        "models/active_learning/margin.pt",
+        "plots/active_learning/curves.csv",
+        "metrics/prepare.json",
+        "metrics/pretrain.json",
+        "plots/pretrain/history.csv",
+        "dvc.lock",
+        "reports/comparison.md",
+        "reports/comparison.csv",
+        "reports/figures/federated_rounds.png",
+        "metrics/compare.json",
+        "plots/compare/runs.csv",
+    ]:
         assert (root / path).is_file(), path
 
 
@@ -88,10 +110,16 @@ def test_every_training_run_carries_the_whole_run_contract(repo):
     for stage in TRAINING:
         for variant, entry in json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"].items():
             run = client.get_run(entry["run_id"])
-            assert set(CONTRACT_METRICS) <= set(run.data.metrics), (stage, variant, set(CONTRACT_METRICS) - set(run.data.metrics))
+            assert set(CONTRACT_METRICS) <= set(run.data.metrics), (
+                stage,
+                variant,
+                set(CONTRACT_METRICS) - set(run.data.metrics),
+            )
             assert set(CONTRACT_TAGS) <= set(run.data.tags), (stage, variant, set(CONTRACT_TAGS) - set(run.data.tags))
             artifacts = {a.path for d in ("model", "plots") for a in client.list_artifacts(run.info.run_id, d)}
-            assert any(path.startswith("model/") for path in artifacts) and any("confusion_matrix" in p for p in artifacts), variant
+            assert any(path.startswith("model/") for path in artifacts) and any(
+                "confusion_matrix" in p for p in artifacts
+            ), variant
             checked += 1
     assert checked >= 20  # every variant of every paradigm in the default pipeline
 
@@ -112,7 +140,15 @@ def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
         assert set(after) == set(before)
         for variant in before:
             assert after[variant]["run_id"] != before[variant]["run_id"]
-            for key in ("test/acc", "test/f1_macro", "test/loss", "val/best_loss", "val/loss", "comm/bytes_total", "al/alc"):
+            for key in (
+                "test/acc",
+                "test/f1_macro",
+                "test/loss",
+                "val/best_loss",
+                "val/loss",
+                "comm/bytes_total",
+                "al/alc",
+            ):
                 assert after[variant].get(key) == before[variant].get(key), (stage, variant, key)
     # byte-identical outputs: nothing downstream is stale but the comparison, which reads the new runs
     assert ran(sh(["dvc", "repro"], root, env).stdout) == ["compare"]
@@ -143,8 +179,16 @@ def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
     params["pretrain"]["trainer"] = {"max_epochs": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = sh(["dvc", "repro"], root, env)
-    # not prepare, not scratch; multitask, federated and active learning too, as they may start from the base (init_from_base)
-    assert sorted(ran(rerun.stdout)) == ["active_learning", "compare", "federated", "finetune", "multitask", "pretrain", "transfer"]
+    # not prepare, not scratch; multitask, federated and active learning too: they may start from the base
+    assert sorted(ran(rerun.stdout)) == [
+        "active_learning",
+        "compare",
+        "federated",
+        "finetune",
+        "multitask",
+        "pretrain",
+        "transfer",
+    ]
     history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2  # header + the two epochs now asked for
 
@@ -182,9 +226,22 @@ def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        ["mlflow", "server", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            env["MLFLOW_TRACKING_URI"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
 
@@ -224,7 +281,9 @@ def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
         url = f"http://127.0.0.1:{port}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}"
         with urllib.request.urlopen(url, timeout=10) as response:
             report = response.read().decode()
-        assert "## Memory check" in report and all(f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/"))
+        assert "## Memory check" in report and all(
+            f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/")
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

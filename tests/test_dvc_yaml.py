@@ -39,12 +39,15 @@ def module_file(module: str) -> Path | None:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _runs_nothing(path: Path) -> bool:
     body = ast.parse(path.read_text()).body
-    return path.name == "__init__.py" and all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+    return path.name == "__init__.py" and all(
+        isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body
+    )
 
 
 def _imported(path: Path) -> set[str]:
@@ -127,14 +130,18 @@ def test_every_stage_lists_the_code_it_imports_and_nothing_it_does_not(stage):
     deps = code_deps(stage)
     assert uncovered(stage, deps) == [], f"dvc.yaml: stage {stage} does not list code it imports"
     for dep in deps:  # each listed piece of code is needed: without it, something the stage imports goes unlisted
-        assert uncovered(stage, [d for d in deps if d != dep]), f"dvc.yaml: stage {stage} lists {dep}, which it does not import"
+        assert uncovered(stage, [d for d in deps if d != dep]), (
+            f"dvc.yaml: stage {stage} lists {dep}, which it does not import"
+        )
 
 
 def test_a_removed_dependency_is_caught():
     deps = code_deps("federated")
     assert "pipeline/ranks.py" in deps and uncovered("federated", deps) == []
     assert uncovered("federated", [d for d in deps if d != "pipeline/ranks.py"]) == ["pipeline/ranks.py"]
-    assert "pipeline/paradigms/repeats.py" in uncovered("finetune", [d for d in code_deps("finetune") if "repeats" not in d])
+    assert "pipeline/paradigms/repeats.py" in uncovered(
+        "finetune", [d for d in code_deps("finetune") if "repeats" not in d]
+    )
 
 
 @pytest.mark.parametrize("entry", paradigms(), ids=lambda entry: entry.stage)
@@ -144,7 +151,9 @@ def test_each_paradigm_reads_and_writes_where_dvc_yaml_says(entry):
     reads = {dep for dep in stage["deps"] if dep.split("/")[0] not in PACKAGES}
     run_source = Path(module_file(entry.run.module)).read_text()
     assert f"{PREPARED_DIR}/{entry.task}.npz" in reads
-    assert (str(BASE_CHECKPOINT) in reads) == ("paths.base" in run_source), "reads pretrain's base exactly when its run does"
+    assert (str(BASE_CHECKPOINT) in reads) == ("paths.base" in run_source), (
+        "reads pretrain's base exactly when its run does"
+    )
     outs = [next(iter(out)) if isinstance(out, dict) else out for out in stage["outs"]]
     assert outs and all(covers(str(MODELS_DIR / entry.stage), out) for out in outs)
     for plot in stage.get("plots", []):

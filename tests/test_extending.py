@@ -28,7 +28,9 @@ def test_a_registered_paradigm_gets_a_params_section_with_its_defaults_checks_an
         params = make_params(narrow={"width": 4})
         assert params.narrow.width == 4 and make_params().narrow.width == 8
         assert params.trainer_for("narrow").max_epochs == params.trainer.max_epochs
-        with pytest.raises(ConfigError, match=r"unknown key 'narrow.widht' \(value 4\); allowed in narrow: trainer, width"):
+        with pytest.raises(
+            ConfigError, match=r"unknown key 'narrow.widht' \(value 4\); allowed in narrow: trainer, width"
+        ):
             make_params(narrow={"widht": 4})
         with pytest.raises(ConfigError, match=r"narrow.width = 0: must be greater than or equal to 1"):
             make_params(narrow={"width": 0})
@@ -52,8 +54,10 @@ def test_a_registered_paradigm_is_swept_by_its_own_keys(tmp_path, monkeypatch):
         write_prepared(prepare_data(params), StagePaths.of("narrow").data)
         result = run_sweep(params, "narrow", 2, "narrow", f"sqlite:///{tmp_path / 'optuna.db'}")
         assert result.ran == 2 and 2 <= result.best_params["narrow.width"] <= 6
-        trials = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("paradigm-lab").experiment_id],
-                                            "tags.stage = 'narrow' and tags.sweep_role = 'trial'")
+        trials = MlflowClient().search_runs(
+            [MlflowClient().get_experiment_by_name("paradigm-lab").experiment_id],
+            "tags.stage = 'narrow' and tags.sweep_role = 'trial'",
+        )
         assert len(trials) == 2
 
 
@@ -68,8 +72,11 @@ def test_the_built_in_paradigms_are_each_a_package_with_a_declaration_config_and
 
 def test_no_central_module_names_a_paradigm():
     """Compare, sweeps and the schema read the registry: none of their modules names a paradigm's stage."""
-    central = [*(PROJECT_ROOT / "pipeline" / "compare").glob("*.py"), *(PROJECT_ROOT / "pipeline" / "sweep").glob("*.py"),
-               *(PROJECT_ROOT / "pipeline" / "config").glob("*.py")]
+    central = [
+        *(PROJECT_ROOT / "pipeline" / "compare").glob("*.py"),
+        *(PROJECT_ROOT / "pipeline" / "sweep").glob("*.py"),
+        *(PROJECT_ROOT / "pipeline" / "config").glob("*.py"),
+    ]
     stages = {entry.stage for entry in BUILT_IN}
     for path in central:
         strings = {node.value for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant)}
@@ -79,8 +86,10 @@ def test_no_central_module_names_a_paradigm():
 def test_loading_params_imports_no_paradigm_code_nor_torch():
     import subprocess
 
-    code = ("import sys; from pipeline.config.loading import load_params; load_params(); "
-            "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'lightning') if m in sys.modules))")
+    code = (
+        "import sys; from pipeline.config.loading import load_params; load_params(); "
+        "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'lightning') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 

@@ -13,31 +13,36 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import ModelConfig, TrainerConfig
-from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import load_task, read_arrays
 from pipeline.data.splits import client_class_counts, label_skew, partition_shards
-from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
-from pipeline.paradigms.federated.config import FEDERATED_STRATEGIES
-from pipeline.paradigms.federated.layout import StateLayout
-from pipeline.paradigms.federated.server import Server, fedavg
-from pipeline.paradigms.federated.strategies import STRATEGIES, ServerAdam, ServerMomentum, build_strategy
-from pipeline.paradigms.federated.simulation import run_rounds
-from pipeline.paradigms.federated.wire import Codec, from_bytes, message_bytes, to_bytes
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.models.reuse import starting_classifier
+from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
+from pipeline.paradigms.federated.config import FEDERATED_STRATEGIES, FederatedConfig
+from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.run import federate, run_federated
+from pipeline.paradigms.federated.server import Server, fedavg
+from pipeline.paradigms.federated.simulation import run_rounds
+from pipeline.paradigms.federated.strategies import STRATEGIES, ServerAdam, ServerMomentum, build_strategy
+from pipeline.paradigms.federated.wire import Codec, from_bytes, message_bytes, to_bytes
 from pipeline.seeding import rng_for, seed_everything
+from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from tests.conftest import make_params, pretrained_workspace, stage_paths
-from tests.test_pretrain import CONTRACT
 
 MODEL = ModelConfig(hidden_sizes=[16])
 TRAINER = TrainerConfig(accelerator="cpu")
 
 
 def tiny_run(**federated):
-    settings = {"partitions": ["iid"], "strategies": ["fedavg"], "rounds": 3, "client_fraction": 1.0, "personalization_steps": 2} | federated
+    settings = {
+        "partitions": ["iid"],
+        "strategies": ["fedavg"],
+        "rounds": 3,
+        "client_fraction": 1.0,
+        "personalization_steps": 2,
+    } | federated
     return make_params(prepare={"federated": {"num_clients": 4}}, federated=settings)
 
 
@@ -49,7 +54,10 @@ def toy_setup(codec_name: str = "none", num_clients: int = 3, sizes=(5, 9, 14)):
     codec = Codec(codec_name, layout, topk_fraction=0.05)
     trainer = LocalTrainer(model, 3, TRAINER, codec, batch_size=4)
     generator = torch.Generator().manual_seed(0)
-    clients = [Client(k, torch.rand(n, 8, generator=generator), torch.randint(0, 3, (n,), generator=generator)) for k, n in enumerate(sizes[:num_clients])]
+    clients = [
+        Client(k, torch.rand(n, 8, generator=generator), torch.randint(0, 3, (n,), generator=generator))
+        for k, n in enumerate(sizes[:num_clients])
+    ]
     return trainer, layout, codec, clients
 
 
@@ -74,6 +82,7 @@ def simulate(trainer, layout, codec, clients, server_cls=Server, **cfg):
 
 # --- the server sees parameters only -------------------------------------------------------------
 
+
 def test_server_aggregation_inputs_are_parameters_and_counts_never_data():
     trainer, layout, codec, clients = toy_setup()
     server, records = simulate(trainer, layout, codec, clients, server_cls=RecordingServer)
@@ -94,6 +103,7 @@ def test_server_aggregation_inputs_are_parameters_and_counts_never_data():
 
 
 # --- aggregation ---------------------------------------------------------------------------------
+
 
 def test_fedavg_of_identical_client_models_returns_that_model_exactly():
     weights = torch.randn(1000) * torch.logspace(-6, 3, 1000)
@@ -120,14 +130,19 @@ def test_server_optimizers_step_parameters_and_average_statistics():
     assert torch.equal(plain, mean)  # no momentum, lr 1: FedAvg
     adam = ServerAdam(params, lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3).step(start, mean)
     assert adam[2] == 7.0  # a running statistic takes the mean
-    first_step = 0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)  # lr x m / (sqrt(v) + tau) after one change of 1
+    first_step = (
+        0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)
+    )  # lr x m / (sqrt(v) + tau) after one change of 1
     assert adam[0].item() == pytest.approx(1.0 + first_step) and adam[1].item() == pytest.approx(1.0 - first_step)
     layout = StateLayout(("w",), (torch.Size([3]),), (True,))
     for strategy in FEDERATED_STRATEGIES:
-        assert build_strategy(strategy, FederatedConfig(), layout, 4).server_half().step(start, mean).shape == start.shape
+        assert (
+            build_strategy(strategy, FederatedConfig(), layout, 4).server_half().step(start, mean).shape == start.shape
+        )
 
 
 # --- communication --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["none", "fp16", "int8", "topk"])
 def test_bytes_counted_equal_the_serialized_tensors(name):
@@ -136,11 +151,20 @@ def test_bytes_counted_equal_the_serialized_tensors(name):
     expected = {"none": 4 * n, "fp16": 2 * n, "int8": n + 4 * tensors, "topk": 8 * k}[name]
     start, local = torch.randn(n), torch.randn(n)
     parts = codec.encode(local, start)
-    assert len(to_bytes(parts)) == sum(p.numel() * p.element_size() for p in parts) == message_bytes(codec.kinds()) == expected
+    assert (
+        len(to_bytes(parts))
+        == sum(p.numel() * p.element_size() for p in parts)
+        == message_bytes(codec.kinds())
+        == expected
+    )
     server, records = simulate(trainer, layout, codec, clients, server_cls=RecordingServer)
     for record in records:
         assert record.bytes_down == record.clients_sampled * len(server.broadcast()) == record.clients_sampled * 4 * n
-    assert sum(r.bytes_up for r in records) == sum(len(message) for message, _ in server.inputs) == len(server.inputs) * expected
+    assert (
+        sum(r.bytes_up for r in records)
+        == sum(len(message) for message, _ in server.inputs)
+        == len(server.inputs) * expected
+    )
 
 
 def test_codecs_reconstruct_the_update():
@@ -175,6 +199,7 @@ def test_error_feedback_keeps_what_compression_dropped_on_the_client():
 
 
 # --- clients --------------------------------------------------------------------------------------
+
 
 def test_a_client_batch_never_holds_a_lone_example():
     generator = torch.Generator().manual_seed(0)
@@ -228,6 +253,7 @@ def test_client_dropout_of_one_keeps_the_previous_global_model_and_logs_it(track
 
 # --- strategies: a client half and a server half --------------------------------------------------
 
+
 def strategy_setup(name: str, clients_data, model_cfg=MODEL, **settings):
     """A strategy's two halves around a tiny model: its local trainer, a server, and clients."""
     seed_everything(0)
@@ -235,8 +261,15 @@ def strategy_setup(name: str, clients_data, model_cfg=MODEL, **settings):
     layout = StateLayout.of(model)
     codec = Codec("none", layout)
     strategy = build_strategy(name, FederatedConfig(**settings), layout, len(clients_data))
-    trainer = LocalTrainer(model, 3, TRAINER, codec, batch_size=4, objective=strategy.client_half(),
-                           down_parts=tuple(strategy.down_parts()))
+    trainer = LocalTrainer(
+        model,
+        3,
+        TRAINER,
+        codec,
+        batch_size=4,
+        objective=strategy.client_half(),
+        down_parts=tuple(strategy.down_parts()),
+    )
     server = RecordingServer(trainer.weights(), codec, strategy.server_half(), tuple(strategy.up_parts()))
     clients = [Client(k, X, y) for k, (X, y) in enumerate(clients_data)]
     return trainer, server, clients, layout
@@ -253,7 +286,9 @@ def test_every_strategy_class_is_a_schema_choice_and_back():
 
 def test_scaffold_sends_its_control_variates_both_ways_counted_in_the_bytes():
     trainer, server, clients, layout = strategy_setup("scaffold", random_clients((6, 9, 12)))
-    records = run_rounds(server, trainer, clients, FederatedConfig(rounds=2, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+    records = run_rounds(
+        server, trainer, clients, FederatedConfig(rounds=2, client_fraction=1.0), rng_for(0, "test"), lambda r: None
+    )
     params = int(layout.param_mask().sum())
     assert params < layout.numel  # batch norm's statistics travel with the weights but have no control variate
     for record in records:
@@ -269,7 +304,9 @@ def test_scaffold_variates_are_the_clients_gradients_at_the_global_model_and_cor
     data = random_clients((6, 9, 12))
     trainer, server, clients, layout = strategy_setup("scaffold", data, ModelConfig(hidden_sizes=[16], dropout=0.0))
     start = server.global_.clone()
-    run_rounds(server, trainer, clients, FederatedConfig(rounds=1, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+    run_rounds(
+        server, trainer, clients, FederatedConfig(rounds=1, client_fraction=1.0), rng_for(0, "test"), lambda r: None
+    )
     mask = layout.param_mask()
     gradients = []
     for client in clients:  # each client's gradient at the start, by the same trainer from the same weights
@@ -284,7 +321,9 @@ def test_scaffold_variates_are_the_clients_gradients_at_the_global_model_and_cor
     trainer.start_from(server.global_)
     objective.on_message(trainer, clients[0], [server.half.control])
     expected = trainer.param_views(objective._full(server.half.control - gradients[0]))
-    assert [torch.equal(correction, want) for (_, correction), (_, want) in zip(objective.correction, expected)] == [True] * len(expected)
+    assert [torch.equal(correction, want) for (_, correction), (_, want) in zip(objective.correction, expected)] == [
+        True
+    ] * len(expected)
     objective.reply(trainer, clients[0])
     assert objective.correction == []  # personalisation afterwards trains uncorrected
 
@@ -294,12 +333,15 @@ def test_scaffold_with_identical_clients_has_nothing_to_correct_and_trains_as_fe
     runs = {}
     for name in ("fedavg", "scaffold"):
         trainer, server, clients, _ = strategy_setup(name, same, ModelConfig(hidden_sizes=[16], dropout=0.0))
-        run_rounds(server, trainer, clients, FederatedConfig(rounds=3, client_fraction=1.0), rng_for(0, "test"), lambda r: None)
+        run_rounds(
+            server, trainer, clients, FederatedConfig(rounds=3, client_fraction=1.0), rng_for(0, "test"), lambda r: None
+        )
         runs[name] = server.global_
     torch.testing.assert_close(runs["scaffold"], runs["fedavg"], rtol=0, atol=1e-5)
 
 
 # --- partitions -----------------------------------------------------------------------------------
+
 
 def test_shards_give_each_client_few_classes():
     y = np.repeat(np.arange(10), 50)
@@ -312,6 +354,7 @@ def test_shards_give_each_client_few_classes():
 
 # --- the stage ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     params = tiny_run()
@@ -320,9 +363,13 @@ def prepared(tmp_path_factory):
 
 
 def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepared):
-    params = tiny_run(partitions=["iid", "shards"], strategies=["fedavg", "fedprox", "fedadam", "fedavgm"], init_from_base=True)
+    params = tiny_run(
+        partitions=["iid", "shards"], strategies=["fedavg", "fedprox", "fedadam", "fedavgm"], init_from_base=True
+    )
     runs = run_federated(params, stage_paths("federated", prepared, "out"))
-    assert list(runs) == ["centralized"] + [f"{p}/{s}" for p in ("iid", "shards") for s in ("fedavg", "fedprox", "fedadam", "fedavgm")]
+    assert list(runs) == ["centralized"] + [
+        f"{p}/{s}" for p in ("iid", "shards") for s in ("fedavg", "fedprox", "fedadam", "fedavgm")
+    ]
     client = MlflowClient()
     central = client.get_run(runs["centralized"]["run_id"])
     assert central.data.tags["paradigm"] == "centralized"
@@ -332,12 +379,18 @@ def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepar
         if variant == "centralized":
             continue
         run = client.get_run(entry["run_id"])
-        assert (run.data.tags["paradigm"], run.data.tags["variant"], run.data.tags["init"]) == ("federated", variant, "pretrained base")
+        assert (run.data.tags["paradigm"], run.data.tags["variant"], run.data.tags["init"]) == (
+            "federated",
+            variant,
+            "pretrained base",
+        )
         assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
         for key in ("test/acc", "test/loss", "round/clients_reported", "round/bytes_up", "round/bytes_down"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
         assert entry["comm/bytes_total"] == entry["comm/bytes_down_total"] + entry["comm/bytes_up_total"] > 0
-        assert entry["fl/clients"] == 4 and entry["compare/acc_gap_vs_centralized"] == pytest.approx(entry["test/acc"] - runs["centralized"]["test/acc"])
+        assert entry["fl/clients"] == 4 and entry["compare/acc_gap_vs_centralized"] == pytest.approx(
+            entry["test/acc"] - runs["centralized"]["test/acc"]
+        )
         assert 0 <= entry["personal/acc_before_mean"] <= 1 and 0 <= entry["personal/acc_after_mean"] <= 1
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert {"plots/rounds.png", "plots/personalization.png", "plots/confusion_matrix.png"} <= artifacts
@@ -348,7 +401,9 @@ def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepar
 
 
 def test_the_same_seed_gives_the_same_federated_run(prepared):
-    params = tiny_run(strategies=["fedadam"], compression="int8", client_fraction=0.5, client_dropout=0.3, centralized=False)
+    params = tiny_run(
+        strategies=["fedadam"], compression="int8", client_fraction=0.5, client_dropout=0.3, centralized=False
+    )
     paths = stage_paths("federated", prepared)
     data = load_task(paths.prepared("full"))
     assignment = read_arrays(paths.prepared("federated"))["iid"]
@@ -364,22 +419,35 @@ def test_the_same_seed_gives_the_same_federated_run(prepared):
 def test_clients_train_on_the_gpu_when_there_is_one(tracking_dir):
     params = tiny_run(centralized=False, personalization_steps=0)
     prepared_data = prepare_data(params)
-    start = starting_classifier(params.model, prepared_data.full, tracking_dir / "none.pt", False, params.seed).state_dict()
-    entry, _ = federate(params, prepared_data.full, prepared_data.partitions["iid"], "iid", "fedavg", start, tracking_dir)
+    start = starting_classifier(
+        params.model, prepared_data.full, tracking_dir / "none.pt", False, params.seed
+    ).state_dict()
+    entry, _ = federate(
+        params, prepared_data.full, prepared_data.partitions["iid"], "iid", "fedavg", start, tracking_dir
+    )
     run = MlflowClient().get_run(entry["run_id"])
     assert run.data.tags["device"].startswith("cuda") and entry["memory/peak_bytes"] > 0
-    assert make_clients(np.zeros((2, 1), np.float32), np.zeros(2, np.int64), np.array([0, 1]), torch.device("cuda"))[0].X.is_cuda
+    assert make_clients(np.zeros((2, 1), np.float32), np.zeros(2, np.int64), np.array([0, 1]), torch.device("cuda"))[
+        0
+    ].X.is_cuda
 
 
 def test_federated_params_errors_name_the_key_and_what_is_allowed():
     from tests.test_config import error_for
 
-    assert "federated.strategies[1] = 'fedsgd': must be 'fedavg', 'fedprox', 'fedadam', 'fedavgm' or 'scaffold'" in error_for(
-        {"federated": {"strategies": ["fedavg", "fedsgd"]}})
+    assert (
+        "federated.strategies[1] = 'fedsgd': must be 'fedavg', 'fedprox', 'fedadam', 'fedavgm' or 'scaffold'"
+        in error_for({"federated": {"strategies": ["fedavg", "fedsgd"]}})
+    )
     assert "'scaffold' with federated.dp.enabled true" in error_for(
-        {"federated": {"strategies": ["scaffold"], "dp": {"enabled": True}}})
-    assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for({"federated": {"client_fraction": 1.5}})
-    assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for({"federated": {"trainer": {"max_epochs": 3}}})
+        {"federated": {"strategies": ["scaffold"], "dp": {"enabled": True}}}
+    )
+    assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for(
+        {"federated": {"client_fraction": 1.5}}
+    )
+    assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for(
+        {"federated": {"trainer": {"max_epochs": 3}}}
+    )
     message = error_for({"prepare": {"federated": {"min_samples_per_client": 1}}})
     assert "prepare.federated.min_samples_per_client = 1" in message and "batch_norm" in message
 
@@ -390,31 +458,51 @@ def test_partitions_prepare_did_not_write_are_refused_naming_the_file(tmp_path):
     from pipeline.paradigms.federated.run import load_partitions
 
     write_npz(tmp_path / "federated.npz", iid=np.zeros(10, dtype=np.int64))
-    with pytest.raises(DataError, match=r"federated.npz: no 'shards' partition \(it has iid\); re-run `dvc repro prepare`"):
+    with pytest.raises(
+        DataError, match=r"federated.npz: no 'shards' partition \(it has iid\); re-run `dvc repro prepare`"
+    ):
         load_partitions(tmp_path / "federated.npz", ["iid", "shards"], 10)
     with pytest.raises(DataError, match="covers 10 examples, full.npz trains on 12"):
         load_partitions(tmp_path / "federated.npz", ["iid"], 12)
-    with pytest.raises(DataError, match="cannot be cut into 10 clients x 2 shards; lower prepare.federated.num_clients"):
+    with pytest.raises(
+        DataError, match="cannot be cut into 10 clients x 2 shards; lower prepare.federated.num_clients"
+    ):
         partition_shards(np.zeros(15, dtype=np.int64), 10, 2, rng_for(0, "test"))
 
 
 # --- differential privacy -------------------------------------------------------------------------
 
+
 def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
     from pipeline.paradigms.federated.privacy import PrivateMean
 
     start = torch.zeros(4)
-    exact = PrivateMean(start, clip_norm=1.0, noise_multiplier=0.0, expected_clients=2, generator=torch.Generator().manual_seed(0))
-    exact.add(torch.tensor([3.0, 4.0, 0.0, 0.0]), 100)  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
+    exact = PrivateMean(
+        start, clip_norm=1.0, noise_multiplier=0.0, expected_clients=2, generator=torch.Generator().manual_seed(0)
+    )
+    exact.add(
+        torch.tensor([3.0, 4.0, 0.0, 0.0]), 100
+    )  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
     exact.add(torch.tensor([0.1, 0.0, 0.0, 0.0]), 1)
     assert exact.clipped == 1
-    private_server = Server(torch.zeros(4), Codec("none", StateLayout(("w",), (torch.Size([4]),), (True,))),
-                            private_mean=lambda start: PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0)))
+    private_server = Server(
+        torch.zeros(4),
+        Codec("none", StateLayout(("w",), (torch.Size([4]),), (True,))),
+        private_mean=lambda start: PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0)),
+    )
     with pytest.raises(ValueError, match="sample count"):
         private_server.receive(private_server.broadcast(), 2.5)
     assert torch.allclose(exact.mean(), torch.tensor([0.35, 0.4, 0.0, 0.0]))
-    noisy = PrivateMean(torch.zeros(100_000), clip_norm=2.0, noise_multiplier=0.5, expected_clients=4, generator=torch.Generator().manual_seed(0))
-    assert float(noisy.mean().std()) == pytest.approx(0.5 * 2.0 / 4, rel=0.02)  # noise std sigma x clip over the expected clients
+    noisy = PrivateMean(
+        torch.zeros(100_000),
+        clip_norm=2.0,
+        noise_multiplier=0.5,
+        expected_clients=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert float(noisy.mean().std()) == pytest.approx(
+        0.5 * 2.0 / 4, rel=0.02
+    )  # noise std sigma x clip over the expected clients
 
 
 def test_dp_samples_clients_independently_at_the_client_fraction():
@@ -423,16 +511,25 @@ def test_dp_samples_clients_independently_at_the_client_fraction():
     private = FederatedConfig(client_fraction=0.3, dp={"enabled": True})
     counts = [len(sample_clients(private, 50, rng_for(0, str(i)))) for i in range(400)]
     assert len(set(counts)) > 5 and np.mean(counts) == pytest.approx(15, rel=0.05)
-    assert {len(sample_clients(FederatedConfig(client_fraction=0.3), 50, rng_for(0, str(i)))) for i in range(20)} == {15}
+    assert {len(sample_clients(FederatedConfig(client_fraction=0.3), 50, rng_for(0, str(i)))) for i in range(20)} == {
+        15
+    }
 
 
 def test_dp_accounts_epsilon_every_round_and_adds_noise_even_when_nobody_reports(tracking_dir):
     epsilons = {}
     for noise in (0.5, 2.0):
-        params = tiny_run(client_dropout=1.0, rounds=3, centralized=False, personalization_steps=0,
-                          dp={"enabled": True, "noise_multiplier": noise, "clip_norm": 0.5})
+        params = tiny_run(
+            client_dropout=1.0,
+            rounds=3,
+            centralized=False,
+            personalization_steps=0,
+            dp={"enabled": True, "noise_multiplier": noise, "clip_norm": 0.5},
+        )
         prepared = prepare_data(params)
-        start = starting_classifier(params.model, prepared.full, tracking_dir / "none.pt", False, params.seed).state_dict()
+        start = starting_classifier(
+            params.model, prepared.full, tracking_dir / "none.pt", False, params.seed
+        ).state_dict()
         entry, _ = federate(params, prepared.full, prepared.partitions["iid"], "iid", "fedavg", start, tracking_dir)
         model, _ = load_classifier(tracking_dir / "iid-fedavg.pt", params.model)
         assert not all(torch.equal(model.state_dict()[k], start[k]) for k in start)  # the noise is released every round

@@ -60,8 +60,15 @@ def test_buffers_count_as_weights():
 def test_contract_metric_names():
     model = tiny()
     metrics = estimate_training_memory(model, torch.optim.SGD(model.parameters(), lr=0.1), "32").as_metrics()
-    for name in ("params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
-                 "memory/grads_bytes", "memory/optimizer_bytes", "memory/rule_12n_bytes"):
+    for name in (
+        "params/total",
+        "params/trainable",
+        "memory/estimated_train_bytes",
+        "memory/weights_bytes",
+        "memory/grads_bytes",
+        "memory/optimizer_bytes",
+        "memory/rule_12n_bytes",
+    ):
         assert name in metrics
 
 
@@ -94,15 +101,21 @@ def one_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
 
 @pytest.mark.parametrize(
     "make_optimizer",
-    [lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-     lambda p: torch.optim.Adam(p), lambda p: torch.optim.Adam(p, amsgrad=True)],
+    [
+        lambda p: torch.optim.SGD(p, lr=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: torch.optim.Adam(p),
+        lambda p: torch.optim.Adam(p, amsgrad=True),
+    ],
 )
 def test_measured_state_after_a_step_matches_the_estimate(make_optimizer):
     model = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
     optimizer = make_optimizer(model.parameters())
     one_step(model, optimizer)
     estimate = estimate_training_memory(model, optimizer, "32").total_bytes
-    steps = sum(4 for state in optimizer.state.values() if "step" in state)  # Adam's step counters: one fp32 scalar per tensor
+    steps = sum(
+        4 for state in optimizer.state.values() if "step" in state
+    )  # Adam's step counters: one fp32 scalar per tensor
     assert model_state_bytes(model, [optimizer]) == estimate + steps
 
 

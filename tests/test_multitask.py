@@ -14,19 +14,19 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import ModelConfig, TrainerConfig
-from pipeline.paradigms.multitask.config import TaskSpec
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import TaskData, load_task
-from pipeline.paradigms.multitask.task_labels import derive_task_labels
 from pipeline.errors import ConfigError, DataError
 from pipeline.models.checkpoint import load_classifier, load_multitask
 from pipeline.models.classifier import build_classifier
 from pipeline.models.loss_weighting import FixedWeighting, UncertaintyWeighting
 from pipeline.models.multitask import Branch, build_multitask_net
 from pipeline.models.multitask_module import MultiTaskModule
+from pipeline.paradigms.multitask.config import TaskSpec
 from pipeline.paradigms.multitask.run import run_multitask
+from pipeline.paradigms.multitask.task_labels import derive_task_labels
+from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
-from tests.test_pretrain import CONTRACT
 
 TINY_MULTITASK = {"trainer": {"max_epochs": 3, "batch_size": 128}}
 
@@ -41,11 +41,17 @@ def small_task(labels: list, columns: dict | None = None) -> TaskData:
     y = np.searchsorted(classes, labels)
     split = {s: y.copy() for s in ("train", "val", "test")}
     cols = {name: {s: np.asarray(v) for s in split} for name, v in (columns or {}).items()}
-    return TaskData(X={s: np.zeros((len(y), 4), np.float32) for s in split}, y=split, ids={s: np.arange(len(y)) for s in split},
-                    classes=classes, columns=cols)
+    return TaskData(
+        X={s: np.zeros((len(y), 4), np.float32) for s in split},
+        y=split,
+        ids={s: np.arange(len(y)) for s in split},
+        classes=classes,
+        columns=cols,
+    )
 
 
 # --- task definitions -------------------------------------------------------------------------
+
 
 def test_derived_labels_from_the_digit():
     data = small_task([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
@@ -73,16 +79,36 @@ def test_a_missing_label_column_is_named():
 
 def test_a_task_column_not_declared_in_data_is_refused_by_the_params():
     with pytest.raises(ConfigError) as err:
-        make_params(multitask={"tasks": [{"name": "digit", "label": "class"}, {"name": "size", "label": "column", "column": "size"}]})
-    assert "multitask.tasks[1].column = 'size' (task 'size'): not a declared label column; data.task_columns is []" in str(err.value)
+        make_params(
+            multitask={
+                "tasks": [{"name": "digit", "label": "class"}, {"name": "size", "label": "column", "column": "size"}]
+            }
+        )
+    assert (
+        "multitask.tasks[1].column = 'size' (task 'size'): not a declared label column; data.task_columns is []"
+        in str(err.value)
+    )
 
 
 @pytest.mark.parametrize(
     "spec, labels, problem",
     [
-        (TaskSpec(name="huge", label="threshold", threshold=100), [0, 1, 2], "multitask task 'huge' (label >= 100) gives 1 class ('< 100'); a task needs at least 2"),
-        (TaskSpec(name="parity", label="parity"), [0, 2, 4], "multitask task 'parity' (label 'parity') gives 1 class ('even')"),
-        (TaskSpec(name="parity", label="parity"), ["cat", "dog"], "multitask task 'parity' (label 'parity') needs integer class labels; the dataset's labels are 'cat', 'dog'"),
+        (
+            TaskSpec(name="huge", label="threshold", threshold=100),
+            [0, 1, 2],
+            "multitask task 'huge' (label >= 100) gives 1 class ('< 100'); a task needs at least 2",
+        ),
+        (
+            TaskSpec(name="parity", label="parity"),
+            [0, 2, 4],
+            "multitask task 'parity' (label 'parity') gives 1 class ('even')",
+        ),
+        (
+            TaskSpec(name="parity", label="parity"),
+            ["cat", "dog"],
+            "multitask task 'parity' (label 'parity') needs integer class labels; the dataset's labels are 'cat', "
+            "'dog'",
+        ),
     ],
 )
 def test_a_task_with_fewer_than_two_classes_or_impossible_labels_fails_clearly(spec, labels, problem):
@@ -93,7 +119,9 @@ def test_a_task_with_fewer_than_two_classes_or_impossible_labels_fails_clearly(s
 
 def test_a_constant_label_column_fails_clearly():
     data = small_task([0, 1, 2], columns={"site": [7, 7, 7]})
-    with pytest.raises(DataError, match="multitask task 'site' \\(column 'site'\\) gives 1 class \\(7\\); a task needs at least 2"):
+    with pytest.raises(
+        DataError, match="multitask task 'site' \\(column 'site'\\) gives 1 class \\(7\\); a task needs at least 2"
+    ):
         derive_task_labels(data, TaskSpec(name="site", label="column", column="site"), "full.npz")
 
 
@@ -116,7 +144,9 @@ def tiny_module(weighting) -> MultiTaskModule:
 def batch(n: int = 32):
     generator = torch.Generator().manual_seed(1)
     x = torch.rand(n, 1, 8, 8, generator=generator)
-    y = torch.stack([torch.randint(0, 10, (n,), generator=generator), torch.randint(0, 2, (n,), generator=generator)], dim=1)
+    y = torch.stack(
+        [torch.randint(0, 10, (n,), generator=generator), torch.randint(0, 2, (n,), generator=generator)], dim=1
+    )
     return x, y
 
 
@@ -129,7 +159,9 @@ def test_the_shared_body_gets_gradients_from_every_task_loss():
         body = {name: p.grad for name, p in module.net.body.named_parameters()}
         assert all(g is not None and g.abs().sum() > 0 for g in body.values()), task
         other = next(t for t in module.tasks if t != task)
-        assert all(p.grad is None or not p.grad.any() for p in module.net.heads[other].parameters()), f"{task}'s loss moved {other}'s branch"
+        assert all(p.grad is None or not p.grad.any() for p in module.net.heads[other].parameters()), (
+            f"{task}'s loss moved {other}'s branch"
+        )
 
 
 def test_uncertainty_weights_move_during_training_and_fixed_ones_do_not():
@@ -163,6 +195,7 @@ def test_a_task_name_torch_reserves_is_refused():
 
 # --- the stage --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """Prepared digits and a tiny pretrained base, shared by the module; each test writes its own outputs."""
@@ -175,8 +208,15 @@ def run(params, root, name: str):
 
 
 def test_stage_logs_separate_runs_and_the_multitask_run_with_its_comparison(prepared):
-    params = tiny(multitask={"tasks": [{"name": "digit", "label": "class"}, {"name": "parity", "label": "parity", "tower": [8]},
-                                       {"name": "large", "label": "threshold", "threshold": 5}]})
+    params = tiny(
+        multitask={
+            "tasks": [
+                {"name": "digit", "label": "class"},
+                {"name": "parity", "label": "parity", "tower": [8]},
+                {"name": "large", "label": "threshold", "threshold": 5},
+            ]
+        }
+    )
     runs = run(params, prepared, "three")
     assert list(runs) == ["single_task/digit", "single_task/parity", "single_task/large", "multitask"]
     client = MlflowClient()
@@ -184,12 +224,18 @@ def test_stage_logs_separate_runs_and_the_multitask_run_with_its_comparison(prep
         logged = client.get_run(entry["run_id"])
         assert set(CONTRACT) <= set(logged.data.metrics), variant
         paradigm = "multitask" if variant == "multitask" else "single_task"
-        assert (logged.data.tags["stage"], logged.data.tags["paradigm"], logged.data.tags["variant"]) == ("multitask", paradigm, variant)
+        assert (logged.data.tags["stage"], logged.data.tags["paradigm"], logged.data.tags["variant"]) == (
+            "multitask",
+            paradigm,
+            variant,
+        )
     shared = runs["multitask"]
     for task in ("digit", "parity", "large"):
         assert 0 <= shared[f"test/{task}/acc"] <= 1 and 0 <= shared[f"test/{task}/f1_macro"] <= 1
         alone = runs[f"single_task/{task}"]
-        assert shared[f"compare/{task}/acc_delta_vs_separate"] == pytest.approx(shared[f"test/{task}/acc"] - alone[f"test/{task}/acc"])
+        assert shared[f"compare/{task}/acc_delta_vs_separate"] == pytest.approx(
+            shared[f"test/{task}/acc"] - alone[f"test/{task}/acc"]
+        )
     assert shared["test/acc"] == pytest.approx(np.mean([shared[f"test/{t}/acc"] for t in ("digit", "parity", "large")]))
     separate_params = sum(runs[f"single_task/{t}"]["params/total"] for t in ("digit", "parity", "large"))
     assert shared["compare/params_ratio_vs_separate"] == pytest.approx(shared["params/total"] / separate_params)
@@ -211,7 +257,10 @@ def test_loss_weights_are_logged_every_epoch_and_the_model_reloads(prepared):
     for name in ("history", "tasks", "cost"):
         assert (prepared / "weights" / "plots" / f"{name}.csv").is_file()
     net, payload = load_multitask(prepared / "weights" / "models" / "multitask.pt", params.model)
-    assert [t["name"] for t in payload["tasks"]] == ["digit", "parity"] and payload["tasks"][1]["classes"] == ["even", "odd"]
+    assert [t["name"] for t in payload["tasks"]] == ["digit", "parity"] and payload["tasks"][1]["classes"] == [
+        "even",
+        "odd",
+    ]
     data = load_task(stage_paths("multitask", prepared).prepared("full"))
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(data.X["test"]))

@@ -15,15 +15,8 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.models.checkpoint import load_classifier
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paths import StagePaths
+from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from tests.conftest import make_params
-
-CONTRACT = [
-    "test/acc", "test/f1_macro", "test/loss", "train/loss", "val/acc", "val/loss",
-    "params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
-    "memory/grads_bytes", "memory/optimizer_bytes", "memory/autocast_copies_bytes", "memory/rule_12n_bytes",
-    "memory/peak_bytes", "memory/measured_state_bytes", "model/checkpoint_bytes", "time/fit_seconds",
-    "throughput/train_samples_per_s", "data/labels_used",
-]
 
 
 @pytest.fixture
@@ -176,7 +169,12 @@ def test_resnet_on_an_image_folder_pretrains_and_adapts_its_convolutions(trackin
 
     params = resnet_params(colour_folders(tracking_dir / "images"))
     model = build_classifier(params.model, (3, 32, 32), 4)
-    assert [name for name, _ in model.layers()] == ["body.stem", "body.stage1", "body.stage2", "head"] and params.model.depth == 4
+    assert [name for name, _ in model.layers()] == [
+        "body.stem",
+        "body.stage1",
+        "body.stage2",
+        "head",
+    ] and params.model.depth == 4
     assert model.body[:-1](torch.zeros(1, 3, 32, 32)).shape == (1, 16, 16, 16)  # the second stage halves the image
 
     write_prepared(prepare_data(params), StagePaths.of("prepare", tracking_dir).data)
@@ -200,4 +198,6 @@ def test_the_gpu_profile_path_resnet_in_bf16_trains_on_cuda_and_its_state_matche
     for variant, metrics in runs.items():
         run = MlflowClient().get_run(metrics["run_id"])
         assert run.data.tags["device"].startswith("cuda") and run.data.tags["precision"] == "bf16-mixed", variant
-        assert metrics["memory/measured_state_bytes"] == pytest.approx(metrics["memory/estimated_train_bytes"], rel=0.15), variant
+        assert metrics["memory/measured_state_bytes"] == pytest.approx(
+            metrics["memory/estimated_train_bytes"], rel=0.15
+        ), variant

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.config.edit import apply_to_params, exp_run_command
 from pipeline.config.loading import load_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError
 from pipeline.paradigms.scratch.run import run_scratch
-from pipeline.config.edit import apply_to_params, exp_run_command
 from pipeline.sweep.objective import pruning
 from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import storage_for
@@ -55,10 +55,24 @@ def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(workspace, 
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()  # the store exists (as after any dvc repro): two
     # processes creating a new SQLite MLflow store at once race on its schema migration
-    command = [sys.executable, "-m", "pipeline.sweep", "scratch", "--n-trials", "6", "--study", "shared", "--storage", url]
-    workers = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.sweep",
+        "scratch",
+        "--n-trials",
+        "6",
+        "--study",
+        "shared",
+        "--storage",
+        url,
+    ]
+    workers = [
+        subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     ran = [int(re.search(r"this worker ran (\d+) trials", out).group(1)) for out, _ in outputs]
     assert sum(ran) == 6
@@ -81,7 +95,9 @@ def test_parent_holds_best_params_and_plots_and_children_their_trials(inside):
     assert parent.data.metrics["best/val/best_loss"] == pytest.approx(result.best_value)
     assert float(parent.data.tags["best.scratch.trainer.lr"]) == pytest.approx(result.best_params["scratch.trainer.lr"])
     assert {a.path for a in client.list_artifacts(result.parent_run_id, "plots")} == {
-        "plots/optimization_history.png", "plots/param_importances.png"}
+        "plots/optimization_history.png",
+        "plots/param_importances.png",
+    }
     kids = children(client, result.parent_run_id)
     assert len(kids) == 3 and {k.data.tags["trial_state"] for k in kids} == {"complete"}
     for kid in kids:
@@ -95,9 +111,18 @@ def test_parent_holds_best_params_and_plots_and_children_their_trials(inside):
 @pytest.mark.parametrize(
     "space, message",
     [
-        ({"scratch.trainer.lrr": LR}, r"unknown key 'scratch.trainer.lrr': 'lrr' is not in scratch.trainer; allowed there: .*lr"),
-        ({"finetune.lora.r": {"type": "int", "low": 1, "high": 4}}, r"'finetune.lora.r' is not a param the scratch stage reads"),
-        ({"scratch.trainer.lr": {"type": "float", "low": -1.0, "high": 0.01}}, r"scratch.trainer.lr = -1.0 give invalid params"),
+        (
+            {"scratch.trainer.lrr": LR},
+            r"unknown key 'scratch.trainer.lrr': 'lrr' is not in scratch.trainer; allowed there: .*lr",
+        ),
+        (
+            {"finetune.lora.r": {"type": "int", "low": 1, "high": 4}},
+            r"'finetune.lora.r' is not a param the scratch stage reads",
+        ),
+        (
+            {"scratch.trainer.lr": {"type": "float", "low": -1.0, "high": 0.01}},
+            r"scratch.trainer.lr = -1.0 give invalid params",
+        ),
     ],
 )
 def test_a_bad_search_space_fails_before_any_trial(inside, space, message):
@@ -139,11 +164,16 @@ def test_apply_writes_the_best_params_keeping_comments_and_order(tmp_path):
     after = path.read_text()
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
     assert len(before.splitlines()) == len(after.splitlines())
-    assert changed == [("    r: 2", "    r: 4"), ("  trainer: {max_epochs: 100}", "  trainer: {max_epochs: 100, lr: 0.002}")]
+    assert changed == [
+        ("    r: 2", "    r: 4"),
+        ("  trainer: {max_epochs: 100}", "  trainer: {max_epochs: 100, lr: 0.002}"),
+    ]
     applied = load_params(path)
     assert applied.trainer_for("finetune").lr == 0.002 and applied.finetune.lora.r == 4
-    assert exp_run_command({"finetune.lora.r": 4, "finetune.strategies": ["lora"]}) == \
-        "dvc exp run -S finetune.lora.r=4 -S 'finetune.strategies=[\"lora\"]'"
+    assert (
+        exp_run_command({"finetune.lora.r": 4, "finetune.strategies": ["lora"]})
+        == "dvc exp run -S finetune.lora.r=4 -S 'finetune.strategies=[\"lora\"]'"
+    )
 
 
 def test_a_worker_past_its_timeout_takes_no_new_trial_and_leaves_them_for_others(inside):

@@ -14,16 +14,16 @@ from safetensors.torch import load_file
 from pipeline.config.schema import ModelConfig
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
-from pipeline.paradigms.finetune.adapters import add_adapters, load_adapted
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.reuse import load_base_for, renew_top_layers
+from pipeline.paradigms.finetune.adapters import add_adapters, load_adapted
 from pipeline.paradigms.finetune.run import run_finetune
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paradigms.scratch.run import run_scratch
 from pipeline.paradigms.transfer.run import run_transfer
 from pipeline.seeding import seed_everything
+from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
-from tests.test_pretrain import CONTRACT
 
 TINY_TARGET = {"prepare": {"shots_per_class": 3}, "trainer": {"max_epochs": 3, "batch_size": 16}}
 
@@ -72,7 +72,11 @@ def test_transfer_keeps_the_body_bit_identical_and_trains_a_new_head(base):
     assert entry["memory/optimizer_bytes"] == 2 * 4 * entry["params/trainable"]  # Adam state for the head only
     run = MlflowClient().get_run(entry["run_id"])
     assert set(CONTRACT) <= set(run.data.metrics)
-    assert (run.data.tags["stage"], run.data.tags["paradigm"], run.data.tags["variant"]) == ("transfer", "transfer", "frozen_body")
+    assert (run.data.tags["stage"], run.data.tags["paradigm"], run.data.tags["variant"]) == (
+        "transfer",
+        "transfer",
+        "frozen_body",
+    )
     assert run.data.tags["trained_modules"] == "head"
 
 
@@ -98,15 +102,20 @@ def test_partial_trains_exactly_the_layers_it_names(base):
     old, new = state(before), state(after)
     assert all(torch.equal(new[k], old[k]) for k in new if k.startswith("body.layer1."))
     assert all(not torch.equal(new[k], old[k]) for k in new if k.startswith("body.layer2.") and "num_batches" not in k)
-    assert MlflowClient().get_run(runs["partial"]["run_id"]).data.tags["trained_modules"] == "body.layer2.0,body.layer2.1,head"
+    assert (
+        MlflowClient().get_run(runs["partial"]["run_id"]).data.tags["trained_modules"]
+        == "body.layer2.0,body.layer2.1,head"
+    )
 
 
 def test_gradual_unfreezing_thaws_one_layer_at_a_time(base):
     params, root = base
     params = tiny(finetune={"strategies": ["partial"], "unfreeze_layers": 2, "unfreeze_every": 2})
     out = root / "g"
-    first = run_finetune(params.model_copy(update={"trainer": params.trainer.model_copy(update={"max_epochs": 2})}),
-                         stage_paths("finetune", root, "g/two"))
+    first = run_finetune(
+        params.model_copy(update={"trainer": params.trainer.model_copy(update={"max_epochs": 2})}),
+        stage_paths("finetune", root, "g/two"),
+    )
     later = run_finetune(params, stage_paths("finetune", root, "g/three"))
     pretrained = state(load_classifier(checkpoint(root), params.model)[0])
     after_two = state(load_classifier(out / "two" / "models" / "partial.pt", params.model)[0])
@@ -143,8 +152,12 @@ def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
     assert runs["lora_fa"]["memory/optimizer_bytes"] < runs["lora"]["memory/optimizer_bytes"]
 
     x = torch.from_numpy(task.X["test"][:32])
-    unmerged = load_adapted(root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model, merge=False)
-    merged = load_adapted(root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model)
+    unmerged = load_adapted(
+        root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model, merge=False
+    )
+    merged = load_adapted(
+        root / "fa" / "models" / "lora", load_base_for(task, checkpoint(root), params.model), params.model
+    )
     unmerged.eval(), merged.eval()
     assert type(merged).__name__ == "Classifier"
     with torch.no_grad():
@@ -155,15 +168,19 @@ def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
 def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
     params = make_params(model=ModelConfig().model_dump())  # the schema's default backbone, not the tiny one
     from pipeline.memory import estimate_training_memory
-    from pipeline.paradigms.finetune.adapters import lora_fa_optimizer
     from pipeline.models.classifier import build_classifier
+    from pipeline.paradigms.finetune.adapters import lora_fa_optimizer
     from pipeline.training.optimizers import build_optimizer
 
     full = build_classifier(params.model, (1, 8, 8), 10)
     full_estimate = estimate_training_memory(full, build_optimizer(full.parameters(), params.trainer), "32")
     for strategy in ("lora", "lora_fa", "vera"):
         model = add_adapters(build_classifier(params.model, (1, 8, 8), 10), strategy, params.finetune, params.seed)
-        optimizer = lora_fa_optimizer(params.finetune)(model, params.trainer) if strategy == "lora_fa" else build_optimizer(model.parameters(), params.trainer)
+        optimizer = (
+            lora_fa_optimizer(params.finetune)(model, params.trainer)
+            if strategy == "lora_fa"
+            else build_optimizer(model.parameters(), params.trainer)
+        )
         estimate = estimate_training_memory(model, optimizer, "32")
         assert estimate.trainable_params < 0.1 * full_estimate.trainable_params, strategy
         assert estimate.optimizer_bytes < 0.1 * full_estimate.optimizer_bytes, strategy
@@ -197,7 +214,13 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     assert n_test > 0
     history = (root / "all" / "plots" / "history.csv").read_text().splitlines()
     assert history[0] == "variant,epoch,train/loss,val/loss,val/acc" and len(history) == 1 + 5 * 3
-    assert sorted(p.name for p in (root / "all" / "models").iterdir()) == ["full.pt", "lora", "lora_fa", "partial.pt", "vera"]
+    assert sorted(p.name for p in (root / "all" / "models").iterdir()) == [
+        "full.pt",
+        "lora",
+        "lora_fa",
+        "partial.pt",
+        "vera",
+    ]
 
 
 def test_lora_adapts_convolutions_of_the_cnn_backbone(base):
@@ -214,7 +237,9 @@ def test_a_missing_or_mismatched_base_checkpoint_is_refused_naming_both(base):
     with pytest.raises(DataError, match=r"absent\.pt: checkpoint not found; run `dvc repro pretrain` first"):
         run_transfer(params, stage_paths("transfer", root, "x", base=root / "absent.pt"))
     other = tiny(model={"hidden_sizes": [64, 64]})
-    with pytest.raises(ConfigError, match=r"built with model hidden_sizes=\[32\], but params.yaml names model hidden_sizes=\[64, 64\]"):
+    with pytest.raises(
+        ConfigError, match=r"built with model hidden_sizes=\[32\], but params.yaml names model hidden_sizes=\[64, 64\]"
+    ):
         run_finetune(other, stage_paths("finetune", root, "x"))
     assert not (root / "x").exists()  # nothing written
 
@@ -255,7 +280,9 @@ def test_a_base_for_other_inputs_or_a_folder_that_is_no_adapter_is_refused(base)
 
     params, root = base
     other_inputs = root / "other" / "base.pt"
-    save_classifier(other_inputs, build_classifier(params.model, (1, 4, 4), 10), params.model, (1, 4, 4), list(range(10)))
+    save_classifier(
+        other_inputs, build_classifier(params.model, (1, 4, 4), 10), params.model, (1, 4, 4), list(range(10))
+    )
     with pytest.raises(DataError, match=r"takes inputs of shape \(1, 4, 4\), this stage's data has \(1, 8, 8\)") as err:
         run_transfer(params, stage_paths("transfer", root, "other", base=other_inputs))
     assert "\n" not in str(err.value)

@@ -34,8 +34,16 @@ def fit(callback: pl.Callback, epochs: int = 3) -> None:
     torch.manual_seed(0)
     x = torch.rand(32, 2)
     data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[callback], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(TinyRegression(), data, data)
 
 

@@ -104,7 +104,13 @@ def test_prepared_file_of_another_kind(tmp_path):
     assert one_line(err).startswith(f"{path}: not a prepared task file (missing classes")
 
 
-@pytest.mark.parametrize("payload, problem", [(b"not a checkpoint", "not a readable checkpoint"), ({"weights": 1}, "not a paradigm-lab/classifier-v1 checkpoint")])
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        (b"not a checkpoint", "not a readable checkpoint"),
+        ({"weights": 1}, "not a paradigm-lab/classifier-v1 checkpoint"),
+    ],
+)
 def test_file_that_is_not_our_checkpoint(tmp_path, payload, problem):
     path = tmp_path / "base.pt"
     if isinstance(payload, bytes):
@@ -133,13 +139,18 @@ def test_params_file_missing_or_not_a_mapping(tmp_path):
         ("finetune", "", "data/prepared/target.npz: prepared data not found; run `dvc repro prepare` first"),
         ("transfer", "transfer:\n  replace_layers: 3\n", "transfer.replace_layers = 3: the mlp backbone has 3 layers"),
         ("multitask", "", "data/prepared/full.npz: prepared data not found; run `dvc repro prepare` first"),
-        ("multitask", "multitask:\n  tasks: [{name: digit, label: class}, {name: big, label: threshold}]\n",
-         "multitask.tasks[1]: task 'big': label 'threshold' needs threshold (e.g. 5: labels >= 5 are class 1)"),
+        (
+            "multitask",
+            "multitask:\n  tasks: [{name: digit, label: class}, {name: big, label: threshold}]\n",
+            "multitask.tasks[1]: task 'big': label 'threshold' needs threshold (e.g. 5: labels >= 5 are class 1)",
+        ),
     ],
 )
 def test_target_stage_exits_2_with_one_line(tmp_path, stage, params_text, problem):
     (tmp_path / "params.yaml").write_text(params_text)
-    result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert problem in lines[0]

@@ -48,7 +48,9 @@ def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dic
     narrow = params.model.model_copy(update={"hidden_sizes": [params.narrow.width]})
     seed_everything(params.seed)
     model = build_classifier(narrow, task.input_shape, task.num_classes)
-    saved = SavedModel(paths.models / MODEL_FILE, lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes))
+    saved = SavedModel(
+        paths.models / MODEL_FILE, lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes)
+    )
     entry, _ = train_classifier(params, RunSpec.of(PARADIGM, "narrow"), model, task, saved)
     return {"narrow": entry}
 
@@ -56,12 +58,22 @@ def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dic
 def compare_narrow(results: Results) -> Section:
     title = "Narrow vs scratch"
     rows, scratch = results.of("narrow"), results.of("scratch")
-    columns = {"run": lambda row: row["label"], "seeds": seeds, "test acc": col("test/acc"),
-               "trainable params": col("params/trainable", "int"), "MLflow": linked}
+    columns = {
+        "run": lambda row: row["label"],
+        "seeds": seeds,
+        "test acc": col("test/acc"),
+        "trainable params": col("params/trainable", "int"),
+        "MLflow": linked,
+    }
     gap = rows["test/acc"].iloc[0] - scratch["test/acc"].iloc[0]
     table = markdown_table((row for _, row in rows.iterrows()), columns)
-    return Section(title, "The scratch control with one narrow body layer.", table,
-                   f"{title}: Δ acc {number(gap, 'signed')}.", metrics={"narrow/acc_vs_scratch": gap})
+    return Section(
+        title,
+        "The scratch control with one narrow body layer.",
+        table,
+        f"{title}: Δ acc {number(gap, 'signed')}.",
+        metrics={"narrow/acc_vs_scratch": gap},
+    )
 
 
 PARADIGM = Paradigm(

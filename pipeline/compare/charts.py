@@ -40,17 +40,37 @@ def per_run_points(runs: pd.DataFrame) -> pd.DataFrame:
 def accuracy_chart(runs: pd.DataFrame) -> Chart:
     points = per_run_points(runs)
     groups = {p: (list(g["params/trainable"]), list(g["test/acc"])) for p, g in points.groupby("paradigm", sort=False)}
-    return Chart("accuracy_vs_trainable_params", "runs.csv", points, figures.points_by_group_figure(
-        groups, "trainable parameters (log)", "test accuracy", "test accuracy vs trainable parameters, one point per run"))
+    return Chart(
+        "accuracy_vs_trainable_params",
+        "runs.csv",
+        points,
+        figures.points_by_group_figure(
+            groups,
+            "trainable parameters (log)",
+            "test accuracy",
+            "test accuracy vs trainable parameters, one point per run",
+        ),
+    )
 
 
 def memory_chart(runs: pd.DataFrame, tolerance: float) -> Chart:
     points = per_run_points(runs)
-    groups = {p: (list(g["memory/estimated_train_bytes"]), list(g["memory/measured_state_bytes"]))
-              for p, g in points.groupby("paradigm", sort=False)}
-    return Chart("memory_estimated_vs_measured", "runs.csv", points, figures.points_by_group_figure(
-        groups, "estimated model state (bytes)", "measured model state (bytes)",
-        "model-state memory: estimated vs measured", diagonal_band=tolerance))
+    groups = {
+        p: (list(g["memory/estimated_train_bytes"]), list(g["memory/measured_state_bytes"]))
+        for p, g in points.groupby("paradigm", sort=False)
+    }
+    return Chart(
+        "memory_estimated_vs_measured",
+        "runs.csv",
+        points,
+        figures.points_by_group_figure(
+            groups,
+            "estimated model state (bytes)",
+            "measured model state (bytes)",
+            "model-state memory: estimated vs measured",
+            diagonal_band=tolerance,
+        ),
+    )
 
 
 def mean_curves(curves: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -59,8 +79,16 @@ def mean_curves(curves: pd.DataFrame, x: str) -> pd.DataFrame:
     return mean.rename(columns={"step": x, "value": "test/acc"})
 
 
-def curves_chart(name: str, csv: str, rows: pd.DataFrame, x: str, xlabel: str, title: str,
-                 control: Optional[str] = None, reference: Optional[tuple[str, float]] = None) -> Chart:
+def curves_chart(
+    name: str,
+    csv: str,
+    rows: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    title: str,
+    control: Optional[str] = None,
+    reference: Optional[tuple[str, float]] = None,
+) -> Chart:
     """Test accuracy against ``x``, one line per variant (rows of a ``centralized`` reference go in the CSV only)."""
     drawn = rows[~rows["variant"].str.startswith("centralized")]
     figure = None

@@ -28,7 +28,8 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
     names = {path.stem: path for path in images}
     parts = [
         "# Paradigm comparison",
-        f"Every run behind the current outputs (the run ids in `metrics/<stage>.json`), read back from MLflow: {source}. "
+        "Every run behind the current outputs (the run ids in `metrics/<stage>.json`), read back from MLflow: "
+        f"{source}. "
         f"This report is also the [`compare` run]({compare_link}) in the MLflow UI; each row links to its run. "
         "With several seeds (`repeats` in params.yaml) a cell reads mean ± std.",
         "## Headlines",
@@ -37,7 +38,9 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
     for section in sections:
         parts += [f"## {section.title}", section.text]
         parts += [part for part in (section.table, section.extra) if part]
-        parts += [f"![{chart.name}](figures/{names[chart.name].name})" for chart in section.charts if chart.name in names]
+        parts += [
+            f"![{chart.name}](figures/{names[chart.name].name})" for chart in section.charts if chart.name in names
+        ]
     return "\n\n".join(parts) + "\n"
 
 

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.compare.charts import write_charts
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
-from pipeline.compare.sections import EVERY_RUN, Results, memory_check, every_run
+from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
 from pipeline.compare.sources import fetch_runs, listed_runs, metric_curves, run_url, ui_url
 from pipeline.compare.table import by_variant, shown
 from pipeline.config.params import Params
@@ -34,7 +34,7 @@ STAGE = SPEC.stage
 REPORT_ARTIFACTS = "comparison"
 # The per-variant numbers metrics/compare.json keeps (timings and the resident-memory peak vary between runs).
 KEPT = ("test/acc", "test/f1_macro", "data/labels_used", "params/trainable", "params/total",
-        "memory/estimated_train_bytes", "memory/measured_state_bytes", "comm/bytes_total", "al/alc")
+        "memory/estimated_train_bytes", "memory/measured_state_bytes", "comm/bytes_total", "al/alc")  # fmt: skip
 MLFLOW_NAME = re.compile(r"[^\w\-./ ]")  # characters MLflow refuses in a metric name
 
 
@@ -78,8 +78,11 @@ def run_compare(
         mlflow.log_artifacts(str(figures_dir), f"{REPORT_ARTIFACTS}/figures")
         mlflow.set_tag("mlflow.note.content", mlflow_note(answered, REPORT_ARTIFACTS))
     print(summary)
-    return {"runs": {STAGE: {"run_id": run.info.run_id}}, "variants": _per_variant(table),
-            "questions": {k: v for k, v in numbers.items() if _finite(v)}}
+    return {
+        "runs": {STAGE: {"run_id": run.info.run_id}},
+        "variants": _per_variant(table),
+        "questions": {k: v for k, v in numbers.items() if _finite(v)},
+    }
 
 
 def _per_variant(table: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -85,6 +85,16 @@ EVERY_RUN: dict[str, Column] = {
 }
 
 
+def variant(row: pd.Series) -> str:
+    """The variant alone, where a section shows one stage's runs."""
+    return row["variant"]
+
+
+def pick(*headers: str) -> dict[str, Column]:
+    """The "every run" table's columns named by ``headers``, in that order: sections show them alike."""
+    return {header: EVERY_RUN[header] for header in headers}
+
+
 def every_run(results: Results) -> Section:
     return Section(
         "Every run",
@@ -105,25 +115,47 @@ def memory_check(results: Results, tolerance: float) -> Section:
     estimated, measured = table["memory/estimated_train_bytes"], table["memory/measured_state_bytes"]
     gap = (estimated - measured).abs() / measured
     checked = table.assign(gap=gap, within=gap <= tolerance)
-    columns = {"run": lambda row: row["label"], "device": lambda row: row["device"],
-               "est. model state": col("memory/estimated_train_bytes", "bytes"),
-               "measured model state": col("memory/measured_state_bytes", "bytes"),
-               "gap": lambda row: f"{row['gap']:.2%}", f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
-               "measured peak": col("memory/peak_bytes", "bytes"), "est. / peak": lambda row: number(
-                   row["memory/estimated_train_bytes"] / row["memory/peak_bytes"] if row["memory/peak_bytes"] else math.nan, "pct")}
+    columns = {
+        "run": lambda row: row["label"],
+        "device": lambda row: row["device"],
+        "est. model state": col("memory/estimated_train_bytes", "bytes"),
+        "measured model state": col("memory/measured_state_bytes", "bytes"),
+        "gap": lambda row: f"{row['gap']:.2%}",
+        f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
+        "measured peak": col("memory/peak_bytes", "bytes"),
+        "est. / peak": lambda row: number(
+            row["memory/estimated_train_bytes"] / row["memory/peak_bytes"] if row["memory/peak_bytes"] else math.nan,
+            "pct",
+        ),
+    }
     outside = int((~checked.within).sum())
     text = (
-        "`est. model state` is the estimator's figure from the parameter count: weights (and buffers), one gradient per "
-        "trainable parameter and the optimizer's state per trainable parameter. `measured model state` counts the bytes "
+        "`est. model state` is the estimator's figure from the parameter count: weights (and buffers), one gradient "
+        "per "
+        "trainable parameter and the optimizer's state per trainable parameter. `measured model state` counts the "
+        "bytes "
         f"of those very tensors right after an optimizer step; the two must agree within {tolerance:.0%} "
-        "(`compare.memory_tolerance`). `measured peak` is the whole training's peak: on a GPU the CUDA allocator's peak "
-        "(model state plus activations, the batch and workspace); on CPU the increase of the process's resident memory, "
-        "which includes far more than model state (allocator slack, library buffers, Python objects) and differs from run "
+        "(`compare.memory_tolerance`). `measured peak` is the whole training's peak: on a GPU the CUDA allocator's "
+        "peak "
+        "(model state plus activations, the batch and workspace); on CPU the increase of the process's resident "
+        "memory, "
+        "which includes far more than model state (allocator slack, library buffers, Python objects) and differs from "
+        "run "
         "to run, so compare it between runs with care."
     )
-    headline = (f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%} "
-                f"(largest gap {gap.max():.2%}).")
-    return Section(title, text, markdown_table((r for _, r in checked.iterrows()), columns), headline,
-                   metrics={"memory/runs_checked": len(checked), "memory/runs_outside_tolerance": outside,
-                            "memory/largest_state_gap": float(gap.max())},
-                   charts=[memory_chart(results.runs, tolerance)])
+    headline = (
+        f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%} "
+        f"(largest gap {gap.max():.2%})."
+    )
+    return Section(
+        title,
+        text,
+        markdown_table((r for _, r in checked.iterrows()), columns),
+        headline,
+        metrics={
+            "memory/runs_checked": len(checked),
+            "memory/runs_outside_tolerance": outside,
+            "memory/largest_state_gap": float(gap.max()),
+        },
+        charts=[memory_chart(results.runs, tolerance)],
+    )

@@ -41,7 +41,9 @@ def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> list[ListedRun]:
         try:
             runs = json.loads(path.read_text()).get("runs")
         except (json.JSONDecodeError, AttributeError) as err:
-            raise DataError(f"{path}: not the JSON object a stage writes ({err}); re-run `dvc repro --force {stage}`") from err
+            raise DataError(
+                f"{path}: not the JSON object a stage writes ({err}); re-run `dvc repro --force {stage}`"
+            ) from err
         if not isinstance(runs, dict) or not runs:
             raise DataError(f"{path}: lists no runs under 'runs'; re-run `dvc repro --force {stage}`")
         for key, entry in runs.items():
@@ -60,18 +62,20 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks
         run = _finished_run(item, client)
         tags = run.data.tags
         variant = tags.get("variant", item.key)
-        rows.append({
-            "stage": item.stage,
-            "paradigm": tags.get("paradigm", item.stage),
-            "variant": variant,
-            "label": run_label(item.stage, variant),
-            "seed": int(run.data.params.get("seed", -1)),
-            "task": tasks.get(item.stage, ""),
-            "device": tags.get("device", ""),
-            "run_id": run.info.run_id,
-            "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),
-            **run.data.metrics,
-        })
+        rows.append(
+            {
+                "stage": item.stage,
+                "paradigm": tags.get("paradigm", item.stage),
+                "variant": variant,
+                "label": run_label(item.stage, variant),
+                "seed": int(run.data.params.get("seed", -1)),
+                "task": tasks.get(item.stage, ""),
+                "device": tags.get("device", ""),
+                "run_id": run.info.run_id,
+                "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),
+                **run.data.metrics,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -94,7 +98,10 @@ def _finished_run(item: ListedRun, client: MlflowClient):
             f"re-run `dvc repro --force {item.stage}`"
         )
     if run.data.tags.get("stage") != item.stage:
-        raise UserError(f"compare: {where}, which stage '{run.data.tags.get('stage')}' made; re-run `dvc repro --force {item.stage}`")
+        raise UserError(
+            f"compare: {where}, which stage '{run.data.tags.get('stage')}' made; re-run `dvc repro --force "
+            f"{item.stage}`"
+        )
     if "test/acc" not in run.data.metrics:
         raise UserError(f"compare: {where}, which finished without test/acc; re-run `dvc repro --force {item.stage}`")
     return run

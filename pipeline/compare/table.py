@@ -14,10 +14,11 @@ GROUP = ["stage", "paradigm", "variant", "label", "task"]
 STD = ":std"  # suffix of a metric's standard deviation column
 # Metrics the report reads; a run that does not log one (e.g. bytes communicated outside federated) shows "–".
 REPORTED = (
-    "test/acc", "test/f1_macro", "data/labels_used", "params/trainable", "params/total", "memory/estimated_train_bytes",
-    "memory/measured_state_bytes", "memory/peak_bytes", "time/fit_seconds", "comm/bytes_total", "model/checkpoint_bytes",
+    "test/acc", "test/f1_macro", "data/labels_used", "params/trainable", "params/total",
+    "memory/estimated_train_bytes", "memory/measured_state_bytes", "memory/peak_bytes", "time/fit_seconds",
+    "comm/bytes_total", "model/checkpoint_bytes",
     "al/alc", "al/labels_to_target", "al/label_share_vs_random", "al/alc_gain_vs_random",
-)
+)  # fmt: skip
 
 
 def by_variant(runs: pd.DataFrame) -> pd.DataFrame:
@@ -28,8 +29,11 @@ def by_variant(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(GROUP, sort=False, dropna=False)
     table = grouped[metrics].mean()
     table = table.join(grouped[metrics].std(ddof=1).add_suffix(STD))
-    table = table.join(grouped.agg(seeds=("seed", "nunique"), run_ids=("run_id", list), links=("link", list),
-                                   device=("device", "first")))
+    table = table.join(
+        grouped.agg(
+            seeds=("seed", "nunique"), run_ids=("run_id", list), links=("link", list), device=("device", "first")
+        )
+    )
     return table.reset_index()
 
 
@@ -65,7 +69,9 @@ def cell(row: pd.Series, metric: str, kind: str = "") -> str:
 
 def shown(rows: Iterable[pd.Series], columns: dict[str, Callable[[pd.Series], str]]) -> pd.DataFrame:
     """``columns`` maps a header to how a row shows under it: a table of text."""
-    return pd.DataFrame([{header: show(row) for header, show in columns.items()} for row in rows], columns=list(columns))
+    return pd.DataFrame(
+        [{header: show(row) for header, show in columns.items()} for row in rows], columns=list(columns)
+    )
 
 
 def markdown_table(rows: Iterable[pd.Series], columns: dict[str, Callable[[pd.Series], str]]) -> str:

@@ -53,7 +53,9 @@ def main() -> None:
     values = profile_values(args.profile, args.params)
     if args.apply:
         apply_to_params(args.params, values)
-        print(f"{args.params}: {len(values)} values from {args.profile} written; `dvc repro` runs the stages they change")
+        print(
+            f"{args.params}: {len(values)} values from {args.profile} written; `dvc repro` runs the stages they change"
+        )
     else:
         print(exp_run_command(values))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -57,7 +57,9 @@ class DataConfig(Section):
     scale: Literal["max", "none"] = "max"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
-    task_columns: list[str] = Field(default_factory=list)  # csv columns / npz arrays of extra labels, kept out of the features
+    task_columns: list[str] = Field(
+        default_factory=list
+    )  # csv columns / npz arrays of extra labels, kept out of the features
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -76,7 +78,9 @@ class DataConfig(Section):
             )
         for key in ("image_size", "channels"):
             if getattr(self, key) is not None and self.source != "image_folder":
-                raise ValueError(f"data.{key} = {getattr(self, key)}: applies to data.source image_folder only, not '{self.source}'")
+                raise ValueError(
+                    f"data.{key} = {getattr(self, key)}: applies to data.source image_folder only, not '{self.source}'"
+                )
         if self.image_size is not None and min(self.image_size) < 1:
             raise ValueError(f"data.image_size = {list(self.image_size)}: height and width must be positive")
         if self.source not in ("npz", "csv") and self.task_columns:
@@ -158,7 +162,9 @@ def _each_optional(model: type[Section], name: str, doc: str) -> type[Section]:
 
 
 TrainerOverrides = _each_optional(
-    TrainerConfig, "TrainerOverrides", "A stage's overrides of the shared trainer options: the same keys, each optional."
+    TrainerConfig,
+    "TrainerOverrides",
+    "A stage's overrides of the shared trainer options: the same keys, each optional.",
 )
 
 
@@ -220,23 +226,29 @@ class StageSweep(Section):
     space: dict[str, SearchDimension] = Field(min_length=1)
     metric: Optional[str] = None  # a validation metric of the stage's runs; None: the stage's default
     direction: Literal["minimize", "maximize"] = "minimize"
-    fixed: dict[str, Any] = Field(default_factory=dict)  # dotted keys set in every trial, e.g. finetune.strategies: [lora]
+    fixed: dict[str, Any] = Field(
+        default_factory=dict
+    )  # dotted keys set in every trial, e.g. finetune.strategies: [lora]
 
     @field_validator("metric")
     @classmethod
     def _not_test(cls, metric: Optional[str]) -> Optional[str]:
         if metric is not None and not metric.startswith("val/"):
-            raise ValueError(f"'{metric}': a sweep selects on validation metrics only (val/...), never on the test split")
+            raise ValueError(
+                f"'{metric}': a sweep selects on validation metrics only (val/...), never on the test split"
+            )
         return metric
 
 
 class CompareConfig(Section):
     """The comparison stage: every paradigm's runs side by side, read back from MLflow."""
 
-    memory_tolerance: float = Field(0.15, gt=0, lt=1)  # estimated vs measured model state: largest relative gap that passes
-    ui_url: Optional[str] = None  # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
-
-
+    memory_tolerance: float = Field(
+        0.15, gt=0, lt=1
+    )  # estimated vs measured model state: largest relative gap that passes
+    ui_url: Optional[str] = (
+        None  # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
+    )
 
 
 class StageSection(Section):
@@ -252,7 +264,9 @@ class SharedParams(Section):
     cross_checks: ClassVar[tuple[Callable[[Any], None], ...]] = ()
 
     seed: int = Field(42, ge=0)
-    repeats: int = Field(1, ge=1)  # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
+    repeats: int = Field(
+        1, ge=1
+    )  # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
@@ -261,7 +275,8 @@ class SharedParams(Section):
 
     @model_validator(mode="after")
     def _sections_fit_each_other(self) -> "SharedParams":
-        """Each paradigm's rules across sections (e.g. its layer counts against the backbone's depth), before any stage runs."""
+        """Each paradigm's rules across sections (e.g. its layer counts against the backbone's depth), before any stage
+        runs."""
         for check in self.cross_checks:
             check(self)
         return self

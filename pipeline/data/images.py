@@ -21,7 +21,9 @@ TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifa
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
-def read_image_folder(root: Path, size: Optional[tuple[int, int]], channels: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+def read_image_folder(
+    root: Path, size: Optional[tuple[int, int]], channels: Optional[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """``root/<class>/**/<image>``: every image as C×H×W uint8, and its class (the sub-folder's name)."""
     from PIL import Image
 
@@ -29,7 +31,9 @@ def read_image_folder(root: Path, size: Optional[tuple[int, int]], channels: Opt
         raise DataError(f"{root}: image folder not found")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DataError(f"{root}: no class sub-folders; expected one folder per class holding its images (<root>/<class>/<image>)")
+        raise DataError(
+            f"{root}: no class sub-folders; expected one folder per class holding its images (<root>/<class>/<image>)"
+        )
     readable = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}
     files: list[tuple[Path, str]] = []
     for folder in folders:
@@ -38,7 +42,9 @@ def read_image_folder(root: Path, size: Optional[tuple[int, int]], channels: Opt
             raise DataError(f"{folder}: class folder '{folder.name}' holds no images")
         for path in found:
             if path.suffix.lower() not in readable:
-                raise DataError(f"{path}: not an image file Pillow reads (extension '{path.suffix}'); move it out of {root}")
+                raise DataError(
+                    f"{path}: not an image file Pillow reads (extension '{path.suffix}'); move it out of {root}"
+                )
         files += [(path, folder.name) for path in found]
 
     headers = [_open(path, lambda image: (image.mode, image.size), decode=False) for path, _ in files]  # no pixels yet
@@ -101,7 +107,8 @@ def _torchvision_datasets():
         import torch
 
         raise DataError(
-            f"data.source = torchvision needs the torchvision package, which could not be imported ({type(err).__name__}: {err}); "
+            "data.source = torchvision needs the torchvision package, which could not be imported "
+            f"({type(err).__name__}: {err}); "
             f"install the torchvision build that matches torch {torch.__version__}, or use data.source image_folder"
         ) from None
     return torchvision.datasets

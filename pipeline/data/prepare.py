@@ -53,7 +53,11 @@ class PreparedData:
     def summary(self) -> dict:
         """Split sizes, class counts and partition statistics, for logs and metrics."""
         y_train = self.full.y["train"]
-        out: dict = {"dataset": self.dataset.name, "examples": len(self.dataset.y), "classes": len(self.dataset.classes)}
+        out: dict = {
+            "dataset": self.dataset.name,
+            "examples": len(self.dataset.y),
+            "classes": len(self.dataset.classes),
+        }
         for name in ("source", "target", "full"):
             task: TaskData = getattr(self, name)
             out[name] = {"sizes": {s: len(task.y[s]) for s in SPLITS}, "class_counts": task.class_counts()}
@@ -80,14 +84,21 @@ def prepare_data(params: Params) -> PreparedData:
     partitions = {
         "iid": partition_iid(len(y_train), fed.num_clients, rng_for(params.seed, "federated/iid")),
         "dirichlet": partition_dirichlet(
-            y_train, fed.num_clients, fed.dirichlet_alpha, fed.min_samples_per_client, rng_for(params.seed, "federated/dirichlet")
+            y_train,
+            fed.num_clients,
+            fed.dirichlet_alpha,
+            fed.min_samples_per_client,
+            rng_for(params.seed, "federated/dirichlet"),
         ),
-        "shards": partition_shards(y_train, fed.num_clients, fed.shards_per_client, rng_for(params.seed, "federated/shards")),
+        "shards": partition_shards(
+            y_train, fed.num_clients, fed.shards_per_client, rng_for(params.seed, "federated/shards")
+        ),
     }
     n_seed = params.prepare.active_learning.initial_labelled
     if n_seed >= len(y_train):
         raise ConfigError(
-            f"prepare.active_learning.initial_labelled = {n_seed}: must be smaller than the {len(y_train)} training examples"
+            f"prepare.active_learning.initial_labelled = {n_seed}: must be smaller than the {len(y_train)} training "
+            "examples"
         )
     order = rng_for(params.seed, "active_learning/seed").permutation(len(y_train))
     return PreparedData(dataset, source, target, full, partitions, np.sort(order[:n_seed]), np.sort(order[n_seed:]))
@@ -115,7 +126,9 @@ def _transfer_tasks(dataset: Dataset, params: Params, where: str) -> tuple[TaskD
     )
     noise = rng_for(params.seed, "transfer/noise").normal(0.0, cfg.noise_std, size=dataset.X.shape)
     shifted = (dataset.X + noise.astype(np.float32)).astype(np.float32)
-    return _task(dataset, source_ids, params, where, "source"), _scarce_task(dataset, shifted, target_ids, params, where)
+    return _task(dataset, source_ids, params, where, "source"), _scarce_task(
+        dataset, shifted, target_ids, params, where
+    )
 
 
 def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) -> np.ndarray:
@@ -125,14 +138,20 @@ def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) ->
     known = {c.item() if hasattr(c, "item") else c for c in dataset.classes}
     unknown = [c for c in source_classes if c not in known]
     if unknown:
-        raise ConfigError(f"prepare.source_classes = {source_classes}: {unknown} not among the dataset's classes {sorted(known)}")
+        raise ConfigError(
+            f"prepare.source_classes = {source_classes}: {unknown} not among the dataset's classes {sorted(known)}"
+        )
     chosen = np.nonzero(np.isin(dataset.classes, source_classes))[0]
     if len(chosen) < 2 or k - len(chosen) < 2:
-        raise ConfigError(f"prepare.source_classes = {source_classes}: source and target each need at least 2 of the {k} classes")
+        raise ConfigError(
+            f"prepare.source_classes = {source_classes}: source and target each need at least 2 of the {k} classes"
+        )
     return chosen
 
 
-def _task(dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str, not_in_test: np.ndarray | None = None) -> TaskData:
+def _task(
+    dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str, not_in_test: np.ndarray | None = None
+) -> TaskData:
     """A task with plenty of labels: stratified train/val/test fractions of ``ids``."""
     rng = rng_for(params.seed, f"{name}/split")
     parts = split_train_val_test(
@@ -148,16 +167,31 @@ def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Param
     labels = np.unique(dataset.y[ids])
     test, rest = split_fraction(ids, dataset.y, params.data.test_fraction, rng, where, dataset.classes)
     val, rest = take_per_class(
-        rest, dataset.y, cfg.target_val_per_class, rng, where, "target validation split (prepare.target_val_per_class)", dataset.classes, labels
+        rest,
+        dataset.y,
+        cfg.target_val_per_class,
+        rng,
+        where,
+        "target validation split (prepare.target_val_per_class)",
+        dataset.classes,
+        labels,
     )
     train, _unused = take_per_class(
-        rest, dataset.y, cfg.shots_per_class, rng, where, "target training shots (prepare.shots_per_class)", dataset.classes, labels
+        rest,
+        dataset.y,
+        cfg.shots_per_class,
+        rng,
+        where,
+        "target training shots (prepare.shots_per_class)",
+        dataset.classes,
+        labels,
     )
     return _gather(dataset, X, {"train": train, "val": val, "test": test})
 
 
 def _gather(dataset: Dataset, X: np.ndarray, parts: dict[str, np.ndarray]) -> TaskData:
-    """Cut out the splits of ``X`` (the dataset's inputs, or a shifted copy), relabelling the task's classes to ``0..K-1``."""
+    """Cut out the splits of ``X`` (the dataset's inputs, or a shifted copy), relabelling the task's classes
+    ``0..K-1``."""
     y = dataset.y
     present = np.unique(np.concatenate([y[p] for p in parts.values()]))
     relabel = np.full(int(y.max()) + 1, -1, dtype=np.int64)

@@ -70,7 +70,9 @@ def load_task(path: str | Path) -> TaskData:
         classes=archive["classes"],
         columns={
             name: {s: archive[f"{COLUMN_PREFIX}{name}_{s}"] for s in SPLITS}
-            for name in sorted({key.removeprefix(COLUMN_PREFIX).rpartition("_")[0] for key in archive if key.startswith(COLUMN_PREFIX)})
+            for name in sorted(
+                {key.removeprefix(COLUMN_PREFIX).rpartition("_")[0] for key in archive if key.startswith(COLUMN_PREFIX)}
+            )
         },
     )
 

@@ -25,7 +25,10 @@ def log_prepared(prepared: PreparedData) -> dict[str, float]:
     full = prepared.full
     shown = [
         ("data/samples_full.png", figures.sample_grid(full.X["train"], full.y["train"], full.classes)),
-        ("data/samples_target.png", figures.sample_grid(prepared.target.X["train"], prepared.target.y["train"], prepared.target.classes)),
+        (
+            "data/samples_target.png",
+            figures.sample_grid(prepared.target.X["train"], prepared.target.y["train"], prepared.target.classes),
+        ),
     ]
     for scheme, clients in prepared.partitions.items():
         title = f"{scheme} partition, label skew {summary['federated'][scheme]['label_skew']:.2f}"

@@ -4,7 +4,8 @@ a torchvision dataset by name (see :mod:`pipeline.data.images`).
 Whatever the source, the result is float32 inputs ``X`` (N×D tabular, or N×C×H×W images)
 and integer labels ``y`` in ``0..K-1`` with ``classes`` holding the original label of each.
 A file may also hold extra label columns (``data.task_columns``): they are kept apart from
-the features, as raw values, for multi-task learning. Malformed files fail with a :class:`DataError` that names the file and the problem.
+the features, as raw values, for multi-task learning. Malformed files fail with a
+:class:`DataError` that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def _read_npz(path: Path, task_columns: list[str]) -> tuple[np.ndarray, np.ndarr
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y") if key not in archive.files]
             if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(archive.files) or 'none'} (need X and y)")
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(archive.files) or 'none'} (need "
+                    "X and y)"
+                )
             absent = [c for c in task_columns if c not in archive.files]
             if absent:
                 raise DataError(
@@ -87,7 +91,9 @@ def _read_npz(path: Path, task_columns: list[str]) -> tuple[np.ndarray, np.ndarr
         ) from None
 
 
-def _read_csv(path: Path, label_column: str, task_columns: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _read_csv(
+    path: Path, label_column: str, task_columns: list[str]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     import pandas as pd
 
     if not path.is_file():
@@ -97,7 +103,9 @@ def _read_csv(path: Path, label_column: str, task_columns: list[str]) -> tuple[n
     except Exception as err:
         raise DataError(f"{path}: not a readable CSV file ({err})") from None
     if label_column not in frame.columns:
-        raise DataError(f"{path}: label column '{label_column}' not found; columns are {', '.join(map(str, frame.columns))}")
+        raise DataError(
+            f"{path}: label column '{label_column}' not found; columns are {', '.join(map(str, frame.columns))}"
+        )
     absent = [c for c in task_columns if c not in frame.columns]
     if absent:
         raise DataError(
@@ -120,13 +128,17 @@ def _check_column(values: np.ndarray, column: str, n: int, where: str) -> np.nda
     """An extra label column as plain numbers or text (saved without pickling), one value per example."""
     values = np.asarray(values)
     if values.shape != (n,):
-        raise DataError(f"{where}: label column '{column}' must hold one value per example ({n}), got shape {values.shape}")
+        raise DataError(
+            f"{where}: label column '{column}' must hold one value per example ({n}), got shape {values.shape}"
+        )
     if values.dtype.kind in "fc" and np.isnan(values).any():
         raise DataError(f"{where}: label column '{column}' has {int(np.isnan(values).sum())} empty value(s)")
     if values.dtype.kind == "O":
         empty = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v))]
         if empty:
-            raise DataError(f"{where}: label column '{column}' has {len(empty)} empty value(s), first at row {empty[0]}")
+            raise DataError(
+                f"{where}: label column '{column}' has {len(empty)} empty value(s), first at row {empty[0]}"
+            )
         values = values.astype(str)
     if values.dtype.kind not in "biufU":
         raise DataError(f"{where}: label column '{column}' must hold numbers or text, got dtype {values.dtype}")
@@ -142,7 +154,9 @@ def _check_inputs(X: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: X has {len(X)} examples but y has {len(y)}")
     if not np.issubdtype(X.dtype, np.number):
         raise DataError(f"{where}: X must be numeric, got dtype {X.dtype}")
-    small_ints = X.dtype.kind in "iu" and X.dtype.itemsize <= 2  # 8- and 16-bit pixels: exact in float32, at half the memory
+    small_ints = (
+        X.dtype.kind in "iu" and X.dtype.itemsize <= 2
+    )  # 8- and 16-bit pixels: exact in float32, at half the memory
     X = X.astype(np.float32 if small_ints else np.float64)
     bad = ~np.isfinite(X)
     if bad.any():

@@ -30,7 +30,10 @@ def split_train_val_test(
     for label in np.unique(y[idx]):
         members = rng.permutation(idx[y[idx] == label])
         if len(members) < 3:
-            raise DataError(f"{where}: class {_name(label, classes)} has {len(members)} example(s); a train/val/test split needs at least 3")
+            raise DataError(
+                f"{where}: class {_name(label, classes)} has {len(members)} example(s); a train/val/test split needs "
+                "at least 3"
+            )
         n_test = max(1, round(test_fraction * len(members)))
         if not_in_test is not None:
             allowed = ~np.isin(members, not_in_test)
@@ -47,14 +50,22 @@ def split_train_val_test(
 
 
 def split_fraction(
-    idx: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator, where: str, classes: np.ndarray | None = None
+    idx: np.ndarray,
+    y: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    where: str,
+    classes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class split of ``idx`` into (about ``fraction`` of each class, the rest), both non-empty per class."""
     first, rest = [], []
     for label in np.unique(y[idx]):
         members = rng.permutation(idx[y[idx] == label])
         if len(members) < 2:
-            raise DataError(f"{where}: class {_name(label, classes)} has {len(members)} example(s); splitting it in two needs at least 2")
+            raise DataError(
+                f"{where}: class {_name(label, classes)} has {len(members)} example(s); splitting it in two needs at "
+                "least 2"
+            )
         n_first = min(max(1, round(fraction * len(members))), len(members) - 1)
         first.append(members[:n_first])
         rest.append(members[n_first:])
@@ -77,7 +88,8 @@ def take_per_class(
         members = rng.permutation(idx[y[idx] == label])
         if len(members) < per_class:
             raise DataError(
-                f"{where}: class {_name(label, classes)} has {len(members)} example(s) left for the {purpose}, which needs {per_class} per class"
+                f"{where}: class {_name(label, classes)} has {len(members)} example(s) left for the {purpose}, which "
+                f"needs {per_class} per class"
             )
         taken.append(members[:per_class])
         rest.append(members[per_class:])

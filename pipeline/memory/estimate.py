@@ -73,10 +73,14 @@ def optimizer_states_per_param(optimizer: torch.optim.Optimizer) -> int:
         return 3 if group.get("amsgrad", False) else 2
     if type(optimizer).__name__ == "LoraFAOptimizer":  # peft.optimizers: AdamW's two moments (importing peft is slow)
         return 2
-    raise ValueError(f"no memory rule for optimizer {type(optimizer).__name__}; known: SGD, Adam, AdamW, LoraFAOptimizer")
+    raise ValueError(
+        f"no memory rule for optimizer {type(optimizer).__name__}; known: SGD, Adam, AdamW, LoraFAOptimizer"
+    )
 
 
-def estimate_training_memory(model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str) -> MemoryEstimate:
+def estimate_training_memory(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str
+) -> MemoryEstimate:
     params = list(model.parameters())
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     trainable = [p for p in params if p.requires_grad]

@@ -63,8 +63,13 @@ def model_state_bytes(module: nn.Module, optimizers: Iterable[torch.optim.Optimi
     """
     tensors = [*module.parameters(), *module.buffers()]
     tensors += [p.grad for p in module.parameters() if p.grad is not None]
-    tensors += [value for optimizer in optimizers for state in optimizer.state.values()
-                for value in state.values() if torch.is_tensor(value)]
+    tensors += [
+        value
+        for optimizer in optimizers
+        for state in optimizer.state.values()
+        for value in state.values()
+        if torch.is_tensor(value)
+    ]
     storages = {}
     for tensor in tensors:
         storage = tensor.untyped_storage()

@@ -21,7 +21,9 @@ FORMAT = "paradigm-lab/classifier-v1"
 MULTITASK_FORMAT = "paradigm-lab/multitask-v1"
 
 
-def save_classifier(path: str | Path, model: Classifier, model_cfg: ModelConfig, input_shape: tuple[int, ...], classes) -> None:
+def save_classifier(
+    path: str | Path, model: Classifier, model_cfg: ModelConfig, input_shape: tuple[int, ...], classes
+) -> None:
     _save(path, FORMAT, model, model_cfg, input_shape, classes=plain_labels(classes))
 
 
@@ -34,7 +36,12 @@ def load_classifier(path: str | Path, model_cfg: ModelConfig) -> tuple[Classifie
 
 
 def save_multitask(
-    path: str | Path, net: MultiTaskNet, model_cfg: ModelConfig, input_shape: tuple[int, ...], branches: list[Branch], classes: dict
+    path: str | Path,
+    net: MultiTaskNet,
+    model_cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    branches: list[Branch],
+    classes: dict,
 ) -> None:
     """``classes[task]``: what each of the task's class indices stands for."""
     tasks = [{"name": b.name, "tower": list(b.tower), "classes": plain_labels(classes[b.name])} for b in branches]
@@ -50,7 +57,9 @@ def load_multitask(path: str | Path, model_cfg: ModelConfig) -> tuple[MultiTaskN
     return net, payload
 
 
-def _save(path: str | Path, fmt: str, model: torch.nn.Module, model_cfg: ModelConfig, input_shape: tuple[int, ...], **labels) -> None:
+def _save(
+    path: str | Path, fmt: str, model: torch.nn.Module, model_cfg: ModelConfig, input_shape: tuple[int, ...], **labels
+) -> None:
     payload = {
         "format": fmt,
         "model": model_cfg.model_dump(mode="json"),
@@ -82,7 +91,9 @@ def _load(path: str | Path, fmt: str, model_cfg: ModelConfig, stage: str) -> dic
         differ = sorted(k for k in wanted if payload["model"].get(k) != wanted[k])
         saved = ", ".join(f"{k}={payload['model'].get(k)!r}" for k in differ)
         asked = ", ".join(f"{k}={wanted[k]!r}" for k in differ)
-        raise ConfigError(f"{path}: checkpoint was built with model {saved}, but params.yaml names model {asked}; re-run {stage}")
+        raise ConfigError(
+            f"{path}: checkpoint was built with model {saved}, but params.yaml names model {asked}; re-run {stage}"
+        )
     return payload
 
 

@@ -42,7 +42,8 @@ def build_body(cfg: ModelConfig, input_shape: tuple[int, ...]) -> tuple[nn.Seque
         return _mlp_body(cfg, math.prod(input_shape))
     if len(input_shape) != 3:
         raise ConfigError(
-            f"model.backbone = '{cfg.backbone}': needs image inputs (N×H×W or N×C×H×W), but the data has examples of shape "
+            f"model.backbone = '{cfg.backbone}': needs image inputs (N×H×W or N×C×H×W), but the data has examples of "
+            "shape "
             f"{tuple(input_shape)}; use 'mlp'"
         )
     return resnet_body(cfg, input_shape) if cfg.backbone == "resnet" else _cnn_body(cfg, input_shape)

@@ -40,6 +40,8 @@ def trainable_parameter_names(model: nn.Module) -> list[str]:
 
 def describe_trainable(model: nn.Module, limit: int = 2000) -> str:
     """The modules that own trainable parameters, comma-separated (for a run tag; PEFT's wrapper prefix dropped)."""
-    owners = dict.fromkeys(name.rsplit(".", 1)[0].removeprefix("base_model.model.") for name in trainable_parameter_names(model))
+    owners = dict.fromkeys(
+        name.rsplit(".", 1)[0].removeprefix("base_model.model.") for name in trainable_parameter_names(model)
+    )
     text = ",".join(owners)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -50,7 +50,8 @@ class ClassificationModule(pl.LightningModule):
         return self.model(x)
 
     def on_train_start(self) -> None:
-        """Frozen normalisation layers keep their statistics (Lightning then keeps each module's mode across validation)."""
+        """Frozen normalisation layers keep their statistics (Lightning then keeps each module's mode across
+        validation)."""
         hold_frozen_norms(self.model)
 
     def training_step(self, batch, batch_idx):

@@ -42,7 +42,9 @@ class MultiTaskNet(nn.Module):
 def build_multitask_net(cfg: ModelConfig, input_shape: tuple[int, ...], branches: list[Branch]) -> MultiTaskNet:
     reserved = [b.name for b in branches if hasattr(nn.ModuleDict, b.name)]
     if reserved:
-        raise ConfigError(f"multitask task name(s) {', '.join(reserved)}: reserved by torch's ModuleDict; choose other names")
+        raise ConfigError(
+            f"multitask task name(s) {', '.join(reserved)}: reserved by torch's ModuleDict; choose other names"
+        )
     body, features = build_body(cfg, input_shape)
     heads = nn.ModuleDict({branch.name: _branch(cfg, features, branch) for branch in branches})
     return MultiTaskNet(body, heads)

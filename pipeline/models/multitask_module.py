@@ -29,7 +29,14 @@ from pipeline.training.optimizers import build_optimizer
 
 
 class MultiTaskModule(pl.LightningModule):
-    def __init__(self, net: MultiTaskNet, branches: list[Branch], weighting: LossWeighting, declared_weights: list[float], trainer_cfg: TrainerConfig):
+    def __init__(
+        self,
+        net: MultiTaskNet,
+        branches: list[Branch],
+        weighting: LossWeighting,
+        declared_weights: list[float],
+        trainer_cfg: TrainerConfig,
+    ):
         super().__init__()
         self.net = net
         self.tasks = [branch.name for branch in branches]
@@ -39,7 +46,13 @@ class MultiTaskModule(pl.LightningModule):
         self.val_acc = _per_task(branches, MulticlassAccuracy, average="micro")
         self.test_acc = _per_task(branches, MulticlassAccuracy, average="micro")
         self.test_f1 = _per_task(branches, MulticlassF1Score, average="macro")
-        self.history_keys = ("train/loss", "val/loss", "val/acc", *(f"val/{t}/acc" for t in self.tasks), *(f"loss_weight/{t}" for t in self.tasks))
+        self.history_keys = (
+            "train/loss",
+            "val/loss",
+            "val/acc",
+            *(f"val/{t}/acc" for t in self.tasks),
+            *(f"loss_weight/{t}" for t in self.tasks),
+        )
         self._test_labels: dict[str, list[torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -56,7 +69,9 @@ class MultiTaskModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         for task, task_loss, weight in zip(self.tasks, losses, self.weighting.weights()):
             self.log(f"train/{task}/loss", task_loss, on_step=False, on_epoch=True, batch_size=len(y))
-            self.log(f"loss_weight/{task}", weight, on_step=False, on_epoch=True, batch_size=len(y))  # its mean over the epoch
+            self.log(
+                f"loss_weight/{task}", weight, on_step=False, on_epoch=True, batch_size=len(y)
+            )  # its mean over the epoch
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -85,7 +100,10 @@ class MultiTaskModule(pl.LightningModule):
 
     def test_predictions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per task, the true and predicted class of every test example."""
-        return {t: tuple(torch.cat(self._test_labels[f"{t}/{kind}"]).numpy() for kind in ("true", "pred")) for t in self.tasks}
+        return {
+            t: tuple(torch.cat(self._test_labels[f"{t}/{kind}"]).numpy() for kind in ("true", "pred"))
+            for t in self.tasks
+        }
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.parameters(), self.trainer_cfg)  # the learned loss weights train too

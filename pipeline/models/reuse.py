@@ -20,11 +20,13 @@ from pipeline.seeding import seed_everything
 
 
 def load_base_for(task: TaskData, checkpoint: str | Path, model_cfg: ModelConfig) -> Classifier:
-    """The pretrained classifier, refused clearly if missing, built from other ``model`` params or for inputs other than ``task``'s."""
+    """The pretrained classifier, refused clearly if missing, built from other ``model`` params or for inputs other
+    than ``task``'s."""
     model, payload = load_classifier(checkpoint, model_cfg)
     if tuple(payload["input_shape"]) != task.input_shape:
         raise DataError(
-            f"{checkpoint}: the base model takes inputs of shape {tuple(payload['input_shape'])}, this stage's data has "
+            f"{checkpoint}: the base model takes inputs of shape {tuple(payload['input_shape'])}, this stage's data "
+            "has "
             f"{task.input_shape}; re-run `dvc repro pretrain`"
         )
     return model
@@ -56,7 +58,9 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def starting_classifier(model_cfg: ModelConfig, task: TaskData, base_checkpoint: str | Path, from_base: bool, seed: int) -> Classifier:
+def starting_classifier(
+    model_cfg: ModelConfig, task: TaskData, base_checkpoint: str | Path, from_base: bool, seed: int
+) -> Classifier:
     """What a stage's runs start from: the pretrained base with a new head (``from_base``) or random weights."""
     seed_everything(seed)
     if not from_base:

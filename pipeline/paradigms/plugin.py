@@ -59,8 +59,13 @@ class Paradigm:
 
     @classmethod
     def in_package(
-        cls, package: str, config: type[StageSection], task: Task, compare: Optional[str] = None,
-        sweep_metric: str = "val/best_loss", checks: Optional[Callable[[Any], None]] = None,
+        cls,
+        package: str,
+        config: type[StageSection],
+        task: Task,
+        compare: Optional[str] = None,
+        sweep_metric: str = "val/best_loss",
+        checks: Optional[Callable[[Any], None]] = None,
     ) -> Paradigm:
         """A paradigm laid out as the built-in ones: the package ``pipeline/paradigms/<stage>/`` (``package`` is
         its ``__name__``) whose ``run`` module has ``run_<stage>``, and whose ``compare`` module, if any, the

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from pipeline.config.loading import load_params
-from pipeline.config.loading import DEFAULT_PARAMS_FILE
-from pipeline.stage import stage_entry
 from pipeline.config.edit import apply_to_params, exp_run_command
+from pipeline.config.loading import DEFAULT_PARAMS_FILE, load_params
 from pipeline.paradigms import paradigms
+from pipeline.stage import stage_entry
 from pipeline.sweep.run import run_sweep
 from pipeline.sweep.study import DEFAULT_STORAGE
 
@@ -29,7 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("stage", choices=[entry.stage for entry in paradigms()])
     p.add_argument("--n-trials", type=positive, required=True, help="trials in the study, shared by all its workers")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker takes no new trial")
-    p.add_argument("--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)")
+    p.add_argument(
+        "--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)"
+    )
     p.add_argument("--storage", default=None, help=f"Optuna RDB URL or journal:PATH (default {DEFAULT_STORAGE})")
     p.add_argument("--apply", action="store_true", help="write the best params into params.yaml")
     return p

@@ -3,8 +3,8 @@ on a validation metric (never the test split).
 
 The value is the metric's mean over the stage's runs that log it (every strategy of finetune,
 every partition × strategy of federated, and every seed with ``repeats`` > 1); narrow a sweep
-to one variant with ``fixed``, e.g. ``finetune.strategies: [lora]``. Fits through the Lightning runner report the per-epoch
-validation metric to the trial and stop when the pruner gives up on it.
+to one variant with ``fixed``, e.g. ``finetune.strategies: [lora]``. Fits through the Lightning
+runner report the per-epoch validation metric to the trial and stop when the pruner gives up on it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ FIT_STEPS = 10_000  # report steps set aside per fit: more than any fit's epochs
 
 
 def run_trial(stage: str, params: Params, metric: str, out_dir: Path) -> tuple[float, StageRuns]:
-    """The stage whole (over its seeds), reading the project's inputs, writing its models and plots under ``out_dir``."""
+    """The stage whole (over its seeds), reading the project's inputs, writing its models and plots under
+    ``out_dir``."""
     paths = StagePaths.of(stage).writing_to(out_dir)
     run_stage = paradigm(stage).run.load()
     runs = over_seeds(lambda seeded: run_stage(seeded, paths), params)
@@ -58,7 +59,9 @@ class TrialPruning(pl.Callback):
             return
         self.trial.report(float(value), step=self.first_step + trainer.current_epoch)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {trainer.current_epoch + 1} of fit {self.first_step // FIT_STEPS + 1}")
+            raise optuna.TrialPruned(
+                f"pruned after epoch {trainer.current_epoch + 1} of fit {self.first_step // FIT_STEPS + 1}"
+            )
 
 
 @contextmanager

@@ -39,8 +39,14 @@ class SweepResult:
     best_value: Optional[float]
 
 
-def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storage_url: Optional[str] = None,
-              timeout_s: Optional[float] = None) -> SweepResult:
+def run_sweep(
+    params: Params,
+    stage: str,
+    n_trials: int,
+    study_name: str,
+    storage_url: Optional[str] = None,
+    timeout_s: Optional[float] = None,
+) -> SweepResult:
     entry = paradigm(stage)
     sweep = stage_sweep(params, stage)
     check_space(params, stage, sweep, entry.sections)  # before any trial
@@ -66,8 +72,17 @@ def run_sweep(params: Params, stage: str, n_trials: int, study_name: str, storag
     return SweepResult(study, parent, ran, best.params if best else None, best.value if best else None)
 
 
-def _one_trial(study: optuna.Study, trial: optuna.Trial, params: Params, stage: str, fixed: dict, space: dict,
-               metric: str, parent: str, study_name: str) -> None:
+def _one_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    params: Params,
+    stage: str,
+    fixed: dict,
+    space: dict,
+    metric: str,
+    parent: str,
+    study_name: str,
+) -> None:
     run = TrialRun(params.tracking.experiment, parent, study_name, stage, trial)
     values: dict[str, Any] = {}
     try:
@@ -93,4 +108,8 @@ def _progress(study: optuna.Study, trial: optuna.Trial, state: str, detail: str)
     requested = study.user_attrs.get("trials_requested", "?")
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     best = f"  (best so far {study.best_value:.4f}, trial {study.best_trial.number})" if done else ""
-    print(f"[sweep {study.study_name}] trial {trial.number + 1}/{requested} {state}: {detail}{best}", file=sys.stderr, flush=True)
+    print(
+        f"[sweep {study.study_name}] trial {trial.number + 1}/{requested} {state}: {detail}{best}",
+        file=sys.stderr,
+        flush=True,
+    )

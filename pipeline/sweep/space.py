@@ -71,7 +71,8 @@ def _check_key(key: str, stage: str, sections: tuple[str, ...]) -> None:
     section = key.split(".")[0]
     if section not in sections:
         raise ConfigError(
-            f"sweep.{stage}: key '{key}' is not a param the {stage} stage reads; allowed: keys under {', '.join(sections)}"
+            f"sweep.{stage}: key '{key}' is not a param the {stage} stage reads; allowed: keys under "
+            f"{', '.join(sections)}"
         )
     model: Any = params_model()
     walked = []
@@ -80,6 +81,8 @@ def _check_key(key: str, stage: str, sections: tuple[str, ...]) -> None:
         if fields is None or part not in fields:
             where = ".".join(walked) or "the top level"
             allowed = ", ".join(fields) if fields else "no keys (it is a value)"
-            raise ConfigError(f"sweep.{stage}: unknown key '{key}': '{part}' is not in {where}; allowed there: {allowed}")
+            raise ConfigError(
+                f"sweep.{stage}: unknown key '{key}': '{part}' is not in {where}; allowed there: {allowed}"
+            )
         walked.append(part)
         model = section_model(fields[part].annotation)

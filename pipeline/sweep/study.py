@@ -31,7 +31,7 @@ REQUESTED = "trials_requested"  # study user attr: set once every trial is enque
 def storage_for(url: Optional[str], attempts: int = 5) -> BaseStorage:
     url = url or DEFAULT_STORAGE
     if url.startswith(JOURNAL):
-        return JournalStorage(JournalFileBackend(url[len(JOURNAL):]))
+        return JournalStorage(JournalFileBackend(url[len(JOURNAL) :]))
     sqlite = url.startswith("sqlite")
     for attempt in range(attempts):
         try:  # SQLite: wait for a busy database instead of failing at once
@@ -43,21 +43,37 @@ def storage_for(url: Optional[str], attempts: int = 5) -> BaseStorage:
     raise AssertionError("unreachable")
 
 
-def open_study(name: str, storage: BaseStorage, direction: str, n_trials: int, seed: int,
-               on_create: Callable[[optuna.Study], None] = lambda study: None, wait_s: float = 120.0) -> optuna.Study:
+def open_study(
+    name: str,
+    storage: BaseStorage,
+    direction: str,
+    n_trials: int,
+    seed: int,
+    on_create: Callable[[optuna.Study], None] = lambda study: None,
+    wait_s: float = 120.0,
+) -> optuna.Study:
     """The study. The worker that creates it calls ``on_create(study)`` (e.g. to record the MLflow
     parent run on it), then enqueues the trials; workers that join wait until both are done."""
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=False,
-                                    sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction=direction,
+            load_if_exists=False,
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=pruner,
+        )
     except optuna.exceptions.DuplicatedStudyError:
         # another worker's draws must differ from the creator's, or both would try the same params
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner,
-                                  sampler=optuna.samplers.TPESampler(seed=seed + os.getpid()))
+        study = optuna.load_study(
+            study_name=name, storage=storage, pruner=pruner, sampler=optuna.samplers.TPESampler(seed=seed + os.getpid())
+        )
         if study.direction.name.lower() != direction:
-            raise UserError(f"study '{name}' exists and maximises/minimises otherwise ({study.direction.name.lower()}, "
-                            f"not {direction}); use another --study") from None
+            raise UserError(
+                f"study '{name}' exists and maximises/minimises otherwise ({study.direction.name.lower()}, "
+                f"not {direction}); use another --study"
+            ) from None
         _wait_for_enqueued(study, wait_s)
         return study
     on_create(study)
@@ -80,6 +96,8 @@ def _wait_for_enqueued(study: optuna.Study, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while REQUESTED not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise UserError(f"study '{study.study_name}' exists but its trials were never enqueued (its creator stopped?); "
-                            "use another --study")
+            raise UserError(
+                f"study '{study.study_name}' exists but its trials were never enqueued (its creator stopped?); "
+                "use another --study"
+            )
         time.sleep(0.5)

@@ -34,9 +34,18 @@ class TrialRun:
     """The child run of one trial: its params, its objective, its state (complete / pruned / failed)."""
 
     def __init__(self, experiment: str, parent: str, study: str, stage: str, trial: optuna.Trial):
-        self.run = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=f"trial-{trial.number}", parent_run_id=parent,
-                                    tags={"sweep_study": study, "sweep_role": TRIAL, "stage": stage, "paradigm": "sweep",
-                                          "trial_number": str(trial.number)})
+        self.run = mlflow.start_run(
+            experiment_id=experiment_id(experiment),
+            run_name=f"trial-{trial.number}",
+            parent_run_id=parent,
+            tags={
+                "sweep_study": study,
+                "sweep_role": TRIAL,
+                "stage": stage,
+                "paradigm": "sweep",
+                "trial_number": str(trial.number),
+            },
+        )
 
     def finished(self, params: dict, metric: str, value: float) -> None:
         mlflow.log_params(params)
@@ -81,7 +90,9 @@ def summarise(client: MlflowClient, parent: str, study: optuna.Study, metric: st
     for name, plot in plots.items():
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # matplotlib plots are "experimental"
+                warnings.simplefilter(
+                    "ignore", optuna.exceptions.ExperimentalWarning
+                )  # matplotlib plots are "experimental"
                 axes = plot(study)
         except (ValueError, RuntimeError) as err:  # e.g. importances when every trial drew the same value
             _set_tag(client, parent, f"plot_skipped/{name}", str(err)[:500])

@@ -65,7 +65,9 @@ class Trained:
     history: list[Metrics] = field(default_factory=list)  # per epoch or round, for the plots
     logged: frozenset[str] = frozenset()  # metrics the training already logged (per epoch, per round, by the test loop)
     step: Optional[int] = None  # the MLflow step of the final values: rounds or labels used; None for epoch fits
-    cannot_have: frozenset[str] = frozenset()  # contract metrics this run has no value for (no client ever trained: no loss)
+    cannot_have: frozenset[str] = (
+        frozenset()
+    )  # contract metrics this run has no value for (no client ever trained: no loss)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,10 @@ class TrackedRun:
         return self.run.info.run_id
 
     def finish(
-        self, trained: Trained, classes: dict[str, np.ndarray], saved: SavedModel,
+        self,
+        trained: Trained,
+        classes: dict[str, np.ndarray],
+        saved: SavedModel,
         derived: Optional[Callable[[Metrics], Metrics]] = None,
     ) -> dict:
         """Log the contract for ``trained``, save it, return ``{"run_id": ..., <metric>: value}``.
@@ -99,17 +104,24 @@ class TrackedRun:
         computed from the run's own (e.g. ratios against other runs), logged on it too.
         """
         estimate = estimate_training_memory(trained.module, trained.optimizer, trained.precision)
-        metrics = trained.metrics | estimate.as_metrics() | {
-            "memory/peak_bytes": trained.peak_bytes,
-            "memory/measured_state_bytes": trained.state_bytes,
-            "data/labels_used": trained.labels_used,
-            "time/fit_seconds": trained.fit_seconds,
-            "throughput/train_samples_per_s": trained.samples_per_s,
-        }
-        mlflow.set_tags({
-            "device": str(trained.device), "precision": trained.precision,
-            "optimizer": type(trained.optimizer).__name__,  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
-        })
+        metrics = (
+            trained.metrics
+            | estimate.as_metrics()
+            | {
+                "memory/peak_bytes": trained.peak_bytes,
+                "memory/measured_state_bytes": trained.state_bytes,
+                "data/labels_used": trained.labels_used,
+                "time/fit_seconds": trained.fit_seconds,
+                "throughput/train_samples_per_s": trained.samples_per_s,
+            }
+        )
+        mlflow.set_tags(
+            {
+                "device": str(trained.device),
+                "precision": trained.precision,
+                "optimizer": type(trained.optimizer).__name__,  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
+            }
+        )
         log_confusions(trained.predictions, classes, self.spec.label, metrics)
         saved.write(saved.path)
         metrics["model/checkpoint_bytes"] = size_on_disk(saved.path)

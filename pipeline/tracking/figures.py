@@ -12,7 +12,6 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 
-
 def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: int = 8) -> Figure:
     """A row of example inputs per class (images as images, tabular rows as strips)."""
     fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.9), squeeze=False)
@@ -47,7 +46,15 @@ def confusion_figure(matrix: np.ndarray, classes: np.ndarray, title: str) -> Fig
     ax.set_ylabel("true")
     ax.set_title(title)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if count > matrix.max() / 2 else "black",
+        )
     fig.tight_layout()
     return fig
 
@@ -59,7 +66,13 @@ def client_label_figure(counts: np.ndarray, classes: np.ndarray, title: str) -> 
     bottom = np.zeros(num_clients)
     colors = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for label in range(len(classes)):
-        ax.bar(range(num_clients), counts[:, label], bottom=bottom, color=colors(label % colors.N), label=str(classes[label]))
+        ax.bar(
+            range(num_clients),
+            counts[:, label],
+            bottom=bottom,
+            color=colors(label % colors.N),
+            label=str(classes[label]),
+        )
         bottom += counts[:, label]
     ax.set_xlabel("client")
     ax.set_ylabel("examples")
@@ -73,7 +86,9 @@ def close(fig: Figure) -> None:
     plt.close(fig)
 
 
-def multitask_comparison_figure(tasks: list[str], shared_acc: list[float], separate_acc: list[float], ratios: dict[str, float]) -> Figure:
+def multitask_comparison_figure(
+    tasks: list[str], shared_acc: list[float], separate_acc: list[float], ratios: dict[str, float]
+) -> Figure:
     """Left: test accuracy per task, multi-task against separate models. Right: multi-task cost / separate cost."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     where = np.arange(len(tasks))
@@ -92,7 +107,9 @@ def multitask_comparison_figure(tasks: list[str], shared_acc: list[float], separ
     return fig
 
 
-def federated_rounds_figure(rounds: list[int], test_acc: list[float], megabytes: list[float], centralized_acc: float | None, title: str) -> Figure:
+def federated_rounds_figure(
+    rounds: list[int], test_acc: list[float], megabytes: list[float], centralized_acc: float | None, title: str
+) -> Figure:
     """Left: global test accuracy per round (centralised baseline dashed). Right: megabytes communicated so far."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot(rounds, test_acc, marker=".", label="federated (global model)")
@@ -148,7 +165,11 @@ def curves_figure(
 
 
 def points_by_group_figure(
-    points: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str, title: str, diagonal_band: float | None = None,
+    points: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    diagonal_band: float | None = None,
 ) -> Figure:
     """One colour per group, logarithmic x. ``diagonal_band``: log-log, with y = x and the ±band around it."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -162,8 +183,14 @@ def points_by_group_figure(
         every = [v for x, y in points.values() for v in (*x, *y) if v > 0]
         line = np.geomspace(min(every) * 0.8, max(every) * 1.25, 50)
         ax.plot(line, line, color="black", linewidth=0.8, label="equal")
-        ax.fill_between(line, line * (1 - diagonal_band), line * (1 + diagonal_band), color="grey", alpha=0.2,
-                        label=f"within {diagonal_band:.0%}")
+        ax.fill_between(
+            line,
+            line * (1 - diagonal_band),
+            line * (1 + diagonal_band),
+            color="grey",
+            alpha=0.2,
+            label=f"within {diagonal_band:.0%}",
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -90,7 +90,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name it."""
+        """How progress lines and reports name the run (:func:`run_label`)."""
         return run_label(self.stage, self.variant)
 
 
@@ -121,7 +121,8 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
 
 
 def run_label(stage: str, variant: str) -> str:
-    """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name a run."""
+    """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name a
+    run."""
     return stage if variant in ("", stage) else f"{stage}/{variant}"
 
 

@@ -71,7 +71,9 @@ class InMemoryTrainer:
 
     def __init__(self, model: nn.Module, num_classes: int, cfg: TrainerConfig, batch_size: int):
         self.precision = cfg.precision
-        one_device = cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1  # short trainings take turns
+        one_device = (
+            cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1
+        )  # short trainings take turns
         self.fabric = Fabric(accelerator=cfg.accelerator, devices=one_device, precision=cfg.precision)
         self.model = model
         self.module = ClassificationModule(model, num_classes, cfg)
@@ -79,7 +81,9 @@ class InMemoryTrainer:
         self.optimizer = self.fabric.setup_optimizers(self.module.configure_optimizers())
         self.batch_size = batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.state_bytes = 0  # model state training holds (weights, gradients, optimizer state), measured after the first training
+        self.state_bytes = (
+            0  # model state training holds (weights, gradients, optimizer state), measured after the first training
+        )
 
     @property
     def device(self) -> torch.device:
@@ -87,17 +91,25 @@ class InMemoryTrainer:
 
     def trained(self, **measured: Any) -> Trained:
         """What this trainer trained, for the run contract; ``measured``: the run's own measurements and scores."""
-        return Trained(module=self.model, optimizer=self.optimizer.optimizer, precision=self.precision, device=self.device,
-                       state_bytes=self.state_bytes, **measured)
+        return Trained(
+            module=self.model,
+            optimizer=self.optimizer.optimizer,
+            precision=self.precision,
+            device=self.device,
+            state_bytes=self.state_bytes,
+            **measured,
+        )
 
     def reset_optimizer(self) -> None:
         """Forget the optimizer's state (moments, momentum): the next training starts afresh."""
         self.optimizer.optimizer.state.clear()
 
-    def train(self, data: Batches, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None) -> TrainingPass:
+    def train(
+        self, data: Batches, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None
+    ) -> TrainingPass:
         """``epochs`` passes over ``data``, or ``steps`` batches."""
         if not self.module.training:
-            self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after an evaluation
+            self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after eval
         started = now(self.device)
         total, batches = torch.zeros((), device=self.device), 0
         for i, batch in enumerate(self._schedule(data, generator, epochs, steps)):
@@ -121,9 +133,12 @@ class InMemoryTrainer:
         return None
 
     def adjust_gradients(self) -> None:
-        """Change every step's gradients before the optimizer applies them (e.g. SCAFFOLD's correction); none by default."""
+        """Change every step's gradients before the optimizer applies them (e.g. SCAFFOLD's correction); none by
+        default."""
 
-    def _schedule(self, data: Batches, generator: torch.Generator, epochs: Optional[int], steps: Optional[int]) -> Iterator[Batch]:
+    def _schedule(
+        self, data: Batches, generator: torch.Generator, epochs: Optional[int], steps: Optional[int]
+    ) -> Iterator[Batch]:
         if epochs is not None:
             for _ in range(epochs):
                 yield from data.batches(self.batch_size, generator)

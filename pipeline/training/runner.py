@@ -41,14 +41,18 @@ class TrackedModule(Protocol):
         """Per output, the true and predicted class of every test example of the last test run."""
 
 
-def make_loaders(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: TrainerConfig, seed: int) -> dict[str, DataLoader]:
+def make_loaders(
+    X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: TrainerConfig, seed: int
+) -> dict[str, DataLoader]:
     """Loaders of each split's inputs and labels (one label per example, or one per task)."""
 
     def loader(split: str) -> DataLoader:
         data = TensorDataset(torch.from_numpy(X[split]), torch.from_numpy(y[split]))
         shuffle = split == "train"
         generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return DataLoader(data, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator, num_workers=cfg.num_workers)
+        return DataLoader(
+            data, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator, num_workers=cfg.num_workers
+        )
 
     return {split: loader(split) for split in ("train", "val", "test")}
 
@@ -68,7 +72,14 @@ def fit_and_test(
     best = BestWeights(MONITOR)
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         around = FIT_CALLBACKS.get()
-        callbacks: list[pl.Callback] = [history, throughput, model_state, best, *extra_callbacks, *(around() if around else ())]
+        callbacks: list[pl.Callback] = [
+            history,
+            throughput,
+            model_state,
+            best,
+            *extra_callbacks,
+            *(around() if around else ()),
+        ]
         if cfg.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.early_stopping_patience))
         trainer = build_trainer(cfg, run, callbacks, root)
@@ -87,7 +98,7 @@ def fit_and_test(
     test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     return Trained(
         module=module,
-        optimizer=module.configure_optimizers(),  # a fresh one over what trained: the estimator reads its kind and groups
+        optimizer=module.configure_optimizers(),  # a fresh one over what trained: the estimator reads its kind, groups
         precision=trainer.precision,
         device=device,
         peak_bytes=peak.peak_bytes,
@@ -108,5 +119,7 @@ def _shared_out(train: DataLoader, trainer: pl.Trainer, seed: int) -> DataLoader
     Validation and test stay whole in every process (Lightning's own sharding is off), so the
     epoch each process picks and the test metrics are exactly those of a one-device run.
     """
-    sampler = DistributedSampler(train.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True, seed=seed)
+    sampler = DistributedSampler(
+        train.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True, seed=seed
+    )
     return DataLoader(train.dataset, batch_size=train.batch_size, sampler=sampler, num_workers=train.num_workers)

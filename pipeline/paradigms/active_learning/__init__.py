@@ -10,4 +10,11 @@ from pipeline.paradigms.active_learning.config import ActiveLearningConfig, chec
 from pipeline.paradigms.plugin import Paradigm
 
 # A sweep scores the model after the last round: no best one is picked on validation.
-PARADIGM = Paradigm.in_package(__name__, ActiveLearningConfig, "full", "compare_with_random", "val/loss", check_active_learning)
+PARADIGM = Paradigm.in_package(
+    __name__,
+    ActiveLearningConfig,
+    "full",
+    compare="compare_with_random",
+    sweep_metric="val/loss",
+    checks=check_active_learning,
+)

@@ -1,7 +1,7 @@
 """The human labelling loop, outside ``dvc repro``: a person answers the queries instead of the oracle.
 
-    python -m pipeline.paradigms.active_learning.annotate export            # train, score the pool, write the next query
-    python -m pipeline.paradigms.active_learning.annotate import FILE.csv   # check and add the answers, then export the next query
+    python -m pipeline.paradigms.active_learning.annotate export           # train, score the pool, write the next query
+    python -m pipeline.paradigms.active_learning.annotate import FILE.csv  # check and add the answers, export the next
     python -m pipeline.paradigms.active_learning.annotate status
 
 A query is a folder ``<dir>/round_NN/``: ``query.csv`` (columns ``id``, ``image``, ``label``;
@@ -51,7 +51,9 @@ PIXELS_PER_CELL = 16  # an 8x8 digit becomes a 128x128 PNG
 
 
 def export_query(
-    params: Params, folder: Path = LABELLING_DIR, strategy: Optional[str] = None,
+    params: Params,
+    folder: Path = LABELLING_DIR,
+    strategy: Optional[str] = None,
     paths: StagePaths = StagePaths.of(PARADIGM.stage),
 ) -> Optional[Path]:
     """Train on the labels so far, log the result, write the next query; returns its CSV (None when done)."""
@@ -59,15 +61,22 @@ def export_query(
     data = load_task(paths.prepared(PARADIGM.task))
     session = _open_session(params, folder, strategy, data, paths)
     if session.pending:
-        raise UserError(f"{_query_csv(folder, session.round + 1)} is waiting for answers: fill in its labels and import it")
+        raise UserError(
+            f"{_query_csv(folder, session.round + 1)} is waiting for answers: fill in its labels and import it"
+        )
     cfg = params.active_learning
     state = session.label_state(data)
     start = starting_classifier(params.model, data, paths.base, cfg.init_from_base, params.seed)
     learner = Learner(start, data.num_classes, params.trainer_for(PARADIGM.stage), cfg.train_steps, warm_start=False)
     rng = rng_for(params.seed, f"{PARADIGM.stage}/human/round_{session.round}")
     X_train = torch.from_numpy(data.X["train"]).to(learner.device)
-    done = train_round(learner, X_train, state, PseudoLabels.none(), torch.Generator().manual_seed(int(rng.integers(2**62))))
-    row = {"train/loss": done.loss, **evaluate(learner, data, {s: torch.from_numpy(data.X[s]) for s in ("val", "test")})}
+    done = train_round(
+        learner, X_train, state, PseudoLabels.none(), torch.Generator().manual_seed(int(rng.integers(2**62)))
+    )
+    row = {
+        "train/loss": done.loss,
+        **evaluate(learner, data, {s: torch.from_numpy(data.X[s]) for s in ("val", "test")}),
+    }
     size = query_size(state, cfg) if session.round < cfg.rounds else 0
     if size:
         asked = query(learner, query_strategy(session.strategy), X_train, state, size, cfg, rng)
@@ -76,7 +85,10 @@ def export_query(
         _write_query(folder / f"round_{session.round + 1:02d}", session.pending, data)
     _log_round(params, session, len(state), row)
     session.save(folder)
-    print(f"labels {len(state)}: test/acc {row['test/acc']:.4f}  test/f1_macro {row['test/f1_macro']:.4f}", file=sys.stderr)
+    print(
+        f"labels {len(state)}: test/acc {row['test/acc']:.4f}  test/f1_macro {row['test/f1_macro']:.4f}",
+        file=sys.stderr,
+    )
     return _query_csv(folder, session.round + 1) if size else None
 
 
@@ -88,11 +100,16 @@ def import_answers(
     data = load_task(paths.prepared(PARADIGM.task))
     session = Session.load(folder)
     if session is None or not session.pending:
-        raise UserError(f"{folder}: no query is waiting for answers; run `python -m pipeline.paradigms.active_learning.annotate export` first")
+        raise UserError(
+            f"{folder}: no query is waiting for answers; run `python -m pipeline.paradigms.active_learning.annotate "
+            "export` first"
+        )
     names = [str(c) for c in data.classes]
     answers = read_answers(Path(csv), session.pending, names)
     labels = np.array([names.index(answers[i]) for i in session.pending])
-    session.label_state(data).add(positions_of(session.pending, data), labels)  # the labelled set's own checks, before anything is written
+    session.label_state(data).add(
+        positions_of(session.pending, data), labels
+    )  # the labelled set's own checks, before anything is written
     session.labelled |= {str(i): answers[i] for i in session.pending}
     session.pending, session.round = [], session.round + 1
     session.save(folder)
@@ -103,12 +120,17 @@ def import_answers(
 def read_answers(path: Path, expected: list[int], classes: list[str]) -> dict[int, str]:
     """The label of every expected id, or a :class:`DataError` naming every problem in the file."""
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")  # a spreadsheet's byte-order mark
+        table = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )  # a spreadsheet's byte-order mark
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read it as CSV ({err})") from None
     missing_columns = [c for c in ("id", "label") if c not in table.columns]
     if missing_columns:
-        raise DataError(f"{path}: no column {', '.join(missing_columns)} (it has {', '.join(table.columns)}); keep the exported header")
+        raise DataError(
+            f"{path}: no column {', '.join(missing_columns)} (it has {', '.join(table.columns)}); keep the exported "
+            "header"
+        )
     problems = []
     ids = pd.to_numeric(table["id"].str.strip(), errors="coerce")
     whole = ids.notna() & (ids == ids.round())
@@ -138,7 +160,10 @@ def _open_session(params: Params, folder: Path, strategy: Optional[str], data: T
         chosen = strategy or next((s for s in params.active_learning.strategies if s != CONTROL), CONTROL)
         return Session.begin(chosen, load_seed_state(paths.prepared("active_learning"), data.y["train"]), data)
     if strategy is not None and strategy != session.strategy:
-        raise UserError(f"{folder}: this session queries with '{session.strategy}'; start a new session in another --dir to use '{strategy}'")
+        raise UserError(
+            f"{folder}: this session queries with '{session.strategy}'; start a new session in another --dir to use "
+            f"'{strategy}'"
+        )
     return session
 
 
@@ -150,7 +175,9 @@ def _write_query(path: Path, row_ids: list[int], data: TaskData) -> None:
         for row_id, position in zip(row_ids, positions):
             image = np.kron(as_image(data.X["train"][position]), np.ones((PIXELS_PER_CELL, PIXELS_PER_CELL)))
             plt.imsave(tmp / "images" / f"{row_id}.png", image, cmap="gray_r")
-        table = pd.DataFrame({"id": row_ids, "image": [f"images/{i}.png" for i in row_ids], "label": ""}, columns=COLUMNS)
+        table = pd.DataFrame(
+            {"id": row_ids, "image": [f"images/{i}.png" for i in row_ids], "label": ""}, columns=COLUMNS
+        )
         write_text(tmp / "query.csv", table.to_csv(index=False))
 
 
@@ -173,12 +200,15 @@ def _log_round(params: Params, session: Session, labels: int, row: dict[str, flo
 
 @stage_entry
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.paradigms.active_learning.annotate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.paradigms.active_learning.annotate", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dir", type=Path, default=LABELLING_DIR, help="the session's folder (default: labelling)")
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="train on the labels so far and write the next query")
     export.add_argument(
-        "--strategy", choices=list(STRATEGIES),
+        "--strategy",
+        choices=list(STRATEGIES),
         help="query strategy of a new session (default: the first uncertainty strategy in params.yaml)",
     )
     answer = commands.add_parser("import", help="add a filled query.csv, then export the next query")
@@ -189,15 +219,26 @@ def main() -> None:
     params = load_params()
     if args.command == "status":
         session = Session.load(args.dir)
-        waiting = f"; {_query_csv(args.dir, session.round + 1)} waits for answers" if session and session.pending else ""
-        print(f"{args.dir}: no session yet" if session is None else f"{args.dir}: {session.strategy}, {len(session.labelled)} labelled after {session.round} rounds{waiting}")
+        waiting = (
+            f"; {_query_csv(args.dir, session.round + 1)} waits for answers" if session and session.pending else ""
+        )
+        print(
+            f"{args.dir}: no session yet"
+            if session is None
+            else f"{args.dir}: {session.strategy}, {len(session.labelled)} labelled after {session.round} "
+            f"rounds{waiting}"
+        )
         return
     if args.command == "import":
         import_answers(params, args.csv, args.dir)
         if args.stop:
             return
     csv = export_query(params, args.dir, getattr(args, "strategy", None))
-    print(f"next: label {csv}, then run `python -m pipeline.paradigms.active_learning.annotate import {csv}`" if csv else "done: the round or label budget is spent")
+    print(
+        f"next: label {csv}, then run `python -m pipeline.paradigms.active_learning.annotate import {csv}`"
+        if csv
+        else "done: the round or label budget is spent"
+    )
 
 
 if __name__ == "__main__":

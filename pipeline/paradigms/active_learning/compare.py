@@ -4,7 +4,7 @@ learning curves (test accuracy against labels used) as its chart."""
 from __future__ import annotations
 
 from pipeline.compare.charts import curves_chart, mean_curves
-from pipeline.compare.sections import Results, Section, col, linked, seeds
+from pipeline.compare.sections import Results, Section, col, linked, seeds, variant
 from pipeline.compare.table import markdown_table, number
 from pipeline.paradigms.active_learning.config import CONTROL
 
@@ -15,20 +15,39 @@ def compare_with_random(results: Results) -> Section:
     rows = results.of("active_learning")
     runs = results.runs
     labels = mean_curves(results.history(runs[runs.stage == "active_learning"], "test/acc"), "labels")
-    chart = curves_chart("active_learning_curves", "active_learning.csv", labels, "labels", "labels used",
-                         "active learning: test accuracy vs labels", control=CONTROL)
+    chart = curves_chart(
+        "active_learning_curves",
+        "active_learning.csv",
+        labels,
+        "labels",
+        "labels used",
+        "active learning: test accuracy vs labels",
+        control=CONTROL,
+    )
     if rows.empty:
         return Section(TITLE, "No active-learning runs.", "", charts=[chart])
-    columns = {"strategy": lambda row: row["variant"], "seeds": seeds, "final test acc": col("test/acc"),
-               "labels used": col("data/labels_used", "int"), "area under curve": col("al/alc"),
-               "labels to target": col("al/labels_to_target", "int"),
-               "share of random's labels": col("al/label_share_vs_random", "pct"),
-               "area gain vs random": col("al/alc_gain_vs_random", "signed"), "MLflow": linked}
+    columns = {
+        "strategy": variant,
+        "seeds": seeds,
+        "final test acc": col("test/acc"),
+        "labels used": col("data/labels_used", "int"),
+        "area under curve": col("al/alc"),
+        "labels to target": col("al/labels_to_target", "int"),
+        "share of random's labels": col("al/label_share_vs_random", "pct"),
+        "area gain vs random": col("al/alc_gain_vs_random", "signed"),
+        "MLflow": linked,
+    }
     best = rows.loc[rows["al/alc"].idxmax()]
-    text = ("Every strategy starts from the same labelled seed set and labels the same number of examples per round; "
-            "`random` is the control. `area under curve`: mean test accuracy over the labels spanned; `labels to target`: "
-            "fewest labels reaching the target accuracy (by default random's final one).")
-    return Section(TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns),
-                   f"{TITLE}: largest area under the curve {best['variant']} ({number(best['al/alc'])}).",
-                   metrics={f"active_learning/{row['variant']}/alc": row["al/alc"] for _, row in rows.iterrows()},
-                   charts=[chart])
+    text = (
+        "Every strategy starts from the same labelled seed set and labels the same number of examples per round; "
+        "`random` is the control. `area under curve`: mean test accuracy over the labels spanned; `labels to target`: "
+        "fewest labels reaching the target accuracy (by default random's final one)."
+    )
+    return Section(
+        TITLE,
+        text,
+        markdown_table((r for _, r in rows.iterrows()), columns),
+        f"{TITLE}: largest area under the curve {best['variant']} ({number(best['al/alc'])}).",
+        metrics={f"active_learning/{row['variant']}/alc": row["al/alc"] for _, row in rows.iterrows()},
+        charts=[chart],
+    )

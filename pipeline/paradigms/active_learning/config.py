@@ -31,8 +31,12 @@ class ActiveLearningConfig(StageSection):
     pool_subsample: Optional[int] = Field(None, ge=1)  # score only this many random pool examples per round (speed)
     mc_samples: int = Field(20, ge=2)  # MC-dropout strategies (bald): stochastic forward passes with dropout on
     cooperative: bool = False  # CEAL: also train each round on confident pool predictions as pseudo-labels
-    pseudo_label_threshold: float = Field(0.99, gt=0, lt=1)  # cooperative: least predicted probability of a pseudo-label
-    target_accuracy: Optional[float] = Field(None, gt=0, le=1)  # al/labels_to_target; null: random's final test accuracy
+    pseudo_label_threshold: float = Field(
+        0.99, gt=0, lt=1
+    )  # cooperative: least predicted probability of a pseudo-label
+    target_accuracy: Optional[float] = Field(
+        None, gt=0, le=1
+    )  # al/labels_to_target; null: random's final test accuracy
 
     @field_validator("strategies")
     @classmethod
@@ -42,7 +46,8 @@ class ActiveLearningConfig(StageSection):
         return [CONTROL] + [v for v in values if v != CONTROL]
 
     _steps_not_epochs = refuse_trainer_keys(
-        ("max_epochs", "early_stopping_patience"), "active_learning",
+        ("max_epochs", "early_stopping_patience"),
+        "active_learning",
         "each round trains active_learning.train_steps steps on the labelled set (no validation labels are spent "
         "on early stopping); set active_learning.train_steps",
     )

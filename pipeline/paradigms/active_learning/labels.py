@@ -46,18 +46,24 @@ class LabelState:
         outside = np.setdiff1d(ids, self.pool)
         if outside.size:
             raise DataError(f"examples not in the unlabelled pool: {outside[:10].tolist()}")
-        return LabelState(np.concatenate([self.ids, ids]), np.concatenate([self.labels, labels]), np.setdiff1d(self.pool, ids))
+        return LabelState(
+            np.concatenate([self.ids, ids]), np.concatenate([self.labels, labels]), np.setdiff1d(self.pool, ids)
+        )
 
 
 def load_seed_state(path: str | Path, y_train: np.ndarray) -> LabelState:
     """The seed set ``prepare`` wrote (``active_learning.npz``), labelled with the dataset's own labels."""
     arrays = read_arrays(path)
     if set(arrays) != {"labelled", "pool"}:
-        raise DataError(f"{path}: expected the arrays 'labelled' and 'pool', found {', '.join(sorted(arrays))}; re-run `dvc repro prepare`")
+        raise DataError(
+            f"{path}: expected the arrays 'labelled' and 'pool', found {', '.join(sorted(arrays))}; re-run `dvc repro "
+            "prepare`"
+        )
     ids, pool = arrays["labelled"], arrays["pool"]
     covered = np.sort(np.concatenate([ids, pool]))
     if not np.array_equal(covered, np.arange(len(y_train))):
         raise DataError(
-            f"{path}: the seed set and pool do not cover full.npz's {len(y_train)} training examples once each; re-run `dvc repro prepare`"
+            f"{path}: the seed set and pool do not cover full.npz's {len(y_train)} training examples once each; "
+            "re-run `dvc repro prepare`"
         )
     return LabelState.start(ids, y_train[ids], pool)

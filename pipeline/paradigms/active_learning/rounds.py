@@ -15,11 +15,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from pipeline.data.prepared import TaskData
+from pipeline.paradigms.active_learning.config import ActiveLearningConfig
 from pipeline.paradigms.active_learning.labels import LabelState
 from pipeline.paradigms.active_learning.learner import Learner
 from pipeline.paradigms.active_learning.strategies import QueryStrategy, predictive_entropy, query_strategy
-from pipeline.paradigms.active_learning.config import ActiveLearningConfig
-from pipeline.data.prepared import TaskData
 from pipeline.seeding import rng_for
 from pipeline.training.in_memory import TrainingPass
 from pipeline.training.scores import classification_scores
@@ -49,7 +49,9 @@ class PseudoLabels:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None)
 
 
-def train_round(learner: Learner, X_train: torch.Tensor, state: LabelState, pseudo: PseudoLabels, generator: torch.Generator) -> TrainingPass:
+def train_round(
+    learner: Learner, X_train: torch.Tensor, state: LabelState, pseudo: PseudoLabels, generator: torch.Generator
+) -> TrainingPass:
     """Train on the labelled examples and the round's pseudo-labels (``X_train`` is on the learner's device)."""
     ids = np.concatenate([state.ids, pseudo.ids])
     labels = np.concatenate([state.labels, pseudo.labels])
@@ -60,13 +62,21 @@ def train_round(learner: Learner, X_train: torch.Tensor, state: LabelState, pseu
 def evaluate(learner: Learner, data: TaskData, X_eval: dict[str, torch.Tensor]) -> Row:
     """``val/acc``, ``val/loss``, ``test/acc``, ``test/loss`` and ``test/f1_macro`` of the current model."""
     row = {f"val/{k}": v for k, v in classification_scores(learner.predict(X_eval["val"]), data.y["val"]).items()}
-    row |= {f"test/{k}": v for k, v in classification_scores(learner.predict(X_eval["test"]), data.y["test"], data.num_classes).items()}
+    row |= {
+        f"test/{k}": v
+        for k, v in classification_scores(learner.predict(X_eval["test"]), data.y["test"], data.num_classes).items()
+    }
     return row
 
 
 def query(
-    learner: Learner, strategy: QueryStrategy, X_train: torch.Tensor, state: LabelState, size: int,
-    cfg: ActiveLearningConfig, rng: np.random.Generator,
+    learner: Learner,
+    strategy: QueryStrategy,
+    X_train: torch.Tensor,
+    state: LabelState,
+    size: int,
+    cfg: ActiveLearningConfig,
+    rng: np.random.Generator,
 ) -> Query:
     """Score the pool (a random ``pool_subsample`` of it, if set) and pick ``size`` examples to label."""
     scored = state.pool
@@ -129,11 +139,15 @@ def simulate(
     rows, queries, seconds, samples = [], [], 0.0, 0
     for round_ in range(cfg.rounds + 1):
         started = time.perf_counter()
-        done = train_round(learner, X_train, state, pseudo, torch.Generator().manual_seed(int(train_rng.integers(2**62))))
+        done = train_round(
+            learner, X_train, state, pseudo, torch.Generator().manual_seed(int(train_rng.integers(2**62)))
+        )
         seconds += done.seconds
         samples += learner.steps * min(learner.batch_size, len(state) + len(pseudo.ids))
         row = {"round": round_, "labels": len(state), "train/loss": done.loss, **evaluate(learner, data, X_eval)}
-        row |= {"al/pseudo_labels": len(pseudo.ids)} | ({"al/pseudo_label_acc": pseudo.accuracy} if pseudo.accuracy is not None else {})
+        row |= {"al/pseudo_labels": len(pseudo.ids)} | (
+            {"al/pseudo_label_acc": pseudo.accuracy} if pseudo.accuracy is not None else {}
+        )
         size = query_size(state, cfg) if round_ < cfg.rounds else 0
         if size:
             asked = query(learner, picker, X_train, state, size, cfg, rng)

@@ -79,8 +79,12 @@ def run_strategy(
     seed_everything(params.seed)
     model = classifier_with(params.model, data, start)
     learner = Learner(model, data.num_classes, trainer_cfg, cfg.train_steps, cfg.warm_start)
-    tags = {"strategy": strategy, "cooperative": str(cfg.cooperative).lower(), "warm_start": str(cfg.warm_start).lower(),
-            "init": "pretrained base" if cfg.init_from_base else "random"}
+    tags = {
+        "strategy": strategy,
+        "cooperative": str(cfg.cooperative).lower(),
+        "warm_start": str(cfg.warm_start).lower(),
+        "init": "pretrained base" if cfg.init_from_base else "random",
+    }
     with tracked_run(params, spec, tags) as run:
         with PeakMemory(learner.device) as peak:
             sim = simulate(learner, data, seed_state, strategy, cfg, params.seed, RoundProgress(spec.label, cfg.rounds))
@@ -91,11 +95,15 @@ def run_strategy(
         test_logits = learner.predict(torch.from_numpy(data.X["test"]))
         _log_queries(sim, seed_state, data)
         trained = learner.trained(
-            peak_bytes=peak.peak_bytes, labels_used=labels[-1],  # no validation labels: every round trains fixed steps
+            peak_bytes=peak.peak_bytes,
+            labels_used=labels[-1],  # no validation labels: every round trains fixed steps
             fit_seconds=sim.train_seconds,
             samples_per_s=sim.samples_trained / sim.train_seconds if sim.train_seconds else 0.0,
-            metrics=metrics, predictions={OUTPUT: (data.y["test"], test_logits.argmax(dim=1).numpy())},
-            history=sim.rows, logged=frozenset(last), step=labels[-1],  # the scores: logged per round
+            metrics=metrics,
+            predictions={OUTPUT: (data.y["test"], test_logits.argmax(dim=1).numpy())},
+            history=sim.rows,
+            logged=frozenset(last),
+            step=labels[-1],  # the scores: logged per round
         )
         saved = SavedModel.classifier(out / f"{spec.variant}.pt", model, params.model, data)
         return run.finish(trained, {OUTPUT: data.classes}, saved), sim.rows
@@ -112,26 +120,37 @@ class RoundProgress:
         mlflow.log_metrics(scores, step=int(row["labels"]))
         pseudo = ""
         if row.get("al/pseudo_labels"):
-            pseudo = f"  +{int(row['al/pseudo_labels'])} pseudo-labels ({row.get('al/pseudo_label_acc', float('nan')):.1%} right)"
+            right = row.get("al/pseudo_label_acc", float("nan"))
+            pseudo = f"  +{int(row['al/pseudo_labels'])} pseudo-labels ({right:.1%} right)"
         uncertainty = f"  pool uncertainty {row['al/pool_uncertainty']:.3f}" if "al/pool_uncertainty" in row else ""
         print(
             f"[{self.label}] round {int(row['round'])}/{self.rounds}  labels {int(row['labels'])}  "
             f"test/acc {row['test/acc']:.4f}  test/f1_macro {row['test/f1_macro']:.4f}{uncertainty}{pseudo}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
 
 
-def _curve_metrics(labels: list[int], acc: list[float], target: Optional[float], control: Optional[dict]) -> dict[str, float]:
+def _curve_metrics(
+    labels: list[int], acc: list[float], target: Optional[float], control: Optional[dict]
+) -> dict[str, float]:
     """``al/alc``; the fewest labels reaching the target (random's final accuracy unless set), and their share of
     all the labels random used: below 1, the strategy matched random's result with fewer labels."""
     if target is None:
         target = acc[-1] if control is None else control["al/target_accuracy"]
     reached = labels_to_reach(labels, acc, target)
-    metrics = {"al/alc": area_under_curve(labels, acc), "al/labels_final": labels[-1], "al/target_accuracy": target, "al/reached_target": float(reached is not None)}
+    metrics = {
+        "al/alc": area_under_curve(labels, acc),
+        "al/labels_final": labels[-1],
+        "al/target_accuracy": target,
+        "al/reached_target": float(reached is not None),
+    }
     if reached is not None:
         metrics["al/labels_to_target"] = reached
         if control is not None:
-            metrics["al/label_share_vs_random"] = reached / control["al/labels_final"]  # of the labels random used in all
+            metrics["al/label_share_vs_random"] = (
+                reached / control["al/labels_final"]
+            )  # of the labels random used in all
     if control is not None:
         metrics["al/alc_gain_vs_random"] = metrics["al/alc"] - control["al/alc"]
     return metrics
@@ -140,23 +159,35 @@ def _curve_metrics(labels: list[int], acc: list[float], target: Optional[float],
 def _pseudo_metrics(rows: list[Row]) -> dict[str, float]:
     counts = np.array([r.get("al/pseudo_labels", 0) for r in rows], dtype=float)
     right = sum(r["al/pseudo_labels"] * r["al/pseudo_label_acc"] for r in rows if "al/pseudo_label_acc" in r)
-    return {"al/pseudo_labels_total": float(counts.sum())} | ({"al/pseudo_label_acc_mean": right / counts.sum()} if counts.sum() else {})
+    return {"al/pseudo_labels_total": float(counts.sum())} | (
+        {"al/pseudo_label_acc_mean": right / counts.sum()} if counts.sum() else {}
+    )
 
 
 def _log_queries(sim: Simulation, seed_state: LabelState, data: TaskData) -> None:
     """``queries.json``: the seed set (round 0) and each round's query, as dataset row ids with their labels."""
-    rounds = [np.zeros(len(seed_state), dtype=int)] + [np.full(len(q), i, dtype=int) for i, q in enumerate(sim.queries, start=1)]
+    rounds = [np.zeros(len(seed_state), dtype=int)] + [
+        np.full(len(q), i, dtype=int) for i, q in enumerate(sim.queries, start=1)
+    ]
     order = np.concatenate(rounds)
     mlflow.log_table(
-        {"round": order.tolist(), "id": data.ids["train"][sim.state.ids].tolist(), "label": data.classes[sim.state.labels].tolist()},
+        {
+            "round": order.tolist(),
+            "id": data.ids["train"][sim.state.ids].tolist(),
+            "label": data.classes[sim.state.labels].tolist(),
+        },
         "queries.json",
     )
 
 
-def _log_curves_to_every_run(runs: dict[str, dict], histories: dict[str, list[Row]], control: str, target: float) -> None:
+def _log_curves_to_every_run(
+    runs: dict[str, dict], histories: dict[str, list[Row]], control: str, target: float
+) -> None:
     """One chart with every strategy's learning curve, in each strategy's run (``plots/learning_curves.png``)."""
     curves = {v: ([int(r["labels"]) for r in rows], [r["test/acc"] for r in rows]) for v, rows in histories.items()}
-    fig = figures.curves_figure(curves, "labels used", "active learning: test accuracy vs labels", control, ("target", target))
+    fig = figures.curves_figure(
+        curves, "labels used", "active learning: test accuracy vs labels", control, ("target", target)
+    )
     client = mlflow.MlflowClient()
     for entry in runs.values():
         client.log_figure(entry["run_id"], fig, "plots/learning_curves.png")
@@ -164,10 +195,25 @@ def _log_curves_to_every_run(runs: dict[str, dict], histories: dict[str, list[Ro
 
 
 def write_active_learning_plots(plots_dir: Path, runs: dict[str, dict], histories: dict[str, list[Row]]) -> None:
-    """The CSVs behind ``dvc plots``: every strategy's rounds (learning curve, pool uncertainty, pseudo-labels), each run's summary."""
+    """The CSVs behind ``dvc plots``: every strategy's rounds (learning curve, pool uncertainty, pseudo-labels), and
+    each run's summary."""
     plots_dir = Path(plots_dir)
-    columns = ["variant", "labels", "round", "test/acc", "test/f1_macro", "al/pool_uncertainty", "al/query_uncertainty", "al/pseudo_labels", "al/pseudo_label_acc"]
-    rows = [{"variant": v, **{k: row.get(k) for k in columns[1:]}} for v, history in histories.items() for row in history]
+    columns = [
+        "variant",
+        "labels",
+        "round",
+        "test/acc",
+        "test/f1_macro",
+        "al/pool_uncertainty",
+        "al/query_uncertainty",
+        "al/pseudo_labels",
+        "al/pseudo_label_acc",
+    ]
+    rows = [
+        {"variant": v, **{k: row.get(k) for k in columns[1:]}} for v, history in histories.items() for row in history
+    ]
     write_csv(plots_dir / "curves.csv", rows, columns=columns)
     keys = ("al/alc", "al/labels_to_target", "al/label_share_vs_random", "test/acc", "test/f1_macro", "al/labels_final")
-    write_csv(plots_dir / "strategies.csv", [{"variant": v, **{k: run.get(k) for k in keys}} for v, run in runs.items()])
+    write_csv(
+        plots_dir / "strategies.csv", [{"variant": v, **{k: run.get(k) for k in keys}} for v, run in runs.items()]
+    )

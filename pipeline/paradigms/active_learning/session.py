@@ -15,13 +15,16 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.paradigms.active_learning.labels import LabelState
 from pipeline.data.prepared import TaskData
 from pipeline.errors import DataError
 from pipeline.io import write_text
+from pipeline.paradigms.active_learning.labels import LabelState
 
 STATE_FILE = "state.json"
-STALE = "was the session started on data prepared with other params? Prepare it as then, or start a new session in another --dir"
+STALE = (
+    "was the session started on data prepared with other params? Prepare it as then, or start a new session in "
+    "another --dir"
+)
 
 
 @dataclass
@@ -35,7 +38,9 @@ class Session:
     @classmethod
     def begin(cls, strategy: str, seed: LabelState, data: TaskData) -> "Session":
         """A new session from ``prepare``'s seed set, labelled with the dataset's own labels."""
-        return cls(strategy, 0, {str(data.ids["train"][i]): str(data.classes[c]) for i, c in zip(seed.ids, seed.labels)})
+        return cls(
+            strategy, 0, {str(data.ids["train"][i]): str(data.classes[c]) for i, c in zip(seed.ids, seed.labels)}
+        )
 
     def label_state(self, data: TaskData) -> LabelState:
         """The labelled set and pool as positions in the training split."""
@@ -43,7 +48,9 @@ class Session:
         names = [str(c) for c in data.classes]
         unknown = sorted({c for c in self.labelled.values() if c not in names})
         if unknown:
-            raise DataError(f"labels {unknown} of this session are not classes of the prepared data ({', '.join(names)}); {STALE}")
+            raise DataError(
+                f"labels {unknown} of this session are not classes of the prepared data ({', '.join(names)}); {STALE}"
+            )
         labels = np.array([names.index(c) for c in self.labelled.values()], dtype=np.int64)
         pool = np.setdiff1d(np.arange(len(data.y["train"])), positions)
         return LabelState.start(positions, labels, pool)
@@ -59,7 +66,10 @@ class Session:
         try:
             return cls(**json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError) as err:
-            raise DataError(f"{path}: not a labelling session's state ({err}); restore it from a backup or start over in a new folder") from err
+            raise DataError(
+                f"{path}: not a labelling session's state ({err}); restore it from a backup or start over in a new "
+                "folder"
+            ) from err
 
 
 def positions_of(row_ids: list[int], data: TaskData) -> np.ndarray:

@@ -11,4 +11,11 @@ from pipeline.paradigms.federated.config import FederatedConfig, check_federated
 from pipeline.paradigms.plugin import Paradigm
 
 # A sweep scores the global model after the last round: no best one is picked on validation.
-PARADIGM = Paradigm.in_package(__name__, FederatedConfig, "full", "compare_with_centralized", "val/loss", check_federated)
+PARADIGM = Paradigm.in_package(
+    __name__,
+    FederatedConfig,
+    "full",
+    compare="compare_with_centralized",
+    sweep_metric="val/loss",
+    checks=check_federated,
+)

@@ -53,8 +53,15 @@ class LocalTrainer(InMemoryTrainer):
     """
 
     def __init__(
-        self, model: nn.Module, num_classes: int, cfg: TrainerConfig, codec: Codec, batch_size: int,
-        objective: Optional[ClientHalf] = None, down_parts: tuple[Part, ...] = (), error_feedback: bool = True,
+        self,
+        model: nn.Module,
+        num_classes: int,
+        cfg: TrainerConfig,
+        codec: Codec,
+        batch_size: int,
+        objective: Optional[ClientHalf] = None,
+        down_parts: tuple[Part, ...] = (),
+        error_feedback: bool = True,
     ):
         super().__init__(model, num_classes, cfg, batch_size)
         self.layout: StateLayout = codec.layout
@@ -73,7 +80,9 @@ class LocalTrainer(InMemoryTrainer):
     def weights(self) -> torch.Tensor:
         return self.flat.detach().cpu().clone()
 
-    def round(self, client: Client, message: bytes, epochs: int, generator: torch.Generator) -> tuple[bytes, TrainingPass]:
+    def round(
+        self, client: Client, message: bytes, epochs: int, generator: torch.Generator
+    ) -> tuple[bytes, TrainingPass]:
         """What a client does with the server's message: train on its data, answer with its encoded update."""
         start, *extras = from_bytes(message, self._message_kinds)
         self.start_from(start)
@@ -92,7 +101,9 @@ class LocalTrainer(InMemoryTrainer):
         client.residual = meant - self.codec.decode(parts, start)
         return parts
 
-    def train(self, data: Batches, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None) -> TrainingPass:
+    def train(
+        self, data: Batches, generator: torch.Generator, epochs: Optional[int] = None, steps: Optional[int] = None
+    ) -> TrainingPass:
         self.objective.on_train_start(self)
         return super().train(data, generator, epochs, steps)
 
@@ -112,10 +123,12 @@ class LocalTrainer(InMemoryTrainer):
             self.fabric.backward(self.wrapped.training_step((X, y), 0) * (len(y) / len(client)))
         named = dict(self.model.named_parameters())
         grads = [named[name].grad if name in named else None for name in self.layout.names]
-        flat = torch.cat([
-            (g.detach().reshape(-1).float().cpu() if g is not None else torch.zeros(n))
-            for g, n in zip(grads, self.layout.sizes)
-        ])
+        flat = torch.cat(
+            [
+                (g.detach().reshape(-1).float().cpu() if g is not None else torch.zeros(n))
+                for g, n in zip(grads, self.layout.sizes)
+            ]
+        )
         self.start_from(start)  # batch norm's statistics moved in that pass; the gradients are cleared next step
         self.optimizer.zero_grad(set_to_none=True)
         return flat

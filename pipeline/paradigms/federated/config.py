@@ -87,7 +87,8 @@ class FederatedConfig(StageSection):
         return once_each(values, "entry")
 
     _budget_from_rounds = refuse_trainer_keys(
-        ("max_epochs", "batch_size"), "federated",
+        ("max_epochs", "batch_size"),
+        "federated",
         "the clients train local_epochs per round at local_batch_size, and the centralised baseline gets the "
         "same budget; set federated.rounds, local_epochs or local_batch_size",
     )

@@ -18,7 +18,9 @@ from torch import nn
 class StateLayout:
     names: tuple[str, ...]
     shapes: tuple[torch.Size, ...]
-    is_param: tuple[bool, ...]  # False: a buffer (running mean / variance), averaged but never given to a server optimizer
+    is_param: tuple[
+        bool, ...
+    ]  # False: a buffer (running mean / variance), averaged but never given to a server optimizer
 
     @classmethod
     def of(cls, model: nn.Module) -> "StateLayout":

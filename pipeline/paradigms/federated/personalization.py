@@ -37,6 +37,13 @@ def personalize(
         trainer.train(client, torch.Generator().manual_seed(int(rng.integers(2**62))), steps=steps)
         after = class_accuracy(trainer.predict(X_test), y_test, num_classes)
         shares = client.class_shares(num_classes)
-        rows.append({"client": client.id, "examples": len(client), "acc_before": float(shares @ before), "acc_after": float(shares @ after)})
+        rows.append(
+            {
+                "client": client.id,
+                "examples": len(client),
+                "acc_before": float(shares @ before),
+                "acc_after": float(shares @ after),
+            }
+        )
     trainer.start_from(global_weights)
     return rows

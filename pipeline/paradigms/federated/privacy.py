@@ -21,7 +21,14 @@ from opacus.accountants import RDPAccountant
 class PrivateMean:
     """The next global weights from clipped, equally weighted client changes plus Gaussian noise."""
 
-    def __init__(self, start: torch.Tensor, clip_norm: float, noise_multiplier: float, expected_clients: float, generator: torch.Generator):
+    def __init__(
+        self,
+        start: torch.Tensor,
+        clip_norm: float,
+        noise_multiplier: float,
+        expected_clients: float,
+        generator: torch.Generator,
+    ):
         self.start = start
         self.clip_norm = clip_norm
         self.noise_multiplier = noise_multiplier
@@ -40,7 +47,9 @@ class PrivateMean:
         self.total += change
 
     def mean(self) -> torch.Tensor:
-        noise = torch.randn(self.start.shape, generator=self.generator, dtype=torch.float64) * (self.noise_multiplier * self.clip_norm)
+        noise = torch.randn(self.start.shape, generator=self.generator, dtype=torch.float64) * (
+            self.noise_multiplier * self.clip_norm
+        )
         return (self.start.double() + (self.total + noise) / self.expected_clients).float()
 
 

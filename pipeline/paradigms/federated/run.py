@@ -28,8 +28,8 @@ from pipeline.data.prepared import TaskData, load_task, read_arrays
 from pipeline.errors import DataError
 from pipeline.io import atomic_dir
 from pipeline.memory import PeakMemory
-from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.classifier import Classifier
+from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.federated import PARADIGM
 from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
@@ -79,7 +79,9 @@ def load_partitions(path: Path, wanted: list[str], num_train: int) -> dict[str, 
     arrays = read_arrays(path)
     for name in wanted:
         if name not in arrays:
-            raise DataError(f"{path}: no '{name}' partition (it has {', '.join(sorted(arrays))}); re-run `dvc repro prepare`")
+            raise DataError(
+                f"{path}: no '{name}' partition (it has {', '.join(sorted(arrays))}); re-run `dvc repro prepare`"
+            )
         if len(arrays[name]) != num_train:
             raise DataError(
                 f"{path}: the '{name}' partition covers {len(arrays[name])} examples, full.npz trains on {num_train}; "
@@ -92,11 +94,17 @@ def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Ten
     """The same model and start on the pooled training data, for the clients' epoch budget at their batch size."""
     cfg = params.federated
     budget = {"max_epochs": cfg.epoch_budget(), "batch_size": cfg.local_batch_size}
-    pooled = params.model_copy(update={STAGE: cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update=budget)})})
+    pooled = params.model_copy(
+        update={STAGE: cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update=budget)})}
+    )
     seed_everything(params.seed)
     entry, _ = train_classifier(
-        pooled, RunSpec.of(PARADIGM, CENTRALIZED, paradigm=CENTRALIZED), classifier_with(params.model, data, start), data,
-        out / f"{CENTRALIZED}.pt", tags={"init": _init_tag(params), "epoch_budget": str(budget["max_epochs"])},
+        pooled,
+        RunSpec.of(PARADIGM, CENTRALIZED, paradigm=CENTRALIZED),
+        classifier_with(params.model, data, start),
+        data,
+        out / f"{CENTRALIZED}.pt",
+        tags={"init": _init_tag(params), "epoch_budget": str(budget["max_epochs"])},
     )
     return entry
 
@@ -109,7 +117,15 @@ class RoundMonitor:
     """After each round: the global model's validation and test scores, logged with ``step`` = round,
     one progress line on the terminal, and a history row for the plots."""
 
-    def __init__(self, trainer: LocalTrainer, server: Server, data: TaskData, label: str, rounds: int, accountant: Optional[PrivacyAccountant] = None):
+    def __init__(
+        self,
+        trainer: LocalTrainer,
+        server: Server,
+        data: TaskData,
+        label: str,
+        rounds: int,
+        accountant: Optional[PrivacyAccountant] = None,
+    ):
         self.trainer, self.server, self.label, self.rounds, self.accountant = trainer, server, label, rounds, accountant
         self.X = {split: torch.from_numpy(data.X[split]) for split in ("val", "test")}
         self.y = {split: data.y[split] for split in ("val", "test")}
@@ -118,19 +134,30 @@ class RoundMonitor:
 
     def __call__(self, record: RoundRecord) -> None:
         self.trainer.start_from(self.server.global_)
-        scores = {f"{split}/{name}": value for split in self.X for name, value in classification_scores(self.trainer.predict(self.X[split]), self.y[split]).items()}
+        scores = {
+            f"{split}/{name}": value
+            for split in self.X
+            for name, value in classification_scores(self.trainer.predict(self.X[split]), self.y[split]).items()
+        }
         self.megabytes += (record.bytes_down + record.bytes_up) / MB
         row = {"round": record.round, **scores, **record.as_metrics(), "comm/megabytes_so_far": self.megabytes}
         if self.accountant:
-            row |= {"privacy/epsilon": self.accountant.spend_round(), "privacy/clients_clipped": float(record.clients_clipped)}
+            row |= {
+                "privacy/epsilon": self.accountant.spend_round(),
+                "privacy/clients_clipped": float(record.clients_clipped),
+            }
         self.history.append(row)
         mlflow.log_metrics({k: v for k, v in row.items() if k != "round"}, step=record.round)
-        kept = "  (no client reported: global model kept)" if record.clients_reported == 0 and not self.accountant else ""
+        kept = (
+            "  (no client reported: global model kept)" if record.clients_reported == 0 and not self.accountant else ""
+        )
         kept += f"  epsilon {row['privacy/epsilon']:.2f}" if self.accountant else ""
         print(
-            f"[{self.label}] round {record.round}/{self.rounds}  clients {record.clients_reported}/{record.clients_sampled}  "
+            f"[{self.label}] round {record.round}/{self.rounds}  clients "
+            f"{record.clients_reported}/{record.clients_sampled}  "
             f"val/acc {scores['val/acc']:.4f}  test/acc {scores['test/acc']:.4f}  MB {self.megabytes:.2f}{kept}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
 
 
@@ -145,7 +172,9 @@ class Federation:
     server: Server
 
 
-def federation(params: Params, data: TaskData, assignment: np.ndarray, strategy: str, start: dict, variant: str) -> Federation:
+def federation(
+    params: Params, data: TaskData, assignment: np.ndarray, strategy: str, start: dict, variant: str
+) -> Federation:
     """The clients that ``assignment`` makes, and a server, both halves of ``strategy``, from the weights ``start``."""
     cfg = params.federated
     seed_everything(params.seed)
@@ -154,8 +183,14 @@ def federation(params: Params, data: TaskData, assignment: np.ndarray, strategy:
     codec = Codec(cfg.compression, layout, cfg.topk_fraction)
     chosen = build_strategy(strategy, cfg, layout, int(assignment.max()) + 1)
     trainer = LocalTrainer(
-        model, data.num_classes, params.trainer_for(STAGE), codec, cfg.local_batch_size,
-        objective=chosen.client_half(), down_parts=tuple(chosen.down_parts()), error_feedback=cfg.error_feedback,
+        model,
+        data.num_classes,
+        params.trainer_for(STAGE),
+        codec,
+        cfg.local_batch_size,
+        objective=chosen.client_half(),
+        down_parts=tuple(chosen.down_parts()),
+        error_feedback=cfg.error_feedback,
     )
     clients = make_clients(data.X["train"], data.y["train"], assignment, trainer.device)
     private_mean = _private_mean(params, variant, len(clients))
@@ -178,13 +213,23 @@ def federate(
     spec = RunSpec.of(PARADIGM, f"{partition}/{strategy}")
     fed = federation(params, data, assignment, strategy, start, spec.variant)
     trainer, clients, server = fed.trainer, fed.clients, fed.server
-    accountant = PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
+    accountant = (
+        PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
+    )
     monitor = RoundMonitor(trainer, server, data, spec.label, cfg.rounds, accountant)
-    tags = {"partition": partition, "strategy": strategy, "compression": cfg.compression, "init": _init_tag(params),
-            "clients": str(len(clients)), "dp": str(cfg.dp.enabled).lower()}
+    tags = {
+        "partition": partition,
+        "strategy": strategy,
+        "compression": cfg.compression,
+        "init": _init_tag(params),
+        "clients": str(len(clients)),
+        "dp": str(cfg.dp.enabled).lower(),
+    }
     with tracked_run(params, spec, tags) as run:
         with PeakMemory(trainer.device) as peak:
-            records = run_rounds(server, trainer, clients, cfg, rng_for(params.seed, f"{STAGE}/{spec.variant}"), monitor)
+            records = run_rounds(
+                server, trainer, clients, cfg, rng_for(params.seed, f"{STAGE}/{spec.variant}"), monitor
+            )
         trainer.start_from(server.global_)
         logits = trainer.predict(monitor.X["test"])
         last = monitor.history[-1]
@@ -195,20 +240,36 @@ def federate(
             metrics["compare/acc_gap_vs_centralized"] = metrics["test/acc"] - centralized_acc
         if accountant:
             reports = max(1, sum(r.clients_reported for r in records))
-            metrics |= {"privacy/epsilon": last["privacy/epsilon"], "privacy/delta": cfg.dp.delta,
-                        "privacy/clipped_share": sum(r.clients_clipped for r in records) / reports}
+            metrics |= {
+                "privacy/epsilon": last["privacy/epsilon"],
+                "privacy/delta": cfg.dp.delta,
+                "privacy/clipped_share": sum(r.clients_clipped for r in records) / reports,
+            }
         if cfg.personalization_steps:
-            metrics |= _personalize(trainer, clients, server.global_, cfg.personalization_steps, monitor.X["test"], data,
-                                    params.seed, spec.variant, spec.label)
+            metrics |= _personalize(
+                trainer,
+                clients,
+                server.global_,
+                cfg.personalization_steps,
+                monitor.X["test"],
+                data,
+                params.seed,
+                spec.variant,
+                spec.label,
+            )
             trainer.start_from(server.global_)
         _log_rounds_figure(monitor.history, centralized_acc, spec.label)
         local = sum(r.local_seconds for r in records)
         trained = trainer.trained(
-            peak_bytes=peak.peak_bytes, labels_used=sum(len(client) for client in clients),
+            peak_bytes=peak.peak_bytes,
+            labels_used=sum(len(client) for client in clients),
             fit_seconds=sum(r.seconds for r in records),
             samples_per_s=sum(r.local_samples for r in records) / local if local else 0.0,
-            metrics=metrics, predictions={OUTPUT: (data.y["test"], logits.argmax(dim=1).numpy())},
-            history=monitor.history, logged=frozenset(last), step=cfg.rounds,  # test/acc, ...: logged per round
+            metrics=metrics,
+            predictions={OUTPUT: (data.y["test"], logits.argmax(dim=1).numpy())},
+            history=monitor.history,
+            logged=frozenset(last),
+            step=cfg.rounds,  # test/acc, ...: logged per round
             cannot_have=frozenset() if any(r.clients_reported for r in records) else frozenset({"train/loss"}),
         )
         saved = SavedModel.classifier(out / f"{spec.variant.replace('/', '-')}.pt", fed.model, params.model, data)
@@ -227,20 +288,27 @@ def _private_mean(params: Params, variant: str, num_clients: int) -> Optional[Ca
 
 def _log_rounds_figure(history: list[dict], centralized_acc: Optional[float], label: str) -> None:
     fig = figures.federated_rounds_figure(
-        [row["round"] for row in history], [row["test/acc"] for row in history],
-        [row["comm/megabytes_so_far"] for row in history], centralized_acc, label,
+        [row["round"] for row in history],
+        [row["test/acc"] for row in history],
+        [row["comm/megabytes_so_far"] for row in history],
+        centralized_acc,
+        label,
     )
     mlflow.log_figure(fig, "plots/rounds.png")
     figures.close(fig)
 
 
-def _final_metrics(logits: torch.Tensor, data: TaskData, records: list[RoundRecord], layout: StateLayout) -> dict[str, float]:
+def _final_metrics(
+    logits: torch.Tensor, data: TaskData, records: list[RoundRecord], layout: StateLayout
+) -> dict[str, float]:
     """The test scores of the final global model, communication totals and time split of the whole simulation."""
     down, up = sum(r.bytes_down for r in records), sum(r.bytes_up for r in records)
     fit, local = sum(r.seconds for r in records), sum(r.local_seconds for r in records)
     uploads = sum(r.clients_reported for r in records)
     return {
-        **{f"test/{k}": v for k, v in classification_scores(logits, data.y["test"], data.num_classes).items()},  # as logged for the last round
+        **{
+            f"test/{k}": v for k, v in classification_scores(logits, data.y["test"], data.num_classes).items()
+        },  # as logged for the last round
         "comm/bytes_down_total": down,
         "comm/bytes_up_total": up,
         "comm/bytes_total": down + up,
@@ -253,11 +321,32 @@ def _final_metrics(logits: torch.Tensor, data: TaskData, records: list[RoundReco
     }
 
 
-def _personalize(trainer: LocalTrainer, clients, global_: torch.Tensor, steps: int, X_test: torch.Tensor, data: TaskData, seed: int, variant: str, label: str) -> dict[str, float]:
-    rows = personalize(trainer, clients, global_, steps, X_test, data.y["test"], data.num_classes, rng_for(seed, f"{STAGE}/{variant}/personalize"))
+def _personalize(
+    trainer: LocalTrainer,
+    clients,
+    global_: torch.Tensor,
+    steps: int,
+    X_test: torch.Tensor,
+    data: TaskData,
+    seed: int,
+    variant: str,
+    label: str,
+) -> dict[str, float]:
+    rows = personalize(
+        trainer,
+        clients,
+        global_,
+        steps,
+        X_test,
+        data.y["test"],
+        data.num_classes,
+        rng_for(seed, f"{STAGE}/{variant}/personalize"),
+    )
     before, after = (np.array([row[key] for row in rows]) for key in ("acc_before", "acc_after"))
     mlflow.log_table({key: [row[key] for row in rows] for key in rows[0]}, "personalization.json")
-    fig = figures.personalization_figure([row["client"] for row in rows], before.tolist(), after.tolist(), f"{label}: {steps} local steps")
+    fig = figures.personalization_figure(
+        [row["client"] for row in rows], before.tolist(), after.tolist(), f"{label}: {steps} local steps"
+    )
     mlflow.log_figure(fig, "plots/personalization.png")
     figures.close(fig)
     return {
@@ -277,6 +366,10 @@ def write_federated_plots(plots_dir: Path, runs: dict[str, dict], histories: dic
     personal = []
     for variant, run in runs.items():
         if "personal/acc_before_mean" in run:
-            personal.append({"model": f"{variant} · global", "variant": variant, "acc": run["personal/acc_before_mean"]})
-            personal.append({"model": f"{variant} · personalised", "variant": variant, "acc": run["personal/acc_after_mean"]})
+            personal.append(
+                {"model": f"{variant} · global", "variant": variant, "acc": run["personal/acc_before_mean"]}
+            )
+            personal.append(
+                {"model": f"{variant} · personalised", "variant": variant, "acc": run["personal/acc_after_mean"]}
+            )
     write_csv(plots_dir / "personalization.csv", personal, columns=["model", "variant", "acc"])

@@ -23,7 +23,8 @@ def check_sample_count(count: int) -> None:
 
 
 class WeightedMean:
-    """Sum of ``count x vector`` in float64, so integer weights are exact: n identical vectors average to that vector."""
+    """Sum of ``count x vector`` in float64, so integer weights are exact: n identical vectors average to that
+    vector."""
 
     def __init__(self, numel: int):
         self.total = torch.zeros(numel, dtype=torch.float64)
@@ -54,7 +55,11 @@ class Server:
     ``private_mean(start)``, when given, replaces FedAvg's weighted mean by DP-FedAvg's noisy one."""
 
     def __init__(
-        self, initial: torch.Tensor, codec: Codec, half: Optional[ServerHalf] = None, up_parts: tuple[Part, ...] = (),
+        self,
+        initial: torch.Tensor,
+        codec: Codec,
+        half: Optional[ServerHalf] = None,
+        up_parts: tuple[Part, ...] = (),
         private_mean: Optional[Callable[[torch.Tensor], PrivateMean]] = None,
     ):
         self.global_ = initial.detach().float().cpu().clone()

@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.paradigms.federated.client import Client, LocalTrainer
+from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.paradigms.federated.server import Server
 
 
@@ -34,7 +34,11 @@ class RoundRecord:
 
     def as_metrics(self) -> dict[str, float]:
         """The tracking contract's ``train/loss`` and the round's own figures (a round without reports has no loss)."""
-        out = {f"round/{k}": float(v) for k, v in asdict(self).items() if k not in ("round", "train_loss", "clients_clipped")}
+        out = {
+            f"round/{k}": float(v)
+            for k, v in asdict(self).items()
+            if k not in ("round", "train_loss", "clients_clipped")
+        }
         return out | ({"train/loss": self.train_loss} if self.clients_reported else {})
 
 
@@ -83,7 +87,18 @@ def run_rounds(
             loss_sum += done.loss * len(client)
         reported = server.close_round()
         loss = loss_sum / examples if examples else float("nan")
-        record = RoundRecord(r, m, reported, down, up, time.perf_counter() - started, local, cfg.local_epochs * examples, loss, server.clipped)
+        record = RoundRecord(
+            r,
+            m,
+            reported,
+            down,
+            up,
+            time.perf_counter() - started,
+            local,
+            cfg.local_epochs * examples,
+            loss,
+            server.clipped,
+        )
         records.append(record)
         after_round(record)
     return records

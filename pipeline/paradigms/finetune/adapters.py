@@ -54,7 +54,11 @@ def add_adapters(model: Classifier, strategy: str, cfg: FinetuneConfig, seed: in
         )
     else:
         config = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets, modules_to_save=[HEAD]
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=targets,
+            modules_to_save=[HEAD],
         )
     peft_model = get_peft_model(model, config)
     if strategy == "lora_fa":
@@ -65,7 +69,8 @@ def add_adapters(model: Classifier, strategy: str, cfg: FinetuneConfig, seed: in
 
 
 def lora_fa_optimizer(cfg: FinetuneConfig):
-    """An optimizer factory for :class:`ClassificationModule`: PEFT's LoRA-FA optimizer with ``trainer.lr``/``weight_decay``."""
+    """An optimizer factory for :class:`ClassificationModule`: PEFT's LoRA-FA optimizer with ``trainer.lr`` and
+    ``trainer.weight_decay``."""
 
     def build(model: nn.Module, trainer_cfg: TrainerConfig) -> torch.optim.Optimizer:
         return create_lorafa_optimizer(model, cfg.lora.r, cfg.lora.alpha, trainer_cfg.lr, trainer_cfg.weight_decay)
@@ -91,6 +96,8 @@ def load_adapted(path: str | Path, base: Classifier, model_cfg: ModelConfig, mer
     if not (path / TARGET_FILE).is_file():
         raise DataError(f"{path}: not a saved adapter (no {TARGET_FILE}); re-run `dvc repro finetune`")
     target = json.loads((path / TARGET_FILE).read_text())
-    renew_top_layers(base, model_cfg, tuple(target["input_shape"]), len(target["classes"]), [HEAD])  # the adapter fills it
+    renew_top_layers(
+        base, model_cfg, tuple(target["input_shape"]), len(target["classes"]), [HEAD]
+    )  # the adapter fills it
     adapted = PeftModel.from_pretrained(base, str(path))
     return adapted.merge_and_unload() if merge else adapted

@@ -59,7 +59,13 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
     else:
         saved = out / f"{strategy}.pt"  # a whole classifier checkpoint
     return train_classifier(
-        params, RunSpec.of(PARADIGM, strategy), adapted, task, saved, optimizer_factory, callbacks,
+        params,
+        RunSpec.of(PARADIGM, strategy),
+        adapted,
+        task,
+        saved,
+        optimizer_factory,
+        callbacks,
         tags={"trained_modules": describe_trainable(adapted)},
     )
 
@@ -72,7 +78,11 @@ def adapt(
     cfg = params.finetune
     renew_top_layers(model, params.model, input_shape, num_classes, ["head"])
     if strategy in ADAPTERS:
-        return add_adapters(model, strategy, cfg, params.seed), lora_fa_optimizer(cfg) if strategy == "lora_fa" else None, []
+        return (
+            add_adapters(model, strategy, cfg, params.seed),
+            lora_fa_optimizer(cfg) if strategy == "lora_fa" else None,
+            [],
+        )
     optimizer_factory = with_body_lr_factor(cfg.body_lr_factor) if cfg.body_lr_factor != 1 else None
     callbacks = _train_only_the_top(model, cfg, params.trainer_for(PARADIGM.stage).lr) if strategy == "partial" else []
     return model, optimizer_factory, callbacks

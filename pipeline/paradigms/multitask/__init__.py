@@ -9,4 +9,6 @@ ones). The networks themselves are :mod:`pipeline.models.multitask`.
 from pipeline.paradigms.multitask.config import MultitaskConfig, check_multitask
 from pipeline.paradigms.plugin import Paradigm
 
-PARADIGM = Paradigm.in_package(__name__, MultitaskConfig, "full", compare="compare_with_separate_models", checks=check_multitask)
+PARADIGM = Paradigm.in_package(
+    __name__, MultitaskConfig, "full", compare="compare_with_separate_models", checks=check_multitask
+)

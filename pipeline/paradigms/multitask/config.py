@@ -53,7 +53,9 @@ class TaskSpec(Section):
             if self.label == kind and not given:
                 raise ValueError(f"task '{self.name}': label '{kind}' needs {kind} ({example})")
             if given and self.label != kind:
-                raise ValueError(f"task '{self.name}': {kind} applies only to label '{kind}', but label is '{self.label}'")
+                raise ValueError(
+                    f"task '{self.name}': {kind} applies only to label '{kind}', but label is '{self.label}'"
+                )
         return self
 
 

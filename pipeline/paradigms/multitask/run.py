@@ -69,7 +69,14 @@ def run_multitask(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.sta
         separate = [runs[separate_variant(spec.name)] for spec in specs]
         on_gpu = all(done.device.type == "cuda" for done in trained.values())
         runs[SHARED], trained[SHARED] = _train(
-            params, data, specs, labels, params.multitask.weighting, RunSpec.of(PARADIGM, SHARED), start, out,
+            params,
+            data,
+            specs,
+            labels,
+            params.multitask.weighting,
+            RunSpec.of(PARADIGM, SHARED),
+            start,
+            out,
             derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs], on_gpu),
         )
     _log_comparison_figure(runs, specs)
@@ -106,8 +113,11 @@ def _train(
         out / f"{spec.variant.replace('/', '-')}.pt",
         lambda path: save_multitask(path, net, params.model, data.input_shape, branches, classes),
     )
-    tags = {"tasks": ",".join(task.name for task in specs), "weighting": weighting,
-            "init": "pretrained base" if body_state is not None else "random"}
+    tags = {
+        "tasks": ",".join(task.name for task in specs),
+        "weighting": weighting,
+        "init": "pretrained base" if body_state is not None else "random",
+    }
     loaders = make_loaders(data.X, targets, cfg, params.seed)
     return fit_tracked(params, spec, module, loaders, classes, saved, tags=tags, derived=derived)
 
@@ -127,30 +137,46 @@ def compare_with_separate(shared: Metrics, separate: list[dict], tasks: list[str
             out[f"compare/{ratio}"] = shared[key] / total
     for task, run in zip(tasks, separate):
         for metric in ("acc", "f1_macro"):
-            out[f"compare/{task}/{metric}_delta_vs_separate"] = shared[f"test/{task}/{metric}"] - run[f"test/{task}/{metric}"]
+            out[f"compare/{task}/{metric}_delta_vs_separate"] = (
+                shared[f"test/{task}/{metric}"] - run[f"test/{task}/{metric}"]
+            )
     return out
 
 
-def write_multitask_plots(plots_dir: Path, runs: dict[str, dict], trained: dict[str, Trained], tasks: list[str]) -> None:
+def write_multitask_plots(
+    plots_dir: Path, runs: dict[str, dict], trained: dict[str, Trained], tasks: list[str]
+) -> None:
     """The CSVs behind ``dvc plots``: learning curves, loss weights, per-task accuracy, costs."""
     plots_dir = Path(plots_dir)
     write_csv(plots_dir / "history.csv", [{"variant": v, **row} for v, done in trained.items() for row in done.history])
     write_csv(
         plots_dir / "loss_weights.csv",
-        [{"epoch": row["epoch"], "task": t, "loss_weight": row[f"loss_weight/{t}"]}
-         for row in trained[SHARED].history for t in tasks],
+        [
+            {"epoch": row["epoch"], "task": t, "loss_weight": row[f"loss_weight/{t}"]}
+            for row in trained[SHARED].history
+            for t in tasks
+        ],
     )
     accuracy = []
     for task in tasks:
         for approach, run in (("multitask", runs[SHARED]), ("single-task", runs[separate_variant(task)])):
             scores = {m: run[f"test/{task}/{m}"] for m in ("acc", "f1_macro")}
-            accuracy.append({"model": f"{task} · {approach}", "task": task, "approach": approach, **{f"test/{m}": v for m, v in scores.items()}})
+            accuracy.append(
+                {
+                    "model": f"{task} · {approach}",
+                    "task": task,
+                    "approach": approach,
+                    **{f"test/{m}": v for m, v in scores.items()},
+                }
+            )
     write_csv(plots_dir / "tasks.csv", accuracy)
     shared = runs[SHARED]
     write_csv(
         plots_dir / "cost.csv",
-        [{"approach": "multitask", **{k: shared[k] for k in COSTS}},
-         {"approach": f"separate ({len(tasks)} models)", **{k: shared[f"separate/{k}"] for k in COSTS}}],
+        [
+            {"approach": "multitask", **{k: shared[k] for k in COSTS}},
+            {"approach": f"separate ({len(tasks)} models)", **{k: shared[f"separate/{k}"] for k in COSTS}},
+        ],
     )
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.paradigms.multitask.config import TaskSpec
 from pipeline.data.prepared import SPLITS, TaskData
 from pipeline.errors import DataError
+from pipeline.paradigms.multitask.config import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ def run_pretrain(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     task = load_task(paths.prepared(PARADIGM.task))
     seed_everything(params.seed)
     model = build_classifier(params.model, task.input_shape, task.num_classes)
-    entry, trained = train_classifier(params, RunSpec.of(PARADIGM, VARIANT), model, task, paths.models / BASE_CHECKPOINT.name)
+    entry, trained = train_classifier(
+        params, RunSpec.of(PARADIGM, VARIANT), model, task, paths.models / BASE_CHECKPOINT.name
+    )
     write_csv(paths.plots / "history.csv", trained.history)
     write_csv(paths.plots / "confusion.csv", confusion_rows(trained))
     return {VARIANT: entry}

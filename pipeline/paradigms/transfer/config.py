@@ -23,5 +23,6 @@ def check_transfer(params: Params) -> None:
     if replace >= depth:
         raise ValueError(
             f"transfer.replace_layers = {replace}: the {backbone} backbone has {depth} layers "
-            f"(head included) and at least one must stay frozen (replacing all is the scratch stage); allowed 1..{depth - 1}"
+            "(head included) and at least one must stay frozen (replacing all is the scratch stage); allowed "
+            f"1..{depth - 1}"
         )

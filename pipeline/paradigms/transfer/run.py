@@ -28,7 +28,11 @@ def run_transfer(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     seed_everything(params.seed)
     freeze_for_transfer(params, model, task.input_shape, task.num_classes)
     entry, trained = train_classifier(
-        params, RunSpec.of(PARADIGM, VARIANT), model, task, paths.models / MODEL_FILE,
+        params,
+        RunSpec.of(PARADIGM, VARIANT),
+        model,
+        task,
+        paths.models / MODEL_FILE,
         tags={"trained_modules": describe_trainable(model)},
     )
     runs = {VARIANT: entry}
@@ -36,7 +40,9 @@ def run_transfer(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     return runs
 
 
-def freeze_for_transfer(params: Params, model: Classifier, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
+def freeze_for_transfer(
+    params: Params, model: Classifier, input_shape: tuple[int, ...], num_classes: int
+) -> Classifier:
     """The base ``model`` with its top ``transfer.replace_layers`` renewed for the target and the rest frozen."""
     renewed = top_layer_names(model, params.transfer.replace_layers)
     renew_top_layers(model, params.model, input_shape, num_classes, renewed)
