@@ -27,8 +27,9 @@ run: setup
 	@echo "MLflow runs are in mlflow.db. Open the UI with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse http://127.0.0.1:5000"
 
+# Two workers, a test file each at a time: the dvc repro tests take one core, the rest of the suite the other.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
