@@ -81,9 +81,8 @@ def build_variant(
         return ClassificationModule(
             freeze_for_transfer(params, model, shape, classes), classes, params.trainer_for("transfer")
         ), "transfer"
-    trained, optimizer_factory, _ = adapt(
-        params, variant, model, shape, classes
-    )  # partial: as if unfreeze_every were null
+    # partial: as if unfreeze_every were null
+    trained, optimizer_factory, _ = adapt(params, variant, model, shape, classes)
     return ClassificationModule(trained, classes, params.trainer_for("finetune"), optimizer_factory), "finetune"
 
 

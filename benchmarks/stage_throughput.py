@@ -158,11 +158,8 @@ def hand_epochs(params, X, y, shape, classes, seed, device: torch.device) -> lis
                 val_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").float()
                 correct += (logits.argmax(dim=1) == yb).sum()
                 seen += len(yb)
-        (
-            float(running),
-            float(val_loss / seen),
-            float(correct / seen),
-        )  # read the epoch's figures, as the stage logs them
+        # read the epoch's figures, as the stage logs them
+        float(running), float(val_loss / seen), float(correct / seen)
         rows.append({"epoch": epoch + 1, "train_seconds": trained - started, "epoch_seconds": now(device) - started})
     return rows
 

@@ -312,9 +312,8 @@ def test_retraining_restarts_from_the_same_weights_and_warm_start_carries_on(pre
             torch.manual_seed(5)  # the same dropout masks
             learner.fit(X, y, torch.Generator().manual_seed(1))
             trained[warm].append(torch.cat([p.detach().flatten().clone() for p in learner.model.parameters()]))
-    assert torch.equal(
-        trained[False][0], trained[False][1]
-    )  # each round starts over: same data and shuffling, same model
+    # each round starts over: same data and shuffling, same model
+    assert torch.equal(trained[False][0], trained[False][1])
     assert torch.equal(trained[True][0], trained[False][0]) and not torch.equal(trained[True][1], trained[True][0])
 
 

@@ -102,9 +102,8 @@ def test_estimated_model_state_matches_the_measured_tensors_for_every_run(compar
     _, _, result = compared
     assert result["questions"]["memory/runs_checked"] == len(result["variants"])
     assert result["questions"]["memory/runs_outside_tolerance"] == 0
-    assert (
-        result["questions"]["memory/largest_state_gap"] < 0.01
-    )  # fp32 on CPU: the count is exact up to Adam's step scalars
+    # fp32 on CPU: the count is exact up to Adam's step scalars
+    assert result["questions"]["memory/largest_state_gap"] < 0.01
 
 
 def test_compare_run_holds_the_report_tables_and_figures(compared):

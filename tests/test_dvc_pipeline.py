@@ -40,9 +40,8 @@ def repo(tmp_path_factory):
             shutil.copy(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json"), sort_keys=False))
     env = dict(os.environ)
-    env["PATH"] = (
-        f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `python` and `dvc` of this environment
-    )
+    # the `python` and `dvc` of this environment
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], root, env)

@@ -130,9 +130,8 @@ def test_server_optimizers_step_parameters_and_average_statistics():
     assert torch.equal(plain, mean)  # no momentum, lr 1: FedAvg
     adam = ServerAdam(params, lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3).step(start, mean)
     assert adam[2] == 7.0  # a running statistic takes the mean
-    first_step = (
-        0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)
-    )  # lr x m / (sqrt(v) + tau) after one change of 1
+    # lr x m / (sqrt(v) + tau) after one change of 1
+    first_step = 0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)
     assert adam[0].item() == pytest.approx(1.0 + first_step) and adam[1].item() == pytest.approx(1.0 - first_step)
     layout = StateLayout(("w",), (torch.Size([3]),), (True,))
     for strategy in FEDERATED_STRATEGIES:
@@ -480,9 +479,8 @@ def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
     exact = PrivateMean(
         start, clip_norm=1.0, noise_multiplier=0.0, expected_clients=2, generator=torch.Generator().manual_seed(0)
     )
-    exact.add(
-        torch.tensor([3.0, 4.0, 0.0, 0.0]), 100
-    )  # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
+    # norm 5: clipped to norm 1, and 100 examples weigh no more than 1
+    exact.add(torch.tensor([3.0, 4.0, 0.0, 0.0]), 100)
     exact.add(torch.tensor([0.1, 0.0, 0.0, 0.0]), 1)
     assert exact.clipped == 1
     private_server = Server(
@@ -500,9 +498,8 @@ def test_private_mean_clips_each_change_weighs_clients_equally_and_adds_noise():
         expected_clients=4,
         generator=torch.Generator().manual_seed(0),
     )
-    assert float(noisy.mean().std()) == pytest.approx(
-        0.5 * 2.0 / 4, rel=0.02
-    )  # noise std sigma x clip over the expected clients
+    # noise std sigma x clip over the expected clients
+    assert float(noisy.mean().std()) == pytest.approx(0.5 * 2.0 / 4, rel=0.02)
 
 
 def test_dp_samples_clients_independently_at_the_client_fraction():

@@ -113,9 +113,8 @@ def test_measured_state_after_a_step_matches_the_estimate(make_optimizer):
     optimizer = make_optimizer(model.parameters())
     one_step(model, optimizer)
     estimate = estimate_training_memory(model, optimizer, "32").total_bytes
-    steps = sum(
-        4 for state in optimizer.state.values() if "step" in state
-    )  # Adam's step counters: one fp32 scalar per tensor
+    # Adam's step counters: one fp32 scalar per tensor
+    steps = sum(4 for state in optimizer.state.values() if "step" in state)
     assert model_state_bytes(model, [optimizer]) == estimate + steps
 
 

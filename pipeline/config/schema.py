@@ -57,9 +57,8 @@ class DataConfig(Section):
     scale: Literal["max", "none"] = "max"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
-    task_columns: list[str] = Field(
-        default_factory=list
-    )  # csv columns / npz arrays of extra labels, kept out of the features
+    # csv columns / npz arrays of extra labels, kept out of the features
+    task_columns: list[str] = Field(default_factory=list)
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -226,9 +225,8 @@ class StageSweep(Section):
     space: dict[str, SearchDimension] = Field(min_length=1)
     metric: Optional[str] = None  # a validation metric of the stage's runs; None: the stage's default
     direction: Literal["minimize", "maximize"] = "minimize"
-    fixed: dict[str, Any] = Field(
-        default_factory=dict
-    )  # dotted keys set in every trial, e.g. finetune.strategies: [lora]
+    # dotted keys set in every trial, e.g. finetune.strategies: [lora]
+    fixed: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("metric")
     @classmethod
@@ -243,12 +241,10 @@ class StageSweep(Section):
 class CompareConfig(Section):
     """The comparison stage: every paradigm's runs side by side, read back from MLflow."""
 
-    memory_tolerance: float = Field(
-        0.15, gt=0, lt=1
-    )  # estimated vs measured model state: largest relative gap that passes
-    ui_url: Optional[str] = (
-        None  # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
-    )
+    # estimated vs measured model state: largest relative gap that passes
+    memory_tolerance: float = Field(0.15, gt=0, lt=1)
+    # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
+    ui_url: Optional[str] = None
 
 
 class StageSection(Section):
@@ -264,9 +260,8 @@ class SharedParams(Section):
     cross_checks: ClassVar[tuple[Callable[[Any], None], ...]] = ()
 
     seed: int = Field(42, ge=0)
-    repeats: int = Field(
-        1, ge=1
-    )  # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
+    # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
+    repeats: int = Field(1, ge=1)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)

@@ -154,9 +154,8 @@ def _check_inputs(X: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: X has {len(X)} examples but y has {len(y)}")
     if not np.issubdtype(X.dtype, np.number):
         raise DataError(f"{where}: X must be numeric, got dtype {X.dtype}")
-    small_ints = (
-        X.dtype.kind in "iu" and X.dtype.itemsize <= 2
-    )  # 8- and 16-bit pixels: exact in float32, at half the memory
+    # 8- and 16-bit pixels: exact in float32, at half the memory
+    small_ints = X.dtype.kind in "iu" and X.dtype.itemsize <= 2
     X = X.astype(np.float32 if small_ints else np.float64)
     bad = ~np.isfinite(X)
     if bad.any():

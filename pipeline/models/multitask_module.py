@@ -69,9 +69,8 @@ class MultiTaskModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         for task, task_loss, weight in zip(self.tasks, losses, self.weighting.weights()):
             self.log(f"train/{task}/loss", task_loss, on_step=False, on_epoch=True, batch_size=len(y))
-            self.log(
-                f"loss_weight/{task}", weight, on_step=False, on_epoch=True, batch_size=len(y)
-            )  # its mean over the epoch
+            # its mean over the epoch
+            self.log(f"loss_weight/{task}", weight, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -90,9 +90,8 @@ def summarise(client: MlflowClient, parent: str, study: optuna.Study, metric: st
     for name, plot in plots.items():
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter(
-                    "ignore", optuna.exceptions.ExperimentalWarning
-                )  # matplotlib plots are "experimental"
+                # matplotlib plots are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 axes = plot(study)
         except (ValueError, RuntimeError) as err:  # e.g. importances when every trial drew the same value
             _set_tag(client, parent, f"plot_skipped/{name}", str(err)[:500])

@@ -5,8 +5,9 @@ active-learning rounds, logging its own scores per epoch or round as it goes) an
 trained to :meth:`TrackedRun.finish`. That one method logs the contract: the memory estimate from the
 parameter count, the measured model state and peak, the labels used, fit time and throughput, the
 device, precision and optimizer; a confusion matrix per output; the saved model, its size and the
-model itself as an artifact. It then checks the run holds every :data:`CONTRACT_METRICS` key, so a
-paradigm that leaves one out fails at once. A new required metric is one edit, here.
+model itself as an artifact. It then checks the run holds every :data:`CONTRACT_METRICS` and
+:data:`CONTRACT_TAGS` key, so a paradigm that leaves one out fails at once. A new required metric
+is one edit, here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pipeline.tracking.runs import RunSpec, stage_run
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
-__all__ = ["CONTRACT_METRICS", "RunSpec", "SavedModel", "Trained", "TrackedRun", "tracked_run"]
+__all__ = ["CONTRACT_METRICS", "CONTRACT_TAGS", "RunSpec", "SavedModel", "Trained", "TrackedRun", "tracked_run"]
 
 Metrics = dict[str, float]
 Predictions = dict[str, tuple[np.ndarray, np.ndarray]]  # per output: true and predicted class of each test example
@@ -65,9 +66,8 @@ class Trained:
     history: list[Metrics] = field(default_factory=list)  # per epoch or round, for the plots
     logged: frozenset[str] = frozenset()  # metrics the training already logged (per epoch, per round, by the test loop)
     step: Optional[int] = None  # the MLflow step of the final values: rounds or labels used; None for epoch fits
-    cannot_have: frozenset[str] = (
-        frozenset()
-    )  # contract metrics this run has no value for (no client ever trained: no loss)
+    # contract metrics this run has no value for (a federated run in which no client ever trained has no loss)
+    cannot_have: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,8 @@ class InMemoryTrainer:
 
     def __init__(self, model: nn.Module, num_classes: int, cfg: TrainerConfig, batch_size: int):
         self.precision = cfg.precision
-        one_device = (
-            cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1
-        )  # short trainings take turns
+        # short trainings take turns
+        one_device = cfg.devices if isinstance(cfg.devices, list) and len(cfg.devices) == 1 else 1
         self.fabric = Fabric(accelerator=cfg.accelerator, devices=one_device, precision=cfg.precision)
         self.model = model
         self.module = ClassificationModule(model, num_classes, cfg)
@@ -81,9 +80,8 @@ class InMemoryTrainer:
         self.optimizer = self.fabric.setup_optimizers(self.module.configure_optimizers())
         self.batch_size = batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.state_bytes = (
-            0  # model state training holds (weights, gradients, optimizer state), measured after the first training
-        )
+        # model state training holds (weights, gradients, optimizer state), measured after the first training
+        self.state_bytes = 0
 
     @property
     def device(self) -> torch.device:

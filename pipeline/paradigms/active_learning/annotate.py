@@ -107,9 +107,8 @@ def import_answers(
     names = [str(c) for c in data.classes]
     answers = read_answers(Path(csv), session.pending, names)
     labels = np.array([names.index(answers[i]) for i in session.pending])
-    session.label_state(data).add(
-        positions_of(session.pending, data), labels
-    )  # the labelled set's own checks, before anything is written
+    # the labelled set's own checks, before anything is written
+    session.label_state(data).add(positions_of(session.pending, data), labels)
     session.labelled |= {str(i): answers[i] for i in session.pending}
     session.pending, session.round = [], session.round + 1
     session.save(folder)
@@ -120,9 +119,8 @@ def import_answers(
 def read_answers(path: Path, expected: list[int], classes: list[str]) -> dict[int, str]:
     """The label of every expected id, or a :class:`DataError` naming every problem in the file."""
     try:
-        table = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig"
-        )  # a spreadsheet's byte-order mark
+        # a spreadsheet's byte-order mark
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read it as CSV ({err})") from None
     missing_columns = [c for c in ("id", "label") if c not in table.columns]

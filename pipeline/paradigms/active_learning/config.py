@@ -31,12 +31,10 @@ class ActiveLearningConfig(StageSection):
     pool_subsample: Optional[int] = Field(None, ge=1)  # score only this many random pool examples per round (speed)
     mc_samples: int = Field(20, ge=2)  # MC-dropout strategies (bald): stochastic forward passes with dropout on
     cooperative: bool = False  # CEAL: also train each round on confident pool predictions as pseudo-labels
-    pseudo_label_threshold: float = Field(
-        0.99, gt=0, lt=1
-    )  # cooperative: least predicted probability of a pseudo-label
-    target_accuracy: Optional[float] = Field(
-        None, gt=0, le=1
-    )  # al/labels_to_target; null: random's final test accuracy
+    # cooperative: least predicted probability of a pseudo-label
+    pseudo_label_threshold: float = Field(0.99, gt=0, lt=1)
+    # al/labels_to_target; null: random's final test accuracy
+    target_accuracy: Optional[float] = Field(None, gt=0, le=1)
 
     @field_validator("strategies")
     @classmethod

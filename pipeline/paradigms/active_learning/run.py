@@ -148,9 +148,8 @@ def _curve_metrics(
     if reached is not None:
         metrics["al/labels_to_target"] = reached
         if control is not None:
-            metrics["al/label_share_vs_random"] = (
-                reached / control["al/labels_final"]
-            )  # of the labels random used in all
+            # of the labels random used in all
+            metrics["al/label_share_vs_random"] = reached / control["al/labels_final"]
     if control is not None:
         metrics["al/alc_gain_vs_random"] = metrics["al/alc"] - control["al/alc"]
     return metrics

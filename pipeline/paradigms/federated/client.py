@@ -121,20 +121,17 @@ class LocalTrainer(InMemoryTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         for X, y in client.batches(self.batch_size, torch.Generator().manual_seed(0)):
             self.fabric.backward(self.wrapped.training_step((X, y), 0) * (len(y) / len(client)))
-        named = dict(self.model.named_parameters())
-        grads = [named[name].grad if name in named else None for name in self.layout.names]
-        flat = torch.cat(
-            [
-                (g.detach().reshape(-1).float().cpu() if g is not None else torch.zeros(n))
-                for g, n in zip(grads, self.layout.sizes)
-            ]
-        )
-        self.start_from(start)  # batch norm's statistics moved in that pass; the gradients are cleared next step
+        gradient = torch.zeros(self.layout.numel, device=self.device)
+        with torch.no_grad():
+            for param, part in self.param_views(gradient):
+                part.copy_(param.grad)
+        self.start_from(start)  # batch norm's statistics moved in that pass
         self.optimizer.zero_grad(set_to_none=True)
-        return flat
+        return gradient.cpu()
 
     def param_views(self, vector: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each parameter with its slice of ``vector`` (laid out as the weights vector), on the trainer's device."""
+        """Each parameter with its slice of ``vector`` (laid out as the weights vector), on the trainer's device
+        (views of ``vector`` itself when it is there already)."""
         named = dict(self.model.named_parameters())
         views = self.layout.views(vector.to(self.device))
         return [(named[name], view) for name, view in zip(self.layout.names, views) if name in named]

@@ -96,8 +96,7 @@ def load_adapted(path: str | Path, base: Classifier, model_cfg: ModelConfig, mer
     if not (path / TARGET_FILE).is_file():
         raise DataError(f"{path}: not a saved adapter (no {TARGET_FILE}); re-run `dvc repro finetune`")
     target = json.loads((path / TARGET_FILE).read_text())
-    renew_top_layers(
-        base, model_cfg, tuple(target["input_shape"]), len(target["classes"]), [HEAD]
-    )  # the adapter fills it
+    # the adapter fills it
+    renew_top_layers(base, model_cfg, tuple(target["input_shape"]), len(target["classes"]), [HEAD])
     adapted = PeftModel.from_pretrained(base, str(path))
     return adapted.merge_and_unload() if merge else adapted
