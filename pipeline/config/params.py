@@ -28,10 +28,8 @@ def _model_for(entries: tuple[Paradigm, ...]) -> type[SharedParams]:
         __doc__="params.yaml: the shared sections, then each paradigm's, then compare and sweep.",
         **sections,
         compare=(CompareConfig, Field(default_factory=CompareConfig)),
-        sweep=(
-            dict[str, StageSweep],
-            Field(default_factory=dict),
-        ),  # per stage; run with python -m pipeline.sweep <stage>
+        # per stage; run with python -m pipeline.sweep <stage>
+        sweep=(dict[str, StageSweep], Field(default_factory=dict)),
     )
     model.cross_checks = tuple(p.checks for p in entries if p.checks is not None)
     return model

@@ -44,7 +44,7 @@ class Paradigm:
         config: its params section (a :class:`~pipeline.config.schema.StageSection`).
         task: the prepared task it trains and tests on.
         run: ``run(params, paths) -> {variant: {"run_id": ..., <metric>: value}}``, what its stage runs.
-        compare: ``compare(results) -> list[Section]``, its part of the comparison report; None for none.
+        compare: ``compare(results) -> Section``, its part of the comparison report; None for none.
         sweep_metric: what a sweep of the stage minimises unless ``sweep.<stage>.metric`` says otherwise.
         checks: ``checks(params)`` raises ``ValueError`` when its section does not fit the others (e.g. the backbone).
     """

@@ -110,7 +110,7 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
         "git_commit": git_commit(),
         "params_hash": params_hash({key: used[key] for key in spec.sections}),
     }
-    run_name = spec.stage if spec.variant in ("", spec.stage) else f"{spec.stage}-{spec.variant}"
+    run_name = run_label(spec.stage, spec.variant, separator="-")
     nested = mlflow.active_run() is not None  # inside a sweep's trial run: the stage's runs are its children
     experiment = experiment_id(params.tracking.experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags, nested=nested) as run:
@@ -120,10 +120,10 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
         yield run
 
 
-def run_label(stage: str, variant: str) -> str:
+def run_label(stage: str, variant: str, separator: str = "/") -> str:
     """``stage/variant``, or the stage alone when the variant is the stage: how progress lines and reports name a
-    run."""
-    return stage if variant in ("", stage) else f"{stage}/{variant}"
+    run (and, with ``-``, how MLflow lists it)."""
+    return stage if variant in ("", stage) else f"{stage}{separator}{variant}"
 
 
 def _effective_trainer(params: Params, stage: str) -> dict[str, Any]:
