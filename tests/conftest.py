@@ -78,8 +78,16 @@ def tracking_dir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+# The files whose tests run whole stages in processes of their own, longest first: on two workers (make test)
+# they start first, so the rest of the suite runs beside them instead of after them.
+LONGEST_FILES = ("test_dvc_pipeline.py", "test_distributed.py", "test_compare.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """GPU tests run only where CUDA is; elsewhere they are skipped, saying why."""
+    """The longest files first (their tests keep their order); GPU tests run only where CUDA is, and
+    elsewhere are skipped, saying why."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FILES)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
