@@ -1,14 +1,14 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
-# `make benchmark-transfer`, `make benchmark-multitask`, `make benchmark-federated`, `make benchmark-active-learning`,
-# `make benchmark-scale`, `make benchmark-gpu-memory`: the tables of docs/benchmarks.md.
+# `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
+# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Pins every package; torch==2.13.0 resolves to the local CPU wheel on a CPU-only machine.
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup run test lint benchmark-transfer benchmark-multitask benchmark-federated benchmark-active-learning \
+.PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
 	benchmark-scale benchmark-gpu-memory
 
 setup: $(VENV)/.installed
@@ -38,6 +38,10 @@ lint: setup
 # The transfer / fine-tuning / scratch table in docs/benchmarks.md (about 5 minutes on two cores).
 benchmark-transfer: setup
 	$(BIN)/python -m benchmarks.transfer_shots --csv benchmark-transfer.csv
+
+# The 1-D signals table in docs/benchmarks.md: noise units and backbones on the target task.
+benchmark-signals: setup
+	$(BIN)/python -m benchmarks.signals --csv benchmark-signals.csv
 
 # The multi-task against separate models tables in docs/benchmarks.md (under a minute on two cores).
 benchmark-multitask: setup

@@ -4,6 +4,7 @@ from pipeline.config.loading import load_params
 from pipeline.paradigms.multitask import PARADIGM
 from pipeline.paradigms.multitask.run import run_multitask
 from pipeline.paradigms.repeats import over_seeds
+from pipeline.paradigms.sanity import check_results
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 
@@ -11,7 +12,9 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(PARADIGM.stage, over_seeds(run_multitask, params))
+    runs = over_seeds(run_multitask, params)
+    check_results(PARADIGM, runs, params)
+    write_stage_metrics(PARADIGM.stage, runs)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from pipeline.config.loading import load_params
 from pipeline.paradigms.repeats import over_seeds
+from pipeline.paradigms.sanity import check_results
 from pipeline.paradigms.scratch import PARADIGM
 from pipeline.paradigms.scratch.run import run_scratch
 from pipeline.stage import stage_entry
@@ -11,7 +12,9 @@ from pipeline.tracking.outputs import write_stage_metrics
 @stage_entry
 def main() -> None:
     params = load_params()
-    write_stage_metrics(PARADIGM.stage, over_seeds(run_scratch, params))
+    runs = over_seeds(run_scratch, params)
+    check_results(PARADIGM, runs, params)
+    write_stage_metrics(PARADIGM.stage, runs)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare.run import run_compare
+from pipeline.compare.sources import fetch_predictions
 from pipeline.errors import UserError
 from pipeline.paradigms import paradigms, registered
 from pipeline.paradigms.repeats import over_seeds
@@ -35,6 +36,7 @@ SECTIONS = [
     "Narrow vs scratch",
     "Memory check: estimated vs measured",
 ]
+JUDGED = SECTIONS[2:7]  # the paradigms' own sections: each names a winner or a difference
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +152,65 @@ def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
     }
 
 
+def headlines(report: str) -> dict[str, str]:
+    """The report's headlines by the section title they start with."""
+    lines = report.split("## Headlines", 1)[1].split("## ", 1)[0].strip().splitlines()
+    return {title: line[2:] for line in lines for title in SECTIONS if line[2:].startswith(title)}
+
+
+def test_every_run_logs_its_test_answers_for_the_paired_tests(compared):
+    root, _, _ = compared
+    client = MlflowClient()
+    for stage, runs in listed(root).items():
+        answers = fetch_predictions(client, next(iter(runs.values()))["run_id"])
+        outputs = {"digit", "parity"} if stage == "multitask" else {"label"}
+        assert answers is not None and outputs <= set(answers), stage
+        for y_true, y_pred in answers.values():
+            assert y_true.shape == y_pred.shape and len(y_true) > 0
+    shared = fetch_predictions(client, listed(root)["multitask"]["multitask"]["run_id"])
+    assert set(shared) == {"digit", "parity"}
+
+
+def test_every_headline_that_names_a_winner_or_a_difference_says_how_many_seeds_and_how_it_was_decided(compared):
+    root, _, _ = compared
+    report = (root / "reports" / "comparison.md").read_text()
+    found = headlines(report)
+    for title in JUDGED:
+        assert "2 seeds" in found[title], found[title]
+    for title in (
+        "Transfer vs fine-tune vs scratch (target task)",
+        "Federated (IID, non-IID, strategies) vs centralised",
+    ):
+        assert "best " in found[title] or "tie within noise: " in found[title], found[title]
+        assert "McNemar" in found[title] or "seeds disagree" in found[title], found[title]
+    assert (
+        "within noise" in found["Multi-task vs separate models"] or "better" in found["Multi-task vs separate models"]
+    )
+    assert "| vs best " in report and "hit cap: may be under-trained" in report  # no early stopping in TINY
+    assert "no `est. / peak` ratio is shown" in report  # CPU runs
+
+
+def test_a_sanity_warning_on_a_stage_replaces_every_winner_it_would_name(compared, tmp_path):
+    root, params, _ = compared
+    client = MlflowClient()
+    warning = "best test acc 0.11 is within 5 points of chance (0.10)"
+    flagged = [next(iter(listed(root)[stage].values()))["run_id"] for stage in PARADIGM_STAGES]
+    for run_id in flagged:
+        client.set_tag(run_id, "sanity", warning)
+    try:
+        run_compare(params, root / "metrics", tmp_path / "reports", tmp_path / "plots")
+    finally:
+        for run_id in flagged:
+            client.delete_tag(run_id, "sanity")
+    report = (tmp_path / "reports" / "comparison.md").read_text()
+    found = headlines(report)
+    for title in JUDGED:
+        assert found[title] == f"{title}: no winner named: {warning}", found[title]
+    # the five built-in sections that name a winner, and the registered narrow paradigm's (it reads scratch's runs)
+    assert report.count(f"**No winner named.** The sanity check of these runs' stage warns: {warning}") == 6
+    assert f"- Narrow vs scratch: no winner named: {warning}" in report
+
+
 def copied_metrics(root, tmp_path):
     shutil.copytree(root / "metrics", tmp_path / "metrics")
     return tmp_path / "metrics"
@@ -166,7 +227,7 @@ def replace_run_id(metrics, stage: str, run_id: str) -> None:
 def test_a_plug_in_paradigm_has_its_runs_and_its_own_section_in_the_report(compared):
     root, _, result = compared
     report = (root / "reports" / "comparison.md").read_text()
-    assert "| narrow " in report and "- Narrow vs scratch: Δ acc" in report
+    assert "| narrow " in report and "- Narrow vs scratch (2 seeds): Δ acc" in report
     assert result["variants"]["narrow"]["seeds"] == 2 and "narrow/acc_vs_scratch" in result["questions"]
     row = pd.read_csv(root / "reports" / "comparison.csv").query("stage == 'narrow'")
     assert set(row["task"]) == {"target"} and len(row) == 2

@@ -13,10 +13,10 @@ from pipeline.errors import DataError
 from tests.conftest import make_params
 
 
-def test_digits_are_bundled_images_scaled_to_unit_range():
+def test_digits_are_bundled_images_loaded_unscaled():
     data = load_dataset(DataConfig())
     assert data.X.shape == (1797, 1, 8, 8) and data.X.dtype == np.float32
-    assert data.X.max() == 1.0 and data.X.min() == 0.0
+    assert data.X.max() == 16.0 and data.X.min() == 0.0  # prepare scales them (tests/test_own_data.py)
     assert list(data.classes) == list(range(10))
 
 
@@ -172,8 +172,8 @@ def test_image_folder_reads_every_class_resized_with_its_channels(tmp_path):
     data = load_dataset(DataConfig(source="image_folder", path=root, image_size=[8, 6]))
     assert data.X.shape == (6, 3, 8, 6) and data.X.dtype == np.float32  # one colour image: every image in colour
     assert list(data.classes) == ["cat", "dog"] and list(data.y) == [0, 0, 0, 1, 1, 1]
-    assert data.X.max() == 1.0
-    grey = load_dataset(DataConfig(source="image_folder", path=root, image_size=8, channels=1, scale="none"))
+    assert data.X.max() > 1.0  # pixel values as read: prepare scales them
+    grey = load_dataset(DataConfig(source="image_folder", path=root, image_size=8, channels=1))
     assert grey.X.shape == (6, 1, 8, 8)
     assert list(grey.X[:3, 0, 0, 0]) == [0, 10, 20]  # pixel values as written
 

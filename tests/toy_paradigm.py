@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
 from pydantic import Field
 
-from pipeline.compare.sections import Results, Section, col, linked, seeds
+from pipeline.compare.sections import Results, Section, col, flag_sanity, headline_seeds, linked, seeds, verdict_words
+from pipeline.compare.significance import compare
 from pipeline.compare.table import markdown_table, number
 from pipeline.config.schema import StageSection
 from pipeline.paradigms import Paradigm, Ref
@@ -65,15 +67,18 @@ def compare_narrow(results: Results) -> Section:
         "trainable params": col("params/trainable", "int"),
         "MLflow": linked,
     }
-    gap = rows["test/acc"].iloc[0] - scratch["test/acc"].iloc[0]
+    narrow, control = rows.iloc[0], scratch.iloc[0]
+    verdict = compare(results.scores(narrow), results.scores(control))  # beyond the test set's noise, or a tie
     table = markdown_table((row for _, row in rows.iterrows()), columns)
-    return Section(
+    section = Section(
         title,
         "The scratch control with one narrow body layer.",
         table,
-        f"{title}: Δ acc {number(gap, 'signed')}.",
-        metrics={"narrow/acc_vs_scratch": gap},
+        f"{title} ({headline_seeds(rows)}): Δ acc {number(verdict.gap, 'signed')}, "
+        f"{verdict_words(verdict, 'scratch')}.",
+        metrics={"narrow/acc_vs_scratch": verdict.gap},
     )
+    return flag_sanity(section, pd.concat([rows, scratch]))  # a stage's sanity warning: no winner named
 
 
 PARADIGM = Paradigm(

@@ -31,7 +31,10 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
         "Every run behind the current outputs (the run ids in `metrics/<stage>.json`), read back from MLflow: "
         f"{source}. "
         f"This report is also the [`compare` run]({compare_link}) in the MLflow UI; each row links to its run. "
-        "With several seeds (`repeats` in params.yaml) a cell reads mean ± std.",
+        "With several seeds (`repeats` in params.yaml) a cell reads mean ± std. A headline names a winner only "
+        "when it beats every other beyond noise (McNemar on the test examples with 1 or 2 seeds, a paired t-test "
+        "over seeds with 3 or more), else it lists who is tied within noise; each says how many seeds are behind "
+        "it.",
         "## Headlines",
         "\n".join(f"- {s.headline}" for s in sections if s.headline),
     ]

@@ -9,6 +9,7 @@ Outputs: ``reports/comparison.md`` (with ``reports/figures/*.png``), ``reports/c
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.compare.charts import write_charts
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
 from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
-from pipeline.compare.sources import fetch_runs, listed_runs, metric_curves, run_url, ui_url
+from pipeline.compare.sources import fetch_predictions, fetch_runs, listed_runs, metric_curves, run_url, ui_url
 from pipeline.compare.table import by_variant, shown
 from pipeline.config.params import Params
 from pipeline.io import write_text
@@ -55,7 +56,12 @@ def run_compare(
     client = MlflowClient(tracking_uri)
     ui = ui_url(params.compare.ui_url, tracking_uri)
     runs = fetch_runs(listed, client, ui, {p.stage: p.task for p in entries})
-    results = Results(by_variant(runs), runs, lambda chosen, key: metric_curves(client, chosen, key))
+    results = Results(
+        by_variant(runs),
+        runs,
+        lambda chosen, key: metric_curves(client, chosen, key),
+        functools.cache(lambda run_id: fetch_predictions(client, run_id)),  # each run's answers read once
+    )
     answered = [every_run(results)]
     answered += [p.compare.load()(results) for p in entries if p.compare is not None]
     answered.append(memory_check(results, params.compare.memory_tolerance))

@@ -5,20 +5,28 @@ headline for the MLflow run's description, and its charts. A question whose runs
 stage configured without them) gets a section that says so. Two sections span every paradigm and
 live here (every run; the memory check); each paradigm brings its own (its ``compare`` module,
 named in its registry entry), built from :class:`Results` with the helpers below.
+
+A section that names a winner or a difference words it through the helpers here, so every section says it
+alike: :func:`rank` decides who leads and who is tied within noise (:mod:`pipeline.compare.significance`),
+:func:`standing_phrase` words it with the seeds behind it (:func:`headline_seeds`), :func:`against_best` and
+:func:`epochs` are its table's columns, and :func:`flag_sanity` replaces the verdict with the warning when a
+stage said its results are near chance.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
 
 import pandas as pd
 
 from pipeline.compare.charts import Chart, accuracy_chart, memory_chart
+from pipeline.compare.significance import Answers, Scores, Standing, Verdict, standing
 from pipeline.compare.table import cell, markdown_table, number
 
 Column = Callable[[pd.Series], str]
+Predictions = Callable[[str], Optional[dict[str, Answers]]]  # run id -> per output its test answers, or None
 
 
 @dataclass
@@ -39,10 +47,25 @@ class Results:
     table: pd.DataFrame  # one row per (stage, variant): each metric's mean, and its std over seeds
     runs: pd.DataFrame  # one row per run
     history: Callable[[pd.DataFrame, str], pd.DataFrame]  # (runs, metric) -> columns variant, seed, step, value
+    predictions: Predictions = lambda run_id: None  # a run's test answers (none known unless given)
 
     def of(self, stage: str) -> pd.DataFrame:
         """The table's rows of one stage."""
         return self.table[self.table.stage == stage]
+
+    def scores(self, row: pd.Series, metric: str = "test/acc", output: Optional[str] = None) -> Scores:
+        """``row``'s ``metric`` per seed and, for an accuracy (``output``: which of the run's outputs; None: its
+        only one), each seed's test answers; a metric without test answers (``al/alc``) gets none."""
+        runs = self.runs[self.runs.run_id.isin(row["run_ids"])]
+        value = {int(run.seed): float(run.get(metric, math.nan)) for _, run in runs.iterrows()}
+        value = {seed: v for seed, v in value.items() if not math.isnan(v)}
+        answers = {}
+        if metric.endswith("acc"):
+            for _, run in runs.iterrows():
+                found = self.predictions(run.run_id) or {}
+                only = next(iter(found.values())) if len(found) == 1 else None  # several outputs: name one
+                answers[int(run.seed)] = found.get(output) if output else only
+        return Scores(value, answers)
 
 
 def col(metric: str, kind: str = "") -> Column:
@@ -85,6 +108,118 @@ EVERY_RUN: dict[str, Column] = {
 }
 
 
+def headline_seeds(rows: pd.DataFrame) -> str:
+    """How many seeds are behind a headline: ``1 seed``, ``3 seeds``, or ``2–3 seeds`` when rows differ."""
+    counts = sorted({int(n) for n in rows["seeds"]})
+    if not counts:
+        return "no seeds"
+    shown = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"{shown} seed{'' if counts == [1] else 's'}"
+
+
+def rank(results: Results, rows: pd.DataFrame, metric: str = "test/acc") -> Standing:
+    """The row with the best mean ``metric`` and every other against it, keyed by ``label``."""
+    return standing({row["label"]: results.scores(row, metric) for _, row in rows.iterrows()})
+
+
+def standing_phrase(found: Standing, rows: pd.DataFrame, value: Column, name: Column) -> str:
+    """Who leads, in words: ``best X at 0.812 (1 seed; beats every other: McNemar p < 0.05)`` only when the best
+    beats every other, else ``tie within noise: X 0.812, Y 0.804 (1 seed, McNemar p ≥ 0.05)``, or, where nothing
+    could be tested, ``ranking only``. ``value`` and ``name`` show a row's score and name."""
+    by = {row["label"]: row for _, row in rows.iterrows()}
+    best, seeds_behind = by[found.best], headline_seeds(rows)
+
+    def rules(labels) -> str:
+        return "; ".join(dict.fromkeys(found.against[label].rule() for label in labels))
+
+    if not found.against:
+        return f"only {name(best)} at {value(best)} ({seeds_behind})"
+    if all(verdict.test == "none" for verdict in found.against.values()):
+        return f"{name(best)} first at {value(best)} ({seeds_behind}: ranking only, not significant)"
+    if found.clear:
+        return f"best {name(best)} at {value(best)} ({seeds_behind}; beats every other: {rules(found.against)})"
+    tied = found.tied
+    below = len(by) - len(tied)
+    listed = ", ".join(f"{name(by[label])} {value(by[label])}" for label in tied)
+    worse = f"; {below} other{'s' if below > 1 else ''} worse beyond noise" if below else ""
+    return f"tie within noise: {listed} ({seeds_behind}, {rules(tied[1:])}){worse}"
+
+
+def against_best(found: Standing) -> Column:
+    """A table column: ``best``, ``tied (McNemar p = 0.41)`` or ``worse (…)`` against the best row."""
+
+    def show(row: pd.Series) -> str:
+        if row["label"] == found.best:
+            return "best"
+        verdict = found.against.get(row["label"])
+        return "–" if verdict is None else f"{'worse' if verdict.a_wins else 'tied'} ({verdict.detail()})"
+
+    return show
+
+
+def verdict_words(verdict: Verdict, other: str) -> str:
+    """A verdict of one row against ``other`` in words: ``above other (…)``, ``below other (…)`` or ``tied with
+    other within noise (…)``, with the test that decided it."""
+    if verdict.a_wins:
+        return f"above {other} ({verdict.detail()})"
+    if verdict.b_wins:
+        return f"below {other} ({verdict.detail()})"
+    return f"tied with {other} within noise ({verdict.detail()})"
+
+
+def verdict_cell(verdict: Optional[Verdict]) -> str:
+    """A verdict as a table cell: ``above (…)``, ``below (…)`` or ``tied (…)``; ``–`` for none."""
+    if verdict is None:
+        return "–"
+    return f"{'above' if verdict.a_wins else 'below' if verdict.b_wins else 'tied'} ({verdict.detail()})"
+
+
+# A run that trained under this share of its partner's epochs stopped "far earlier" (22 epochs against 43 is one).
+EARLY = 2 / 3
+
+
+def epochs(results: Results, rows: pd.DataFrame) -> Column:
+    """A table column: epochs trained of the cap, marked where a run stopped at the cap (it may be under-trained)
+    or under :data:`EARLY` of the epochs of the section's longest-training row (then the two are not like for
+    like)."""
+    trained = rows.dropna(subset=["train/epochs"])
+    longest = trained.loc[trained["train/epochs"].idxmax()] if not trained.empty else None
+
+    def show(row: pd.Series) -> str:
+        if math.isnan(row.get("train/epochs", math.nan)):
+            return "–"
+        runs = results.runs[results.runs.run_id.isin(row["run_ids"])]
+        text = f"{cell(row, 'train/epochs', 'int')} of {number(row['train/max_epochs'], 'int')}"
+        capped = int((runs["train/epochs"] >= runs["train/max_epochs"]).sum()) if "train/epochs" in runs else 0
+        if capped:
+            some = "" if capped == len(runs) else f" on {capped} of {len(runs)} seeds"
+            text += f"; hit cap{some}: may be under-trained"
+        if longest is not None and row["train/epochs"] < EARLY * longest["train/epochs"]:
+            text += f"; stopped early: under ⅔ of {longest['label']}'s {number(longest['train/epochs'], 'int')}"
+        return text
+
+    return show
+
+
+def sanity_warning(rows: pd.DataFrame) -> str:
+    """The warnings the rows' stages set (their ``sanity`` tag), joined; "" when all is well."""
+    found = rows["sanity"] if "sanity" in rows else []
+    return "; ".join(dict.fromkeys(w for w in found if isinstance(w, str) and w))
+
+
+def flag_sanity(section: Section, rows: pd.DataFrame) -> Section:
+    """``section`` as it is, unless a stage warned that some of ``rows`` are near chance or below trivial
+    baselines: then its headline names no winner but the warning, and its text says so."""
+    warning = sanity_warning(rows)
+    if not warning:
+        return section
+    return replace(
+        section,
+        headline=f"{section.title.split(':')[0]}: no winner named: {warning}",
+        text=f"{section.text}\n\n**No winner named.** The sanity check of these runs' stage warns: {warning}",
+    )
+
+
 def variant(row: pd.Series) -> str:
     """The variant alone, where a section shows one stage's runs."""
     return row["variant"]
@@ -115,6 +250,7 @@ def memory_check(results: Results, tolerance: float) -> Section:
     estimated, measured = table["memory/estimated_train_bytes"], table["memory/measured_state_bytes"]
     gap = (estimated - measured).abs() / measured
     checked = table.assign(gap=gap, within=gap <= tolerance)
+    on_gpu = checked["device"].fillna("").str.startswith("cuda")
     columns = {
         "run": lambda row: row["label"],
         "device": lambda row: row["device"],
@@ -123,26 +259,32 @@ def memory_check(results: Results, tolerance: float) -> Section:
         "gap": lambda row: f"{row['gap']:.2%}",
         f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
         "measured peak": col("memory/peak_bytes", "bytes"),
-        "est. / peak": lambda row: number(
-            row["memory/estimated_train_bytes"] / row["memory/peak_bytes"] if row["memory/peak_bytes"] else math.nan,
-            "pct",
-        ),
     }
+    if on_gpu.any():  # a CUDA peak holds the model state; a CPU resident-memory increase is another quantity
+        columns["est. / peak"] = lambda row: (
+            number(row["memory/estimated_train_bytes"] / row["memory/peak_bytes"], "pct")
+            if str(row["device"]).startswith("cuda") and row["memory/peak_bytes"]
+            else "–"
+        )
     outside = int((~checked.within).sum())
     text = (
         "`est. model state` is the estimator's figure from the parameter count: weights (and buffers), one gradient "
-        "per "
-        "trainable parameter and the optimizer's state per trainable parameter. `measured model state` counts the "
-        "bytes "
-        f"of those very tensors right after an optimizer step; the two must agree within {tolerance:.0%} "
-        "(`compare.memory_tolerance`). `measured peak` is the whole training's peak: on a GPU the CUDA allocator's "
-        "peak "
-        "(model state plus activations, the batch and workspace); on CPU the increase of the process's resident "
-        "memory, "
-        "which includes far more than model state (allocator slack, library buffers, Python objects) and differs from "
-        "run "
-        "to run, so compare it between runs with care."
+        "per trainable parameter and the optimizer's state per trainable parameter. `measured model state` counts the "
+        f"bytes of those very tensors right after an optimizer step; the two must agree within {tolerance:.0%} "
+        "(`compare.memory_tolerance`). `measured peak` is the whole training's peak, and what it measures depends on "
+        "the device."
     )
+    if on_gpu.any():
+        text += (
+            " On a GPU (device `cuda…`) it is the CUDA allocator's peak: model state plus activations, the batch and "
+            "workspace; `est. / peak` is the share of it the model state accounts for."
+        )
+    if not on_gpu.all():
+        text += (
+            " On CPU it is the increase of the process's resident memory, which holds far more than model state "
+            "(allocator slack, library buffers, Python objects), may even miss memory reused from before, and differs "
+            "from run to run: it is not comparable to the model state, so no `est. / peak` ratio is shown for it."
+        )
     headline = (
         f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%} "
         f"(largest gap {gap.max():.2%})."

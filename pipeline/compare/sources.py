@@ -2,16 +2,23 @@
 
 Only runs the store holds as FINISHED count as results. A listed run id the store lacks, a
 run that failed or never finished, or one made by another stage stops the comparison, and
-the error names the stage and the id.
+the error names the stage and the id. A run's test answers (:func:`fetch_predictions`) are read
+only for the runs a section tests against each other.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Optional
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -22,6 +29,10 @@ from pipeline.tracking.runs import run_label
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# Where a run's test answers are: pipeline.tracking.contract.PREDICTIONS_ARTIFACT (not imported: it brings torch).
+PREDICTIONS_ARTIFACT = "predictions/test.npz"
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+EPOCH_CAP = "trainer.max_epochs"  # the run's param: its stage's effective trainer budget
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> list[ListedRun]:
 
 def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks: dict[str, str]) -> pd.DataFrame:
     """One row per run: who made it (stage, paradigm, variant, seed, the ``tasks[stage]`` it trained and tested on),
-    its link, and every metric it logged."""
+    its link, its ``sanity`` warning ("" for none), its epoch cap (``train/max_epochs``) and every metric it logged."""
     rows = []
     for item in listed:
         run = _finished_run(item, client)
@@ -71,8 +82,10 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks
                 "seed": int(run.data.params.get("seed", -1)),
                 "task": tasks.get(item.stage, ""),
                 "device": tags.get("device", ""),
+                "sanity": tags.get("sanity", ""),  # a stage's warning that its results are near chance
                 "run_id": run.info.run_id,
                 "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),
+                "train/max_epochs": _number(run.data.params.get(EPOCH_CAP)),
                 **run.data.metrics,
             }
         )
@@ -105,6 +118,40 @@ def _finished_run(item: ListedRun, client: MlflowClient):
     if "test/acc" not in run.data.metrics:
         raise UserError(f"compare: {where}, which finished without test/acc; re-run `dvc repro --force {item.stage}`")
     return run
+
+
+def _number(text: Optional[str]) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def fetch_predictions(client: MlflowClient, run_id: str) -> Optional[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per output, the true and predicted class of every test example, as the run contract logged them; None for
+    a run that logged none (one from before they were logged)."""
+    logged = client.list_artifacts(run_id, PREDICTIONS_ARTIFACT.rpartition("/")[0])
+    if PREDICTIONS_ARTIFACT not in {artifact.path for artifact in logged}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as tmp, _no_progress_bar():
+        with np.load(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, tmp)) as arrays:
+            found = {key: arrays[key] for key in arrays.files}
+    outputs = {key.rpartition("_")[0] for key in found}
+    return {o: (found[f"{o}_true"], found[f"{o}_pred"]) for o in outputs if {f"{o}_true", f"{o}_pred"} <= set(found)}
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar per download: one per run would flood the stage's output."""
+    before = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = before
 
 
 def metric_curves(client: MlflowClient, runs: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -18,23 +18,35 @@ REPORTED = (
     "memory/estimated_train_bytes", "memory/measured_state_bytes", "memory/peak_bytes", "time/fit_seconds",
     "comm/bytes_total", "model/checkpoint_bytes",
     "al/alc", "al/labels_to_target", "al/label_share_vs_random", "al/alc_gain_vs_random",
+    "train/epochs", "train/max_epochs",
 )  # fmt: skip
 
 
 def by_variant(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (stage, variant), in the order runs were listed: ``seeds`` (how many), its runs'
-    ``run_ids`` and ``links`` (the stage's own seed first), each metric's mean and ``<metric>:std``."""
+    ``run_ids`` and ``links`` (the stage's own seed first), its ``sanity`` warning (the first any of its runs
+    carries, "" for none), each metric's mean and ``<metric>:std``."""
     runs = runs.reindex(columns=[*runs.columns, *(key for key in REPORTED if key not in runs.columns)])
+    runs = runs.assign(sanity=runs["sanity"].fillna("") if "sanity" in runs else "")
     metrics = [c for c in runs.columns if "/" in c and pd.api.types.is_numeric_dtype(runs[c])]
     grouped = runs.groupby(GROUP, sort=False, dropna=False)
     table = grouped[metrics].mean()
     table = table.join(grouped[metrics].std(ddof=1).add_suffix(STD))
     table = table.join(
         grouped.agg(
-            seeds=("seed", "nunique"), run_ids=("run_id", list), links=("link", list), device=("device", "first")
+            seeds=("seed", "nunique"),
+            run_ids=("run_id", list),
+            links=("link", list),
+            device=("device", "first"),
+            sanity=("sanity", first_warning),
         )
     )
     return table.reset_index()
+
+
+def first_warning(warnings: pd.Series) -> str:
+    """The first non-empty warning among a variant's runs (one seed's warning is the variant's)."""
+    return next((w for w in warnings if isinstance(w, str) and w), "")
 
 
 def number(value: float, kind: str = "") -> str:

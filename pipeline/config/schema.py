@@ -54,7 +54,7 @@ class DataConfig(Section):
     image_size: Optional[tuple[int, int]] = None  # image_folder: resize every image to [height, width]
     channels: Optional[Literal[1, 3]] = None  # image_folder: 1 grey, 3 colour; null: colour if any image has it
     label_column: str = "label"
-    scale: Literal["max", "none"] = "max"
+    scale: Literal["max", "standard", "none"] = "max"  # fitted on the source training split (pipeline.data.scaling)
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     # csv columns / npz arrays of extra labels, kept out of the features
@@ -101,9 +101,10 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    backbone: Literal["mlp", "cnn", "resnet"] = "mlp"
+    # mlp: any example shape, flattened; cnn1d: signals (L) or (C, L); cnn, resnet: images (H, W) or (C, H, W)
+    backbone: Literal["mlp", "cnn1d", "cnn", "resnet"] = "mlp"
     hidden_sizes: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
-    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)  # cnn: conv layers; resnet: stages
+    channels: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)  # cnn(1d): conv layers; resnet: stages
     blocks_per_stage: int = Field(2, ge=1)  # resnet: residual blocks in each stage
     dropout: float = Field(0.1, ge=0, lt=1)
     batch_norm: bool = True
@@ -120,7 +121,7 @@ class ModelConfig(Section):
         """Layers with weights, the head included: what ``replace_layers`` and ``unfreeze_layers`` count."""
         if self.backbone == "resnet":
             return len(self.channels) + 2  # the stem, the stages, the head
-        return len(self.hidden_sizes if self.backbone == "mlp" else self.channels) + 1
+        return len(self.hidden_sizes if self.backbone == "mlp" else self.channels) + 1  # mlp, cnn, cnn1d: + the head
 
 
 def _int_as_text(value: Any) -> Any:
@@ -189,6 +190,8 @@ class PrepareConfig(Section):
     target_val_per_class: int = Field(5, ge=1)
     source_fraction: float = Field(0.5, gt=0, lt=1)
     noise_std: float = Field(0.3, ge=0)
+    # absolute: noise_std in input units (after data.scale); source_std: in standard deviations of each feature
+    noise_unit: Literal["absolute", "source_std"] = "absolute"
     source_classes: Optional[list[int]] = None
     federated: FederatedSplitConfig = Field(default_factory=FederatedSplitConfig)
     active_learning: ActiveLearningSplitConfig = Field(default_factory=ActiveLearningSplitConfig)

@@ -14,13 +14,17 @@ the base learned from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.config.params import Params
+from pipeline.config.schema import PrepareConfig
+from pipeline.data.baselines import fit_baselines
 from pipeline.data.prepared import SPLITS, TaskData, save_task
+from pipeline.data.scaling import Scaling, fit_scaling
 from pipeline.data.sources import Dataset, load_dataset
 from pipeline.data.splits import (
     client_class_counts,
@@ -38,11 +42,14 @@ from pipeline.seeding import rng_for
 from pipeline.tracking.runs import RunSpec
 
 SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
+SCALING_FILE = "scaling.npz"
+NOISE_WARNING_RATIO = 1.0  # domain-shift noise above this many source standard deviations draws a warning
 
 
 @dataclass
 class PreparedData:
-    dataset: Dataset
+    dataset: Dataset  # scaled
+    scaling: Scaling
     source: TaskData
     target: TaskData
     full: TaskData
@@ -60,7 +67,12 @@ class PreparedData:
         }
         for name in ("source", "target", "full"):
             task: TaskData = getattr(self, name)
-            out[name] = {"sizes": {s: len(task.y[s]) for s in SPLITS}, "class_counts": task.class_counts()}
+            out[name] = {
+                "sizes": {s: len(task.y[s]) for s in SPLITS},
+                "class_counts": task.class_counts(),
+                "baselines": task.baselines,
+                "notes": list(task.notes),
+            }
         out["federated"] = {
             scheme: {
                 "client_sizes": np.bincount(clients).tolist(),
@@ -74,11 +86,18 @@ class PreparedData:
 
 
 def prepare_data(params: Params) -> PreparedData:
-    dataset = load_dataset(params.data)
-    where = dataset.name if params.data.source == "digits" else str(params.data.path)
-    source, target = _transfer_tasks(dataset, params, where)
+    raw = load_dataset(params.data)
+    where = raw.name if params.data.source == "digits" else str(params.data.path)
+    source_ids, target_ids = _transfer_halves(raw, params, where)
+    source_parts = _split(raw, source_ids, params, where, "source")
+    scaling = fit_scaling(params.data.scale, raw.X[source_parts["train"]])  # training inputs only: no test leaks
+    dataset = replace(raw, X=scaling.apply(raw.X))
+    source = _gather(dataset, dataset.X, source_parts)
+    target = _target_task(dataset, target_ids, dataset.X[source_parts["train"]], params, where)
     seen_by_base = np.concatenate([source.ids["train"], source.ids["val"]])
-    full = _task(dataset, np.arange(len(dataset.y)), params, where, "full", not_in_test=seen_by_base)
+    full = _gather(dataset, dataset.X, _split(dataset, np.arange(len(dataset.y)), params, where, "full", seen_by_base))
+    for task in (source, target, full):
+        task.baselines = fit_baselines(task.X, task.y, task.num_classes, params.seed)
     fed = params.prepare.federated
     y_train = full.y["train"]
     partitions = {
@@ -101,7 +120,9 @@ def prepare_data(params: Params) -> PreparedData:
             "examples"
         )
     order = rng_for(params.seed, "active_learning/seed").permutation(len(y_train))
-    return PreparedData(dataset, source, target, full, partitions, np.sort(order[:n_seed]), np.sort(order[n_seed:]))
+    return PreparedData(
+        dataset, scaling, source, target, full, partitions, np.sort(order[:n_seed]), np.sort(order[n_seed:])
+    )
 
 
 def write_prepared(prepared: PreparedData, out_dir: str | Path) -> None:
@@ -111,23 +132,54 @@ def write_prepared(prepared: PreparedData, out_dir: str | Path) -> None:
     save_task(out_dir / "full.npz", prepared.full)
     write_npz(out_dir / "federated.npz", **prepared.partitions)
     write_npz(out_dir / "active_learning.npz", labelled=prepared.labelled, pool=prepared.pool)
+    prepared.scaling.save(out_dir / SCALING_FILE)
 
 
-def _transfer_tasks(dataset: Dataset, params: Params, where: str) -> tuple[TaskData, TaskData]:
+def _transfer_halves(dataset: Dataset, params: Params, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the source task and of the target task (``prepare.target_kind``)."""
     cfg = params.prepare
     all_ids = np.arange(len(dataset.y))
     if cfg.target_kind == "new_classes":
-        source_classes = _source_class_indices(dataset, cfg.source_classes)
-        in_source = np.isin(dataset.y, source_classes)
-        source = _task(dataset, all_ids[in_source], params, where, "source")
-        return source, _scarce_task(dataset, dataset.X, all_ids[~in_source], params, where)
-    source_ids, target_ids = split_fraction(
+        in_source = np.isin(dataset.y, _source_class_indices(dataset, cfg.source_classes))
+        return all_ids[in_source], all_ids[~in_source]
+    return split_fraction(
         all_ids, dataset.y, cfg.source_fraction, rng_for(params.seed, "transfer/halves"), where, dataset.classes
     )
-    noise = rng_for(params.seed, "transfer/noise").normal(0.0, cfg.noise_std, size=dataset.X.shape)
+
+
+def _target_task(dataset: Dataset, ids: np.ndarray, source_train: np.ndarray, params: Params, where: str) -> TaskData:
+    """The scarce target task; under ``domain_shift`` its inputs carry Gaussian noise, scaled per
+    ``prepare.noise_unit`` against the source training inputs ``source_train``."""
+    cfg = params.prepare
+    if cfg.target_kind == "new_classes":
+        return _scarce_task(dataset, dataset.X, ids, params, where)
+    rng = rng_for(params.seed, "transfer/noise")
+    if cfg.noise_unit == "absolute":
+        noise = rng.normal(0.0, cfg.noise_std, size=dataset.X.shape)
+    else:  # each feature's noise in units of its own spread on the source training inputs
+        noise = rng.normal(0.0, 1.0, size=dataset.X.shape) * (cfg.noise_std * source_train.std(axis=0))
     shifted = (dataset.X + noise.astype(np.float32)).astype(np.float32)
-    return _task(dataset, source_ids, params, where, "source"), _scarce_task(
-        dataset, shifted, target_ids, params, where
+    target = _scarce_task(dataset, shifted, ids, params, where)
+    target.notes = tuple(note for note in [noise_note(cfg, float(source_train.std()), params.data.scale)] if note)
+    return target
+
+
+def noise_note(cfg: PrepareConfig, spread: float, scale: str) -> str | None:
+    """A warning when the domain-shift noise exceeds the source inputs' spread (``spread``: their standard
+    deviation, all features pooled): it buries the signal and can leave the target task meaningless."""
+    relative = cfg.noise_std if cfg.noise_unit == "source_std" else cfg.noise_std / spread if spread > 0 else math.inf
+    if relative <= NOISE_WARNING_RATIO:
+        return None
+    if cfg.noise_unit == "source_std":
+        return (
+            f"prepare.noise_std = {cfg.noise_std} source standard deviations: the target task's noise exceeds its "
+            "signal's spread and may leave it meaningless; lower noise_std"
+        )
+    return (
+        f"prepare.noise_std = {cfg.noise_std} is {relative:.1f}x the spread of the source inputs (std {spread:.3g} "
+        f"after data.scale {scale}): the noise buries the signal and may leave the target task meaningless; set "
+        "prepare.noise_unit: source_std (noise_std then counts each feature's standard deviations, e.g. 0.5) or "
+        "lower noise_std"
     )
 
 
@@ -149,15 +201,14 @@ def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) ->
     return chosen
 
 
-def _task(
+def _split(
     dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str, not_in_test: np.ndarray | None = None
-) -> TaskData:
+) -> dict[str, np.ndarray]:
     """A task with plenty of labels: stratified train/val/test fractions of ``ids``."""
     rng = rng_for(params.seed, f"{name}/split")
-    parts = split_train_val_test(
+    return split_train_val_test(
         ids, dataset.y, params.data.val_fraction, params.data.test_fraction, rng, where, dataset.classes, not_in_test
     )
-    return _gather(dataset, dataset.X, parts)
 
 
 def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Params, where: str) -> TaskData:

@@ -7,7 +7,12 @@
 - ``federated.npz``: client id of each ``full`` training example, per partition scheme
   (``iid``, ``dirichlet`` label skew, ``shards``: a few label-sorted shards per client);
 - ``active_learning.npz``: the initial labelled seed set and the unlabelled pool
-  (positions in ``full``'s training split).
+  (positions in ``full``'s training split);
+- ``scaling.npz``: how inputs were scaled (:mod:`pipeline.data.scaling`), for inference.
+
+Each task file also carries its trivial baselines (:mod:`pipeline.data.baselines`) and any warning
+``prepare`` raised about it (e.g. domain-shift noise that buries the signal), so the stages that
+train on it can judge their results.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from pipeline.io import write_npz
 
 SPLITS = ("train", "val", "test")
 COLUMN_PREFIX = "column_"  # column_<name>_<split>: an extra label column
+BASELINE_PREFIX = "baseline_"  # baseline_<name>: a trivial baseline's test accuracy
 
 
 @dataclass
 class TaskData:
     """Inputs, labels (``0..K-1``) and raw-dataset row ids for each split of one task.
 
-    ``columns`` holds the dataset's extra label columns (``data.task_columns``), raw values per split.
+    ``columns`` holds the dataset's extra label columns (``data.task_columns``), raw values per split;
+    ``baselines`` the trivial baselines' test accuracy; ``notes`` what ``prepare`` warned about the task.
     """
 
     X: dict[str, np.ndarray]
@@ -36,6 +43,8 @@ class TaskData:
     ids: dict[str, np.ndarray]
     classes: np.ndarray  # original label of each class index
     columns: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -54,7 +63,8 @@ def save_task(path: str | Path, task: TaskData) -> None:
     for split in SPLITS:
         arrays |= {f"X_{split}": task.X[split], f"y_{split}": task.y[split], f"ids_{split}": task.ids[split]}
         arrays |= {f"{COLUMN_PREFIX}{name}_{split}": values[split] for name, values in task.columns.items()}
-    write_npz(path, **arrays)
+    arrays |= {f"{BASELINE_PREFIX}{name}": np.asarray(value) for name, value in task.baselines.items()}
+    write_npz(path, **arrays, notes=np.array(task.notes, dtype=str))
 
 
 def load_task(path: str | Path) -> TaskData:
@@ -74,6 +84,12 @@ def load_task(path: str | Path) -> TaskData:
                 {key.removeprefix(COLUMN_PREFIX).rpartition("_")[0] for key in archive if key.startswith(COLUMN_PREFIX)}
             )
         },
+        baselines={
+            key.removeprefix(BASELINE_PREFIX): float(value)
+            for key, value in archive.items()
+            if key.startswith(BASELINE_PREFIX)
+        },
+        notes=tuple(str(note) for note in archive.get("notes", ())),
     )
 
 
@@ -84,3 +100,17 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
     with np.load(path, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
+
+
+def read_judgement(path: str | Path) -> tuple[dict[str, float], tuple[str, ...]]:
+    """A task file's baselines and notes alone, without reading its inputs."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
+    with np.load(path, allow_pickle=False) as archive:
+        baselines = {
+            key.removeprefix(BASELINE_PREFIX): float(archive[key])
+            for key in archive.files
+            if key.startswith(BASELINE_PREFIX)
+        }
+        return baselines, tuple(str(note) for note in archive["notes"]) if "notes" in archive.files else ()

@@ -1,6 +1,9 @@
-"""What ``prepare`` shows in MLflow: split sizes, class counts, sample inputs, client label mixes."""
+"""What ``prepare`` shows in MLflow: split sizes, class counts, each task's trivial baselines and warnings,
+sample inputs, client label mixes."""
 
 from __future__ import annotations
+
+import sys
 
 import mlflow
 
@@ -15,6 +18,10 @@ def log_prepared(prepared: PreparedData) -> dict[str, float]:
     metrics: dict[str, float] = {"data/examples": summary["examples"], "data/classes": summary["classes"]}
     for task in ("source", "target", "full"):
         metrics |= {f"data/{task}_{split}": n for split, n in summary[task]["sizes"].items()}
+        metrics |= {f"baseline/{task}/{name}": value for name, value in summary[task]["baselines"].items()}
+        for note in summary[task]["notes"]:
+            print(f"warning: prepare, {task} task: {note}", file=sys.stderr)
+            mlflow.set_tag(f"sanity/{task}", note)
     for scheme, stats in summary["federated"].items():
         metrics[f"data/federated_{scheme}_label_skew"] = stats["label_skew"]
     metrics["data/al_labelled"] = summary["active_learning"]["labelled"]

@@ -1,8 +1,11 @@
 """Load the raw dataset: scikit-learn's bundled digits, a user's ``.npz``, CSV or image folder, or
 a torchvision dataset by name (see :mod:`pipeline.data.images`).
 
-Whatever the source, the result is float32 inputs ``X`` (N×D tabular, or N×C×H×W images)
-and integer labels ``y`` in ``0..K-1`` with ``classes`` holding the original label of each.
+Whatever the source, the result is float32 inputs ``X`` of any per-example shape: N×D tables,
+N×L or N×C×L signals, N×H×W or N×C×H×W images (an ``.npz`` keeps the shape it has; the other
+sources give N×D or N×C×H×W, and the backbones read the shape), not yet scaled (``prepare``
+does that, :mod:`pipeline.data.scaling`), and integer labels ``y`` in ``0..K-1`` with
+``classes`` holding the original label of each.
 A file may also hold extra label columns (``data.task_columns``): they are kept apart from
 the features, as raw values, for multi-task learning. Malformed files fail with a
 :class:`DataError` that names the file and the problem.
@@ -58,9 +61,6 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     classes, y = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"{where}: needs at least 2 classes, found {len(classes)}")
-    if cfg.scale == "max":
-        peak = float(np.abs(X).max())
-        X = X / peak if peak > 0 else X
     return Dataset(X=X.astype(np.float32), y=y.astype(np.int64), classes=classes, name=name, columns=columns)
 
 
@@ -149,7 +149,7 @@ def _check_inputs(X: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"{where}: y must be one label per example (1-D), got shape {y.shape}")
     if X.ndim < 2:
-        raise DataError(f"{where}: X must have one row per example (N×D, N×H×W or N×C×H×W), got shape {X.shape}")
+        raise DataError(f"{where}: X must have one row per example (N×D, N×C×L, N×H×W or N×C×H×W), got shape {X.shape}")
     if len(X) != len(y):
         raise DataError(f"{where}: X has {len(X)} examples but y has {len(y)}")
     if not np.issubdtype(X.dtype, np.number):
@@ -163,8 +163,7 @@ def _check_inputs(X: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: X has NaN or infinite values in {len(rows)} example(s), first at row {rows[0]}")
     if y.dtype.kind == "f" and np.isnan(y).any():
         raise DataError(f"{where}: y has NaN labels at row {int(np.nonzero(np.isnan(y))[0][0])}")
-    if X.ndim == 3:  # N×H×W grayscale images: add the channel axis
-        X = X[:, None, :, :]
+    # N×C×L signals and N×H×W grey images look alike: the shape is kept, and each backbone reads it its own way
     if X.ndim > 4:
-        raise DataError(f"{where}: X has {X.ndim} dimensions; expected N×D, N×H×W or N×C×H×W")
+        raise DataError(f"{where}: X has {X.ndim} dimensions; expected N×D, N×C×L, N×H×W or N×C×H×W")
     return X

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from pipeline.config.schema import StageSection
 
 Task = Literal["source", "target", "full"]  # prepare's tasks: data/prepared/<task>.npz
+Baseline = Literal["chance", "majority", "logistic"]  # pipeline.data.baselines
+BASELINES: tuple[Baseline, ...] = ("chance", "majority", "logistic")
 TRAINING_SECTIONS = ("seed", "repeats", "model", "trainer")  # the shared params every training stage reads
 
 
@@ -47,6 +49,8 @@ class Paradigm:
         compare: ``compare(results) -> Section``, its part of the comparison report; None for none.
         sweep_metric: what a sweep of the stage minimises unless ``sweep.<stage>.metric`` says otherwise.
         checks: ``checks(params)`` raises ``ValueError`` when its section does not fit the others (e.g. the backbone).
+        judged_against: the task's trivial baselines (:mod:`pipeline.data.baselines`) its best test accuracy must
+            clear for its results to count (:mod:`pipeline.paradigms.sanity`).
     """
 
     stage: str
@@ -56,6 +60,7 @@ class Paradigm:
     compare: Optional[Ref] = None
     sweep_metric: str = "val/best_loss"
     checks: Optional[Callable[[Any], None]] = None
+    judged_against: tuple[Baseline, ...] = BASELINES
 
     @classmethod
     def in_package(
@@ -66,13 +71,16 @@ class Paradigm:
         compare: Optional[str] = None,
         sweep_metric: str = "val/best_loss",
         checks: Optional[Callable[[Any], None]] = None,
+        judged_against: tuple[Baseline, ...] = BASELINES,
     ) -> Paradigm:
         """A paradigm laid out as the built-in ones: the package ``pipeline/paradigms/<stage>/`` (``package`` is
         its ``__name__``) whose ``run`` module has ``run_<stage>``, and whose ``compare`` module, if any, the
         function named ``compare``."""
         stage = package.rpartition(".")[2]
         section = Ref(f"{package}.compare:{compare}") if compare else None
-        return cls(stage, config, task, Ref(f"{package}.run:run_{stage}"), section, sweep_metric, checks)
+        return cls(
+            stage, config, task, Ref(f"{package}.run:run_{stage}"), section, sweep_metric, checks, judged_against
+        )
 
     @property
     def sections(self) -> tuple[str, ...]:

@@ -4,14 +4,16 @@ A paradigm opens its run with :func:`tracked_run`, trains (a Lightning fit, fede
 active-learning rounds, logging its own scores per epoch or round as it goes) and hands what it
 trained to :meth:`TrackedRun.finish`. That one method logs the contract: the memory estimate from the
 parameter count, the measured model state and peak, the labels used, fit time and throughput, the
-device, precision and optimizer; a confusion matrix per output; the saved model, its size and the
-model itself as an artifact. It then checks the run holds every :data:`CONTRACT_METRICS` and
-:data:`CONTRACT_TAGS` key, so a paradigm that leaves one out fails at once. A new required metric
-is one edit, here.
+device, precision and optimizer; a confusion matrix per output; every test example's true and
+predicted class (:data:`PREDICTIONS_ARTIFACT`, so the comparison can test two runs on the same
+examples); the saved model, its size and the model itself as an artifact. It then checks the run
+holds every :data:`CONTRACT_METRICS` and :data:`CONTRACT_TAGS` key, so a paradigm that leaves one
+out fails at once. A new required metric is one edit, here.
 """
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,8 @@ CONTRACT_METRICS = (
     "throughput/train_samples_per_s", "data/labels_used",
 )  # fmt: skip
 CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")
+# Per output <output>_true and <output>_pred, int arrays in test-split order (pipeline.compare.sources reads it).
+PREDICTIONS_ARTIFACT = "predictions/test.npz"
 
 
 @dataclass
@@ -129,6 +133,7 @@ class TrackedRun:
         mlflow.log_metrics({k: v for k, v in metrics.items() if k not in trained.logged}, step=trained.step)
         if is_global_zero():  # a distributed fit's later processes saved nothing, and Lightning logs on rank 0 only
             log_saved_model(saved.path)
+            log_predictions(trained.predictions)
             self._check_contract(trained.cannot_have)
         return {"run_id": self.run_id, **metrics}
 
@@ -160,6 +165,19 @@ def log_confusions(predictions: Predictions, classes: dict[str, np.ndarray], lab
         fig = figures.confusion_figure(matrix, names, title)
         mlflow.log_figure(fig, f"plots/confusion_matrix_{output}.png" if several else "plots/confusion_matrix.png")
         figures.close(fig)
+
+
+def log_predictions(predictions: Predictions) -> None:
+    """Every test example's true and predicted class per output, as :data:`PREDICTIONS_ARTIFACT` (a few KiB)."""
+    arrays = {
+        f"{output}_{kind}": np.asarray(classes, dtype=np.int32)
+        for output, pair in predictions.items()
+        for kind, classes in zip(("true", "pred"), pair)
+    }
+    folder, _, name = PREDICTIONS_ARTIFACT.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as tmp:
+        np.savez_compressed(Path(tmp) / name, **arrays)
+        mlflow.log_artifact(str(Path(tmp) / name), folder)
 
 
 def log_saved_model(saved_at: Path) -> None:

@@ -28,9 +28,10 @@ def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: in
 
 
 def as_image(x: np.ndarray) -> np.ndarray:
-    """One example as a 2-D grey image (or H×W×3): images as they are, a tabular row as a one-pixel strip."""
-    if x.ndim == 1:
-        return x[None, :]
+    """One example as a 2-D grey image (or H×W×3): images as they are, a tabular row as a one-pixel strip,
+    a C×L signal as C strips."""
+    if x.ndim <= 2:  # a row (D,), a signal (C, L) or a grey image (H, W)
+        return np.atleast_2d(x)
     if x.shape[0] in (1, 3):  # C×H×W
         return x[0] if x.shape[0] == 1 else np.clip(np.moveaxis(x, 0, -1), 0, 1)
     return x[0]

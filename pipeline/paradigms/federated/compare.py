@@ -8,8 +8,23 @@ from typing import Optional
 import pandas as pd
 
 from pipeline.compare.charts import Chart, curves_chart, mean_curves
-from pipeline.compare.sections import Results, Section, before_link, delta, pick, variant
-from pipeline.compare.table import markdown_table, number
+from pipeline.compare.sections import (
+    Results,
+    Section,
+    against_best,
+    before_link,
+    delta,
+    epochs,
+    flag_sanity,
+    pick,
+    rank,
+    standing_phrase,
+    variant,
+    verdict_cell,
+    verdict_words,
+)
+from pipeline.compare.significance import compare
+from pipeline.compare.table import cell, markdown_table
 
 TITLE = "Federated (IID, non-IID, strategies) vs centralised"
 
@@ -17,34 +32,48 @@ TITLE = "Federated (IID, non-IID, strategies) vs centralised"
 def compare_with_centralized(results: Results) -> Section:
     rows = results.of("federated")
     fl = rows[rows.paradigm == "federated"]
-    central = rows[rows.paradigm != "federated"]["test/acc"]
-    chart = _rounds_chart(results, central.iloc[0] if len(central) else None)
+    central = rows[rows.paradigm != "federated"]
+    chart = _rounds_chart(results, central.iloc[0]["test/acc"] if len(central) else None)
     if fl.empty:
         return Section(TITLE, "No federated runs.", "", charts=[chart])
+    found = rank(results, fl)
     columns = {
         "run": variant,
         **pick("seeds", "test acc", "macro-F1", "bytes communicated", "labels used", "fit s", "MLflow"),
     }
-    metrics, headline = (
-        {},
-        f"{TITLE}: best {fl.loc[fl['test/acc'].idxmax(), 'variant']} at {number(fl['test/acc'].max())}",
-    )
+    columns = before_link(columns, "vs best federated", against_best(found))
+    headline = f"{TITLE}: {standing_phrase(found, fl, lambda row: cell(row, 'test/acc'), variant)}"
+    metrics = {}
     if not central.empty:
-        columns = before_link(columns, "Δ acc vs centralised", delta("test/acc", central.iloc[0]))
+        centre = central.iloc[0]
+        centre_scores = results.scores(centre)
+        versus = {row["label"]: compare(results.scores(row), centre_scores) for _, row in fl.iterrows()}
+        columns = before_link(columns, "Δ acc vs centralised", delta("test/acc", centre["test/acc"]))
+        columns = before_link(columns, "vs centralised", lambda row: verdict_cell(versus.get(row["label"])))
         metrics = {
-            f"federated/{row['variant']}/acc_vs_centralized": row["test/acc"] - central.iloc[0]
+            f"federated/{row['variant']}/acc_vs_centralized": row["test/acc"] - centre["test/acc"]
             for _, row in fl.iterrows()
         }
-        headline += f"; centralised {number(central.iloc[0])}."
+        best = fl[fl.label == found.best].iloc[0]
+        centralised = f"centralised at {cell(centre, 'test/acc')}"
+        headline += f"; {best['variant']} {verdict_words(versus[found.best], centralised)}"
+    columns = before_link(columns, "epochs", epochs(results, rows))
     text = (
         "Clients hold prepare's partitions of the full training split: `iid`, or skewed by label (`dirichlet`, "
-        "`shards`); "
-        "only model updates travel. The global model after the last round is tested on the full test split. "
-        "Centralised training pools the same data with the same model, start and epoch budget."
+        "`shards`); only model updates travel. The global model after the last round is tested on the full test "
+        "split. Centralised training pools the same data with the same model, start and epoch budget. "
+        "`vs best federated` and `vs centralised`: above, below or tied within noise (docs/comparison.md says how it "
+        "is decided)."
     )
-    return Section(
-        TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline, metrics=metrics, charts=[chart]
+    section = Section(
+        TITLE,
+        text,
+        markdown_table((r for _, r in rows.iterrows()), columns),
+        headline + ".",
+        metrics=metrics,
+        charts=[chart],
     )
+    return flag_sanity(section, rows)
 
 
 def _rounds_chart(results: Results, centralized_acc: Optional[float]) -> Chart:

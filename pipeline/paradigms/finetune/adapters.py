@@ -34,8 +34,8 @@ TARGET_FILE = "target.json"  # what rebuilding the model around the adapter need
 
 
 def adaptable_layers(model: Classifier, strategy: str) -> list[str]:
-    """Names of the body's layers the adapter wraps: linear and (LoRA only) convolution layers."""
-    kinds = (nn.Linear,) if strategy in LINEAR_ONLY else (nn.Linear, nn.Conv2d)
+    """Names of the body's layers the adapter wraps: linear and (LoRA only) 1-D and 2-D convolution layers."""
+    kinds = (nn.Linear,) if strategy in LINEAR_ONLY else (nn.Linear, nn.Conv1d, nn.Conv2d)
     return [f"body.{name}" for name, module in model.body.named_modules() if isinstance(module, kinds)]
 
 

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from pipeline.compare.sections import Results, Section, before_link, col, delta, pick, variant
-from pipeline.compare.table import markdown_table, number
+from pipeline.compare.sections import (
+    Results,
+    Section,
+    against_best,
+    before_link,
+    col,
+    delta,
+    epochs,
+    flag_sanity,
+    headline_seeds,
+    pick,
+    rank,
+    variant,
+    verdict_words,
+)
+from pipeline.compare.significance import compare
+from pipeline.compare.table import cell, markdown_table, number
 
 TITLE = "Fine-tuning variants: full, partial and the adapters (LoRA, LoRA-FA, VeRA)"
 
@@ -12,7 +27,8 @@ def compare_variants(results: Results) -> Section:
     rows = results.of("finetune")
     if rows.empty:
         return Section(TITLE, "No fine-tuning runs.", "")
-    full = rows[rows.variant == "full"]["test/acc"]
+    full = rows[rows.variant == "full"]
+    found = rank(results, rows)
     columns = {
         "variant": variant,
         **pick("seeds", "trainable params"),
@@ -22,15 +38,21 @@ def compare_variants(results: Results) -> Section:
         **pick("fit s", "MLflow"),
     }
     if not full.empty:
-        columns = before_link(columns, "Δ acc vs full", delta("test/acc", full.iloc[0]))
+        columns = before_link(columns, "Δ acc vs full", delta("test/acc", full.iloc[0]["test/acc"]))
+    columns = before_link(columns, "vs best", against_best(found))
+    columns = before_link(columns, "epochs", epochs(results, rows))
     smallest = rows.loc[rows["params/trainable"].idxmin()]
     headline = (
-        f"{TITLE.split(':')[0]}: {smallest['variant']} trains {number(smallest['params/trainable'], 'int')} "
-        f"parameters for {number(smallest['test/acc'])} accuracy"
-        + (f" (full: {number(full.iloc[0])})." if not full.empty else ".")
+        f"{TITLE.split(':')[0]} ({headline_seeds(rows)}): {smallest['variant']} trains "
+        f"{number(smallest['params/trainable'], 'int')} parameters for {cell(smallest, 'test/acc')} accuracy"
     )
+    if not full.empty and smallest["variant"] != "full":
+        verdict = compare(results.scores(smallest), results.scores(full.iloc[0]))
+        headline += ", " + verdict_words(verdict, f"full at {cell(full.iloc[0], 'test/acc')}")
     text = (
         "Every variant starts from the same base on the same target data. Adapters train few parameters and save "
-        "only those (`saved model`); their weights and optimizer state shrink with them."
+        "only those (`saved model`); their weights and optimizer state shrink with them. `vs best`: tied within "
+        "noise with the most accurate variant, or worse (docs/comparison.md says how it is decided)."
     )
-    return Section(TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline)
+    section = Section(TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline + ".")
+    return flag_sanity(section, rows)

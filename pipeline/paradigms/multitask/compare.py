@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.compare.charts import Chart
-from pipeline.compare.sections import Results, Section
+from pipeline.compare.sections import EARLY, Results, Section, epochs, flag_sanity, headline_seeds
+from pipeline.compare.significance import Verdict, compare
 from pipeline.compare.table import cell, number
 from pipeline.tracking import figures
 
@@ -51,14 +52,23 @@ def compare_with_separate_models(results: Results) -> Section:
         return Section(TITLE, "No multi-task run with its separate models.", "", charts=[_chart(None)])
     shared = table[(table.stage == "multitask") & (table.paradigm == "multitask")].iloc[0]
     separate = table[(table.stage == "multitask") & (table.paradigm != "multitask")]
+    alone = {t: separate[separate[f"test/{t}/acc"].notna()].iloc[0] for t in found.tasks}
+    verdicts = {
+        t: compare(
+            results.scores(shared, f"test/{t}/acc", output=t), results.scores(alone[t], f"test/{t}/acc", output=t)
+        )
+        for t in found.tasks
+    }
+    trained = {t: epochs(results, pd.DataFrame([shared, alone[t]])) for t in found.tasks}
     per_task = pd.DataFrame(
         {
             "task": found.tasks,
             "multitask acc": [cell(shared, f"test/{t}/acc") for t in found.tasks],
-            "separate model acc": [
-                cell(separate[separate[f"test/{t}/acc"].notna()].iloc[0], f"test/{t}/acc") for t in found.tasks
-            ],
+            "separate model acc": [cell(alone[t], f"test/{t}/acc") for t in found.tasks],
             "Δ": [number(a - b, "signed") for a, b in zip(found.shared_acc, found.separate_acc)],
+            "beyond noise?": [_judged(verdicts[t]) for t in found.tasks],
+            "epochs: multitask": [trained[t](shared) for t in found.tasks],
+            "epochs: separate": [trained[t](alone[t]) for t in found.tasks],
         }
     ).to_markdown(index=False, disable_numparse=True)
     costs = pd.DataFrame(
@@ -71,15 +81,27 @@ def compare_with_separate_models(results: Results) -> Section:
             "ratio": [number(found.ratios.get(name, math.nan), "") for name, _ in COSTS.values()],
         }
     ).to_markdown(index=False, disable_numparse=True)
-    gains = ", ".join(f"{t} {a - b:+.3f}" for t, a, b in zip(found.tasks, found.shared_acc, found.separate_acc))
-    return Section(
+    gains = ", ".join(
+        f"{t} {a - b:+.3f} ({_judged(verdicts[t])})"
+        for t, a, b in zip(found.tasks, found.shared_acc, found.separate_acc)
+    )
+    rows = pd.DataFrame([shared, *alone.values()])
+    headline = (
+        f"{TITLE} ({headline_seeds(rows)}): accuracy Δ per task {gains}; "
+        f"parameters ×{found.ratios.get('total params', math.nan):.2f}"
+    )
+    unequal = _unequal_epochs(shared, alone)
+    if unequal:
+        headline += f"; not like for like: {unequal}"
+    section = Section(
         TITLE,
         "One network with a shared body and a branch per task, against one separate model per task, same data and "
-        "trainer budget. Accuracy per task on the full test split; costs of the one network against the separate "
-        "models "
-        "together.",
+        "trainer budget. Accuracy per task on the full test split; `beyond noise?`: whether the difference is beyond "
+        "what the test split's size and the seeds allow (docs/comparison.md); `epochs`: trained of the cap, marked "
+        "where a model stopped at the cap or under ⅔ of the epochs of its partner. Costs of the one network against "
+        "the separate models together.",
         per_task,
-        f"{TITLE}: accuracy Δ per task {gains}; parameters ×{found.ratios.get('total params', math.nan):.2f}.",
+        headline + ".",
         extra=costs,
         metrics={
             f"multitask/{t}/acc_vs_separate": a - b
@@ -87,6 +109,26 @@ def compare_with_separate_models(results: Results) -> Section:
         },
         charts=[_chart(found)],
     )
+    return flag_sanity(section, rows)
+
+
+def _judged(verdict: Verdict) -> str:
+    if verdict.a_wins:
+        return f"multitask better, {verdict.detail()}"
+    if verdict.b_wins:
+        return f"separate better, {verdict.detail()}"
+    return f"within noise, {verdict.detail()}"
+
+
+def _unequal_epochs(shared: pd.Series, alone: dict[str, pd.Series]) -> str:
+    """Where the shared network and a separate model trained for very different numbers of epochs (one under
+    ⅔ of the other's), in words; "" when none did."""
+    found = []
+    for task, row in alone.items():
+        ours, theirs = shared.get("train/epochs", math.nan), row.get("train/epochs", math.nan)
+        if not (math.isnan(ours) or math.isnan(theirs)) and min(ours, theirs) < EARLY * max(ours, theirs):
+            found.append(f"multitask trained {ours:.0f} epochs, separate {task} {theirs:.0f}")
+    return "; ".join(found)
 
 
 def _chart(found: MultitaskComparison | None) -> Chart:
