@@ -189,3 +189,13 @@ def test_prepare_pretrain_transfer_and_finetune_run_on_an_npz_of_signals(trackin
     client = MlflowClient()
     assert client.get_run(finetuned["partial"]["run_id"]).data.tags["trained_modules"].startswith("body.layer2.0")
     assert "body.layer1.0.lora_A.default" in client.get_run(finetuned["lora"]["run_id"]).data.tags["trained_modules"]
+
+
+def test_prepare_draws_signals_as_lines_and_images_as_images():
+    from pipeline.tracking.figures import sample_grid
+
+    signals, y = motif_signals(16, 32, seed=0)
+    drawn = sample_grid(signals, y, np.array(["high", "low"]), per_class=4)
+    assert sum(len(ax.lines) for ax in drawn.axes) == 8 and not any(ax.images for ax in drawn.axes)
+    images = sample_grid(np.zeros((8, 1, 8, 8), dtype=np.float32), np.arange(8) % 2, np.array([0, 1]), per_class=4)
+    assert sum(len(ax.images) for ax in images.axes) == 8

@@ -13,14 +13,17 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 
 def sample_grid(X: np.ndarray, y: np.ndarray, classes: np.ndarray, per_class: int = 8) -> Figure:
-    """A row of example inputs per class (images as images, tabular rows as strips)."""
+    """A row of example inputs per class: images as images, 1-D examples (signals, table rows) as lines, whose
+    sign and shape a grey strip would hide."""
     fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.9), squeeze=False)
     for row in range(len(classes)):
         members = np.nonzero(y == row)[0][:per_class]
         for col in range(per_class):
             ax = axes[row, col]
             ax.axis("off")
-            if col < len(members):
+            if col < len(members) and X.ndim == 2:
+                ax.plot(X[members[col]], linewidth=0.6)
+            elif col < len(members):
                 ax.imshow(as_image(X[members[col]]), cmap="gray")
         axes[row, 0].set_title(str(classes[row]), fontsize=7, loc="left")
     fig.tight_layout()
