@@ -25,12 +25,10 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.errors import DataError, UserError
 from pipeline.paths import metrics_file
-from pipeline.tracking.runs import run_label
+from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, run_label
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-# Where a run's test answers are: pipeline.tracking.contract.PREDICTIONS_ARTIFACT (not imported: it brings torch).
-PREDICTIONS_ARTIFACT = "predictions/test.npz"
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 EPOCH_CAP = "trainer.max_epochs"  # the run's param: its stage's effective trainer budget
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -73,6 +74,7 @@ def load_task(path: str | Path) -> TaskData:
     missing = [key for key in expected if key not in archive]
     if missing:
         raise DataError(f"{path}: not a prepared task file (missing {', '.join(missing)}); re-run `dvc repro prepare`")
+    baselines, notes = _judgement(archive)
     return TaskData(
         X={s: archive[f"X_{s}"] for s in SPLITS},
         y={s: archive[f"y_{s}"] for s in SPLITS},
@@ -84,33 +86,34 @@ def load_task(path: str | Path) -> TaskData:
                 {key.removeprefix(COLUMN_PREFIX).rpartition("_")[0] for key in archive if key.startswith(COLUMN_PREFIX)}
             )
         },
-        baselines={
-            key.removeprefix(BASELINE_PREFIX): float(value)
-            for key, value in archive.items()
-            if key.startswith(BASELINE_PREFIX)
-        },
-        notes=tuple(str(note) for note in archive.get("notes", ())),
+        baselines=baselines,
+        notes=notes,
     )
 
 
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """All arrays of a prepared ``.npz`` file, with a clear error if the file is not there."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
-    with np.load(path, allow_pickle=False) as archive:
+    with _opened(path) as archive:
         return {key: archive[key] for key in archive.files}
 
 
 def read_judgement(path: str | Path) -> tuple[dict[str, float], tuple[str, ...]]:
     """A task file's baselines and notes alone, without reading its inputs."""
+    with _opened(path) as archive:
+        return _judgement(archive)
+
+
+def _opened(path: str | Path):
+    """The prepared ``.npz`` at ``path``, opened lazily, with a clear error if the file is not there."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
-    with np.load(path, allow_pickle=False) as archive:
-        baselines = {
-            key.removeprefix(BASELINE_PREFIX): float(archive[key])
-            for key in archive.files
-            if key.startswith(BASELINE_PREFIX)
-        }
-        return baselines, tuple(str(note) for note in archive["notes"]) if "notes" in archive.files else ()
+    return np.load(path, allow_pickle=False)
+
+
+def _judgement(archive: Mapping[str, np.ndarray]) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The baselines and notes among a task file's arrays (a dict of them, or the open file: only these are read)."""
+    baselines = {
+        key.removeprefix(BASELINE_PREFIX): float(archive[key]) for key in archive if key.startswith(BASELINE_PREFIX)
+    }
+    return baselines, tuple(str(note) for note in archive["notes"]) if "notes" in archive else ()

@@ -30,7 +30,7 @@ from pipeline.memory import estimate_training_memory
 from pipeline.models.checkpoint import save_classifier
 from pipeline.ranks import is_global_zero
 from pipeline.tracking import figures
-from pipeline.tracking.runs import RunSpec, stage_run
+from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, RunSpec, stage_run
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -48,8 +48,6 @@ CONTRACT_METRICS = (
     "throughput/train_samples_per_s", "data/labels_used",
 )  # fmt: skip
 CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")
-# Per output <output>_true and <output>_pred, int arrays in test-split order (pipeline.compare.sources reads it).
-PREDICTIONS_ARTIFACT = "predictions/test.npz"
 
 
 @dataclass

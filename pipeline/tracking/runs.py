@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 REMOTE_SCHEMES = ("http", "https", "databricks")
+# A run's test answers: per output <output>_true and <output>_pred, int arrays in test-split order. The run
+# contract writes them (pipeline.tracking.contract), the comparison reads them (pipeline.compare.sources).
+PREDICTIONS_ARTIFACT = "predictions/test.npz"
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
