@@ -110,3 +110,19 @@ def test_a_stage_on_a_buried_target_task_warns_once_and_tags_its_runs(signals, t
     assert capsys.readouterr().err.count("warning:") == 1
     (run_id,) = [entry["run_id"] for entry in runs.values()]
     assert mlflow.MlflowClient().get_run(run_id).data.tags[TAG] == warning
+
+
+@pytest.mark.parametrize(
+    ("update", "line"),
+    [
+        ({"data": {"scale": "zscore"}}, "data.scale = 'zscore': must be 'max', 'standard' or 'none'"),
+        ({"prepare": {"noise_unit": "std"}}, "prepare.noise_unit = 'std': must be 'absolute' or 'source_std'"),
+    ],
+)
+def test_a_wrong_scale_or_noise_unit_is_one_line_naming_key_value_and_choices(update, line):
+    from pipeline.config.loading import parse_params
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_params(update)
+    assert line in str(info.value) and "\n" not in str(info.value)
