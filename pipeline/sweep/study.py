@@ -1,7 +1,7 @@
 """One Optuna study shared by any number of worker processes, with exactly the trials asked for.
 
 The worker that creates the study enqueues the requested number of trials; every worker then
-takes waiting trials one at a time (the storage hands each to one worker only) until none is
+takes waiting trials one at a time (each to one worker only) until none is
 left. So ``--n-trials 20`` is 20 trials however many workers run, and whenever they start. A
 worker that joins an existing study adds no trials: it helps finish the ones enqueued.
 
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import optuna
 import sqlalchemy.exc
+from filelock import FileLock
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -25,6 +27,7 @@ from pipeline.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 JOURNAL = "journal:"
+SQLITE_FILE = "sqlite:///"  # followed by the database's path
 REQUESTED = "trials_requested"  # study user attr: set once every trial is enqueued
 
 
@@ -88,8 +91,23 @@ def next_trial(study: optuna.Study) -> Optional[optuna.Trial]:
 
     ``Study.ask`` would create a new trial when the queue is empty, one more than asked for.
     """
-    trial_id = study._pop_waiting_trial_id()  # the storage's compare-and-set from WAITING to RUNNING
+    with _one_claim_at_a_time(study):
+        trial_id = study._pop_waiting_trial_id()  # the storage's compare-and-set from WAITING to RUNNING
     return None if trial_id is None else optuna.Trial(study, trial_id)
+
+
+@contextmanager
+def _one_claim_at_a_time(study: optuna.Study) -> Iterator[None]:
+    """SQLite ignores the compare-and-set's ``SELECT ... FOR UPDATE``: two workers can both read a trial as
+    WAITING and both take it (the second then fails to report it). A lock file beside the database makes
+    the claim one worker's at a time; the other storages lock the row themselves."""
+    storage = getattr(study._storage, "_backend", study._storage)  # optuna wraps an RDB storage in a cache
+    url = getattr(storage, "url", "")
+    if not url.startswith(SQLITE_FILE):
+        yield
+        return
+    with FileLock(url[len(SQLITE_FILE) :] + ".claim.lock"):
+        yield
 
 
 def _wait_for_enqueued(study: optuna.Study, wait_s: float) -> None:
