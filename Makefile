@@ -1,7 +1,7 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
-# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`: the tables of docs/benchmarks.md.
+# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
-	benchmark-scale benchmark-gpu-memory
+	benchmark-scale benchmark-gpu-memory benchmark-faults
 
 setup: $(VENV)/.installed
 
@@ -75,3 +75,7 @@ benchmark-scale: setup
 # without one it says so and stops (`python -m benchmarks.gpu_memory --device cpu` checks the CPU side).
 benchmark-gpu-memory: setup
 	$(BIN)/python -m benchmarks.gpu_memory --csv benchmark-gpu-memory.csv
+
+# The faults table in docs/benchmarks.md: each fault a user tries, its exit code and line (about five minutes).
+benchmark-faults: setup
+	$(BIN)/python -m benchmarks.faults --csv benchmark-faults.csv

@@ -53,9 +53,16 @@ def with_overrides(tree: dict, assignments: list[str]) -> dict:
 @contextmanager
 def scratch_store(name: str) -> Iterator[Path]:
     """A temporary folder with its own MLflow store: benchmark runs never reach the project's mlflow.db."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     with tempfile.TemporaryDirectory(prefix=f"benchmark-{name}-") as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        finally:  # the caller's store again (a test's, a team's server)
+            if before is None:
+                del os.environ["MLFLOW_TRACKING_URI"]
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def mean_std(values: pd.Series, digits: int = 3) -> str:

@@ -1,4 +1,5 @@
-"""Errors the user can fix (bad params, bad data): reported as one line, exit code 2."""
+"""Errors the user can fix: their input (bad params, bad data; exit code 2) or a fault around the project
+(exit code 3). Each is reported as one line by :mod:`pipeline.stage`."""
 
 
 class UserError(Exception):
@@ -11,3 +12,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset file is missing or malformed."""
+
+
+class OutsideFault(Exception):
+    """Something around the project failed (a tracking server, a store, the file system): not the user's
+    params and not a bug. The message says which and what to do; reported as one line, exit code 3."""

@@ -1,23 +1,67 @@
-"""Entry-point wrapper for stage scripts: a user error is one line on stderr and exit code 2."""
+"""Entry-point wrappers: every failure a user can act on is one line on stderr and an exit code.
+
+``error: <what, where, the fix>``, exit 2 for the user's params, data or options (:class:`UserError`), exit 3
+for a fault around the project (a tracking server, a store, the file system; :mod:`pipeline.failures`),
+130 when interrupted. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
-from pipeline.errors import UserError
+from pipeline.config.loading import load_params
+from pipeline.config.params import Params
+from pipeline.errors import OutsideFault, UserError
+from pipeline.failures import FAULT_EXIT, INTERRUPTED_EXIT, USER_ERROR_EXIT, describe
+from pipeline.tracking.store import open_store
 
-USER_ERROR_EXIT = 2
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A command's options, checked before any work starts: a wrong one is one line and exit code 2, like every
+    other user error, instead of argparse's usage block (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message} (see --help)")
 
 
-def stage_entry(main: Callable[[], None]) -> Callable[[], None]:
+def cli_entry(main: Callable[[], None]) -> Callable[[], None]:
+    """For a command that checks its own options first (a sweep, the labelling tool)."""
+
     @functools.wraps(main)
     def run() -> None:
         try:
             main()
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(USER_ERROR_EXIT)
+            _exit(str(err), USER_ERROR_EXIT)
+        except OutsideFault as err:
+            _exit(str(err), FAULT_EXIT)
+        except KeyboardInterrupt:
+            _exit("interrupted: the open MLflow run is marked failed and no output was replaced", INTERRUPTED_EXIT)
+        except Exception as err:
+            line = describe(err)
+            if line is None:
+                raise  # not a known outside failure: a bug, with its traceback
+            _exit(line, FAULT_EXIT)
 
     return run
+
+
+def stage_entry(main: Callable[[Params], None]) -> Callable[[], None]:
+    """For a DVC stage: read params.yaml and check the tracking store before any work, then run ``main``."""
+
+    @cli_entry
+    @functools.wraps(main)
+    def run() -> None:
+        params = load_params()
+        open_store(params.tracking)
+        main(params)
+
+    return run
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)

@@ -1,6 +1,6 @@
 """DVC stage `active_learning`: query strategies against labelling at random, round after round."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.paradigms.active_learning import PARADIGM
 from pipeline.paradigms.active_learning.run import run_active_learning
 from pipeline.paradigms.repeats import over_seeds
@@ -10,8 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     runs = over_seeds(run_active_learning, params)
     check_results(PARADIGM, runs, params)
     write_stage_metrics(PARADIGM.stage, runs)

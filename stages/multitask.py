@@ -1,6 +1,6 @@
 """DVC stage `multitask`: one shared-body multi-task model against one separate model per task."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.paradigms.multitask import PARADIGM
 from pipeline.paradigms.multitask.run import run_multitask
 from pipeline.paradigms.repeats import over_seeds
@@ -10,8 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     runs = over_seeds(run_multitask, params)
     check_results(PARADIGM, runs, params)
     write_stage_metrics(PARADIGM.stage, runs)

@@ -1,6 +1,6 @@
 """DVC stage `prepare`: load the dataset and write every split later stages use."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.data.prepare import SPEC, prepare_data, write_prepared
 from pipeline.data.report import log_prepared
 from pipeline.paths import PREPARED_DIR
@@ -10,8 +10,7 @@ from pipeline.tracking.runs import stage_run
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     prepared = prepare_data(params)
     with stage_run(params, SPEC) as run:
         write_prepared(prepared, PREPARED_DIR)

@@ -1,6 +1,6 @@
 """DVC stage `pretrain`: train the base model on the source task."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.paradigms.pretrain import PARADIGM
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paradigms.repeats import over_seeds
@@ -10,8 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     runs = over_seeds(run_pretrain, params)
     check_results(PARADIGM, runs, params)
     write_stage_metrics(PARADIGM.stage, runs)

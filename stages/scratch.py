@@ -1,6 +1,6 @@
 """DVC stage `scratch`: the control, the same architecture trained from random initialisation on the target task."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.sanity import check_results
 from pipeline.paradigms.scratch import PARADIGM
@@ -10,8 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     runs = over_seeds(run_scratch, params)
     check_results(PARADIGM, runs, params)
     write_stage_metrics(PARADIGM.stage, runs)

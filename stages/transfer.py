@@ -1,6 +1,6 @@
 """DVC stage `transfer`: new top layers on the frozen pretrained body, trained on the target task."""
 
-from pipeline.config.loading import load_params
+from pipeline.config.params import Params
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.sanity import check_results
 from pipeline.paradigms.transfer import PARADIGM
@@ -10,8 +10,7 @@ from pipeline.tracking.outputs import write_stage_metrics
 
 
 @stage_entry
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     runs = over_seeds(run_transfer, params)
     check_results(PARADIGM, runs, params)
     write_stage_metrics(PARADIGM.stage, runs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -73,8 +74,11 @@ def pretrained_workspace(root: Path, params: Params) -> Iterator[Path]:
 @pytest.fixture
 def tracking_dir(tmp_path, monkeypatch) -> Path:
     """Run in a temp dir with its own SQLite MLflow store (as a team's MLFLOW_TRACKING_URI would)."""
+    import mlflow
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # not the store an earlier test's stage opened
     return tmp_path
 
 

@@ -370,6 +370,36 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
     assert "waits for answers" in annotate("status").stdout
 
 
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (
+            ["export", "--strategy", "../../bogus"],
+            "argument --strategy: invalid choice: '../../bogus' (choose from 'random', 'least_confidence', 'margin', "
+            "'entropy', 'bald')",
+        ),
+        (["--dir", "params.yaml/labels", "export"], "argument --dir: 'params.yaml/labels' cannot be a folder: "),
+        (["import", "nowhere.csv"], "argument csv: no file 'nowhere.csv'"),
+        (["export", "--rounds", "3"], "unrecognized arguments: --rounds 3"),
+    ],
+    ids=["strategy", "dir", "csv", "unknown-option"],
+)
+def test_the_command_line_checks_every_option_before_any_work(tmp_path, args, problem):
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    (tmp_path / "params.yaml").write_text("seed: 42\n")  # no prepared data: work started would fail otherwise
+    env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    command = [sys.executable, "-m", "pipeline.paradigms.active_learning.annotate", *args]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert problem in lines[0] and lines[0].endswith("(see --help)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing trained, logged or written
+
+
 def test_a_large_pool_is_scored_in_chunks_with_the_same_predictions(monkeypatch):
     """Scoring holds one chunk's activations at a time; the chunks' predictions are those of one pass."""
     from pipeline.training import in_memory

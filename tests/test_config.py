@@ -6,11 +6,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pipeline.config.loading import load_params, parse_params
 from pipeline.config.params import Params
-from pipeline.config.schema import StageSection, TrainerConfig, TrainerOverrides
+from pipeline.config.schema import MAX_SEED, StageSection, TrainerConfig, TrainerOverrides
 from pipeline.errors import ConfigError
 from pipeline.paradigms import paradigms
 from tests.conftest import PROJECT_ROOT
@@ -96,6 +97,9 @@ def test_unsafe_yaml_is_refused(tmp_path):
         ("trainer:\n  lrr: 0.1\n", "trainer.lrr"),
         ("trainer:\n  batch_size: many\n", "trainer.batch_size"),
         ("prepare:\n  shots_per_class: 0\n", "prepare.shots_per_class"),
+        ("trainer:\n  devices: 0\n", "trainer.devices = 0"),
+        ("seed: 1\nseed: 2\n", "params.yaml: key 'seed' is given twice (lines 1 and 2)"),
+        ("# all commented out\n", "params.yaml: empty; restore it with `git checkout params.yaml`"),
     ],
 )
 def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, bad, key):
@@ -152,3 +156,67 @@ def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
     assert "  channels: [8, 16, 32]" in text and "# cnn: one conv layer per entry" in text
     params = load_params(tmp_path / "params.yaml")
     assert params.model.channels == [8, 16, 32] and params.trainer.batch_size == 128
+
+
+DEVICES = "must be 'auto', a count of at least 1, or a non-empty list of device ids (each 0 or more)"
+
+
+@pytest.mark.parametrize("devices", [0, -1, [], [0, -1]])
+@pytest.mark.parametrize("where", ["trainer", "finetune.trainer"])
+def test_devices_lightning_cannot_use_are_refused_in_the_trainer_and_its_overrides(where, devices):
+    section, _, sub = where.partition(".")
+    update = {section: {sub: {"devices": devices}}} if sub else {section: {"devices": devices}}
+    assert error_for(update) == f"params: {where}.devices = {devices}: {DEVICES}"
+
+
+@pytest.mark.parametrize("devices", ["auto", 1, 4, [0], [1, 3]])
+def test_usable_devices_are_kept(devices):
+    assert parse_params({"trainer": {"devices": devices}}).trainer.devices == devices
+
+
+def test_seeds_stay_where_every_seed_derived_from_them_fits_numpy():
+    assert error_for({"seed": 99999999999999999999999}) == (
+        f"params: seed = 99999999999999999999999: must be less than or equal to {MAX_SEED}"
+    )
+    assert error_for({"seed": MAX_SEED, "repeats": 3}) == (
+        f"params: seed = {MAX_SEED} with repeats = 3: the last run's seed, seed + repeats - 1 = {MAX_SEED + 2}, "
+        f"must be at most {MAX_SEED}; lower seed or repeats"
+    )
+    params = parse_params({"seed": MAX_SEED - 2, "repeats": 3})
+    # the last repeat's seed plus the largest Linux process id (a sweep's extra workers add theirs)
+    np.random.RandomState(params.seed + params.repeats - 1 + 2**22)
+
+
+@pytest.mark.parametrize(
+    "update, key, shown",
+    [
+        ({"prepare": {"noise_std": float("inf")}}, "prepare.noise_std", "inf"),
+        ({"data": {"val_fraction": float("nan")}}, "data.val_fraction", "nan"),
+        ({"pretrain": {"trainer": {"weight_decay": float("inf")}}}, "pretrain.trainer.weight_decay", "inf"),
+        ({"federated": {"fedprox": {"mu": float("inf")}}}, "federated.fedprox.mu", "inf"),
+        (
+            {"multitask": {"tasks": [{"name": "t", "label": "class", "weight": -float("inf")}]}},
+            "multitask.tasks[0].weight",
+            "-inf",
+        ),
+        (
+            {"sweep": {"scratch": {"space": {"trainer.lr": {"type": "float", "low": 0.1, "high": float("inf")}}}}},
+            "sweep.scratch.space.trainer.lr.high",
+            "inf",
+        ),
+        ({"trainer": {"max_epochs": float("inf")}}, "trainer.max_epochs", "inf"),
+    ],
+)
+def test_infinite_and_nan_numbers_are_refused_wherever_a_number_goes(update, key, shown):
+    assert error_for(update) == f"params: {key} = {shown}: must be a finite number"
+
+
+def test_yaml_inf_and_nan_in_a_params_file_are_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("prepare:\n  noise_std: .inf\n  source_fraction: .nan\n")
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert sorted(str(info.value).splitlines()) == [  # one line per problem
+        f"{path}: prepare.noise_std = inf: must be a finite number",
+        f"{path}: prepare.source_fraction = nan: must be a finite number",
+    ]

@@ -18,7 +18,7 @@ from pipeline.data.prepared import load_task
 from pipeline.io import atomic_dir, write_text
 from pipeline.models.checkpoint import load_classifier
 from pipeline.ranks import is_global_zero
-from pipeline.tracking.runs import resolve_tracking_uri
+from pipeline.tracking.store import resolve_tracking_uri
 from tests.conftest import TINY, deep_merge, make_params
 
 RANK_VARIABLES = (

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,8 +50,66 @@ def repo(tmp_path_factory):
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "pipeline"], root, env)
-    first = sh(["dvc", "repro"], root, env)
-    return root, env, first
+    # Every training stage is first killed (kill -9) mid-run; dvc repro must then complete as if nothing happened.
+    outputs = [sh(["dvc", "repro", "prepare"], root, env).stdout]
+    assert kill_stages(root, env, {"pretrain": 1}) == ["pretrain"]
+    outputs.append(sh(["dvc", "repro", "pretrain"], root, env).stdout)
+    after_pretrain = [stage for stage in TRAINING if stage != "pretrain"]
+    assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in after_pretrain}) == after_pretrain
+    assert leftovers(root) and running_runs(env)  # what the kills left: the repro below must deal with it
+    outputs.append(sh(["dvc", "repro"], root, env).stdout)
+    return root, env, subprocess.CompletedProcess([], 0, "".join(outputs), "")
+
+
+# Which progress line (epoch or round) of a stage's run the fault-injection kill comes at: the first
+# variant's first epoch, or into a later variant, once earlier runs finished and wrote their outputs.
+KILL_AT = {"finetune": 4, "multitask": 2, "federated": 3, "active_learning": 2}
+PROGRESS = re.compile(r"\] (epoch|round) \d+/\d+")
+
+
+def kill_stages(root: Path, env: dict, at: dict[str, int]) -> list[str]:
+    """Start the stages together (as `python -m stages.<stage>`, what dvc.yaml runs) and SIGKILL each at its
+    ``at[stage]``-th progress line; the stages that were killed (not those that ended first)."""
+    started = {
+        stage: subprocess.Popen(
+            [sys.executable, "-m", f"stages.{stage}"],
+            cwd=root,
+            env=env | {"PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for stage in at
+    }
+
+    def watch(stage: str) -> None:
+        seen = 0
+        for line in started[stage].stderr:
+            seen += bool(PROGRESS.search(line))
+            if seen == at[stage]:
+                started[stage].send_signal(signal.SIGKILL)
+                break
+        started[stage].stderr.read()
+
+    watchers = [threading.Thread(target=watch, args=(stage,)) for stage in started]
+    for thread in watchers:
+        thread.start()
+    for process in started.values():
+        process.wait(timeout=600)
+    for thread in watchers:
+        thread.join()
+    return [stage for stage, process in started.items() if process.returncode == -signal.SIGKILL]
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Temporary outputs (pipeline.io's ``.<name>.<owner>.<random>.tmp``) anywhere in the workspace."""
+    return [path for path in root.rglob(".*.tmp*") if ".git" not in path.parts and ".dvc" not in path.parts]
+
+
+def running_runs(env: dict) -> list[str]:
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return [run.info.run_id for run in client.search_runs(experiments, "attributes.status = 'RUNNING'")]
 
 
 def ran(output: str) -> list[str]:
@@ -90,6 +151,22 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
         assert (root / path).is_file(), path
 
 
+def test_stages_killed_mid_run_leave_nothing_once_rerun(repo):
+    """After the kills of the fixture and one `dvc repro`: no temporary output remains, no run is left RUNNING
+    (each killed one is marked KILLED), and the comparison read only finished runs."""
+    root, env, _ = repo
+    assert leftovers(root) == []
+    assert running_runs(env) == []
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    killed = client.search_runs(experiments, "attributes.status = 'KILLED'")
+    assert {run.data.tags["stage"] for run in killed} == set(TRAINING)
+    assert all("killed" in run.data.tags for run in killed)
+    compared = json.loads((root / "metrics" / "compare.json").read_text())
+    killed_ids = {run.info.run_id for run in killed}
+    assert killed_ids.isdisjoint(json.dumps(compared).split('"'))
+
+
 def test_metrics_files_name_runs_in_the_store(repo):
     root, env, _ = repo
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -99,6 +176,7 @@ def test_metrics_files_name_runs_in_the_store(repo):
             run = client.get_run(entry["run_id"])
             assert run.info.status == "FINISHED" and run.data.tags["stage"] == stage
             assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+            assert run.data.tags["git_dirty"] == "false"  # params.yaml as committed
 
 
 def test_every_training_run_carries_the_whole_run_contract(repo):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import optuna
 import pytest
@@ -17,9 +22,11 @@ from pipeline.config.loading import load_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError
 from pipeline.paradigms.scratch.run import run_scratch
+from pipeline.sweep.__main__ import main as sweep_main
 from pipeline.sweep.objective import pruning
 from pipeline.sweep.run import run_sweep
-from pipeline.sweep.study import storage_for
+from pipeline.sweep.storage import storage_for
+from pipeline.sweep.study import heartbeat, next_trial, open_study, retry_of
 from tests.conftest import PROJECT_ROOT, make_params
 
 LR = {"type": "float", "low": 0.001, "high": 0.01, "log": True}
@@ -48,25 +55,54 @@ def children(client: MlflowClient, parent: str) -> list:
     return client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
 
 
+def worker_env(tmp_path) -> dict:
+    """For worker processes: the project importable, and an MLflow store of the test's own that exists (as after
+    any dvc repro): two processes creating a new SQLite MLflow store at once race on its schema migration."""
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
+    return env
+
+
+def sweep_command(*options: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.sweep", "scratch", *options]
+
+
+class Worker:
+    """A sweep worker process whose stderr lines are read as they come: into ``log``, and into ``lines`` with
+    the other workers', to act when one of them is mid-trial."""
+
+    def __init__(self, command: list[str], root, env: dict, lines: queue.Queue):
+        self.process = subprocess.Popen(
+            command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._read, args=(lines,), daemon=True)
+        self.reader.start()
+
+    def _read(self, lines: queue.Queue) -> None:
+        for line in self.process.stderr:
+            self.log.append(line)
+            lines.put((self, line))
+
+
+def first_to_print(workers: list[Worker], lines: queue.Queue, text: str, timeout_s: float) -> Worker:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            worker, line = lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            logs = "\n".join("".join(w.log)[-2000:] for w in workers)
+            pytest.fail(f"no worker printed {text!r} in {timeout_s} s; their stderr:\n{logs}")
+        if text in line:
+            return worker
+
+
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
 def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(workspace, tmp_path, storage):
     root, _ = workspace
     url = f"journal:{tmp_path / 'study.log'}" if storage == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()  # the store exists (as after any dvc repro): two
-    # processes creating a new SQLite MLflow store at once race on its schema migration
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline.sweep",
-        "scratch",
-        "--n-trials",
-        "6",
-        "--study",
-        "shared",
-        "--storage",
-        url,
-    ]
+    env = worker_env(tmp_path)
+    command = sweep_command("--n-trials", "6", "--study", "shared", "--storage", url)
     workers = [
         subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -188,3 +224,97 @@ def test_a_worker_past_its_timeout_takes_no_new_trial_and_leaves_them_for_others
 def test_a_sweep_may_not_select_on_the_test_split():
     with pytest.raises(ConfigError, match=r"sweep.scratch.metric = 'test/acc'.*validation metrics only"):
         make_params(sweep={"scratch": {"metric": "test/acc", "space": {"scratch.trainer.lr": LR}}})
+
+
+def bad_storages(tmp_path) -> list[tuple[str, str]]:
+    """(--storage value, the error it gives) for each kind of mistake."""
+    (tmp_path / "a-file").write_text("")
+    cases = [
+        (
+            "bogus://x",
+            r"--storage 'bogus://x': not an Optuna storage; use an RDB URL \(sqlite:///optuna.db, "
+            r"postgresql://\.\.\., mysql://\.\.\.\) or journal:PATH",
+        ),
+        ("sqlite:/optuna.db", r"--storage 'sqlite:/optuna.db': not an Optuna storage; use an RDB URL"),
+        (f"journal:{tmp_path}/a-file/study.log", r"/a-file is a file, not a folder; choose a journal file path in"),
+        (f"journal:{tmp_path}/missing/study.log", r"folder \S+/missing does not exist; create it \(mkdir -p "),
+        (f"sqlite:///{tmp_path}/missing/optuna.db", r"folder \S+/missing does not exist; create it"),
+        (f"journal:{tmp_path}", r"is a folder; give the path of a journal file in it"),
+    ]
+    if importlib.util.find_spec("psycopg") is None:  # PostgreSQL's default driver: not a dependency
+        cases.append(
+            (
+                "postgresql://sweeper:secret@localhost/optuna",
+                r"--storage 'postgresql://sweeper:\*\*\*@localhost/optuna': its database driver psycopg is not "
+                r"installed; install it \(pip install 'psycopg\[binary\]'\)",
+            )
+        )
+    return cases
+
+
+def test_a_bad_storage_is_one_line_and_exit_2_before_any_work(inside, monkeypatch, capsys):
+    root, _, tmp_path = inside
+    for url, message in bad_storages(tmp_path):
+        monkeypatch.setattr(sys, "argv", ["pipeline.sweep", "scratch", "--n-trials", "2", "--storage", url])
+        with pytest.raises(SystemExit) as exit:
+            sweep_main()
+        out, err = capsys.readouterr()
+        assert exit.value.code == 2 and not out and err.count("\n") == 1, err
+        assert re.match(r"error: .*" + message, err), err
+        assert "secret" not in err  # a password in the URL is not shown
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no MLflow store, no study, no folder
+    assert not (root / "optuna.db").exists()
+
+
+def test_a_bad_storage_from_the_command_line_is_one_line_and_exit_2(workspace, tmp_path):
+    root, _ = workspace
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    command = sweep_command("--n-trials", "2", "--storage", "bogus://x")
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and not done.stdout and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: --storage 'bogus://x': not an Optuna storage; use an RDB URL")
+    assert not any(tmp_path.iterdir())  # no MLflow store: nothing ran
+
+
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_a_worker_with_no_trial_left_waits_for_a_dead_workers_trial_and_takes_its_retry(tmp_path, storage):
+    url = f"journal:{tmp_path / 'study.log'}" if storage == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    study = open_study("dead", storage_for(url, heartbeat_s=1), "minimize", 1, seed=0)  # grace: 3 s
+    taken = next_trial(study)
+    with heartbeat(study, taken):  # its worker alive: another one waits, bounded, and leaves it running
+        started = time.monotonic()
+        assert next_trial(study, wait_s=5) is None and time.monotonic() - started >= 5
+        assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.RUNNING]
+    # its heartbeat stops (the worker died): not stale yet; a worker that waits fails it once it is, and takes its retry
+    assert next_trial(study) is None
+    retry = next_trial(study, wait_s=60)
+    assert retry is not None and retry_of(study, retry) == taken.number
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
+
+
+def test_a_worker_killed_mid_trial_has_its_trial_retried_by_the_other_worker(workspace, tmp_path):
+    root, _ = workspace
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    command = sweep_command("--n-trials", "2", "--study", "killed", "--storage", url, "--heartbeat", "1")
+    env, lines = worker_env(tmp_path), queue.Queue()
+    workers = [Worker(command, root, env, lines) for _ in range(2)]
+    try:
+        killed = first_to_print(
+            workers, lines, "epoch 1/", timeout_s=180
+        )  # mid-trial: the first epoch of its first trial
+        os.kill(killed.process.pid, signal.SIGKILL)
+        (survivor,) = [w for w in workers if w is not killed]
+        survivor.process.wait(timeout=300)  # it finishes its trial, waits for the killed one to go stale, retries it
+        survivor.reader.join(timeout=10)
+    finally:
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+    assert survivor.process.returncode == 0, "".join(survivor.log)[-3000:]
+    assert "this worker ran 2 trials" in survivor.process.stdout.read()
+    assert re.search(r"trial 3 \(retry of trial [12], whose worker died\) complete", "".join(survivor.log))
+    trials = optuna.load_study(study_name="killed", storage=storage_for(url)).get_trials()
+    states = optuna.trial.TrialState
+    (stale,) = [t for t in trials if t.state == states.FAIL]
+    assert len([t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]) == 2 and len(trials) == 3
+    assert trials[2].system_attrs["failed_trial"] == stale.number and trials[2].params == stale.params  # its retry

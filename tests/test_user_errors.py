@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config.loading import load_params, parse_params
+from pipeline.config.loading import load_params, parse_params, read_yaml
 from pipeline.config.schema import DataConfig, ModelConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import load_task
@@ -134,11 +134,49 @@ def test_params_file_missing_or_not_a_mapping(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            "",
+            "empty; restore it with `git checkout {path}`, or write in it the sections to change (the rest keep "
+            "their defaults)",
+        ),
+        ("# every line a comment\n", "empty; restore it with `git checkout {path}`"),
+        (
+            "seed: 1\ntrainer:\n  max_epochs: 3\n  lr: 0.1\n  max_epochs: 5\n",
+            "key 'trainer.max_epochs' is given twice (lines 3 and 5)",
+        ),
+        ("seed: 1\nrepeats: 2\nseed: 2\n", "key 'seed' is given twice (lines 1 and 3)"),
+        (
+            "multitask:\n  tasks:\n    - {name: a, label: class}\n    - name: b\n      label: parity\n      name: c\n",
+            "key 'multitask.tasks[1].name' is given twice (lines 4 and 6)",
+        ),
+        ("seed: 7\n# caf\xe9\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 13); save it as UTF-8"),
+    ],
+    ids=["empty", "only-comments", "repeated-key", "repeated-top-level-key", "repeated-key-in-a-list", "latin-1"],
+)
+def test_params_file_empty_repeating_a_key_or_not_utf8(tmp_path, text, problem):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert one_line(err).startswith(f"{path}: {problem.format(path=path)}")
+
+
+def test_a_profile_or_params_tree_may_still_be_empty_and_anchors_still_work(tmp_path):
+    """Only the params a run loads must not be empty; reading YAML stays safe and keeps aliases and merges."""
+    (tmp_path / "empty.yaml").write_text("# nothing to change\n")
+    assert read_yaml(tmp_path / "empty.yaml") == {}
+    (tmp_path / "params.yaml").write_text("base: &lr {lr: 0.1}\ntrainer:\n  <<: *lr\n  lr: 0.2\n")
+    assert read_yaml(tmp_path / "params.yaml")["trainer"] == {"lr": 0.2}
+
+
+@pytest.mark.parametrize(
     "stage, params_text, problem",
     [
-        ("finetune", "", "data/prepared/target.npz: prepared data not found; run `dvc repro prepare` first"),
+        ("finetune", "seed: 42\n", "data/prepared/target.npz: prepared data not found; run `dvc repro prepare` first"),
         ("transfer", "transfer:\n  replace_layers: 3\n", "transfer.replace_layers = 3: the mlp backbone has 3 layers"),
-        ("multitask", "", "data/prepared/full.npz: prepared data not found; run `dvc repro prepare` first"),
+        ("multitask", "seed: 42\n", "data/prepared/full.npz: prepared data not found; run `dvc repro prepare` first"),
         (
             "multitask",
             "multitask:\n  tasks: [{name: digit, label: class}, {name: big, label: threshold}]\n",

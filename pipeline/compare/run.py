@@ -28,7 +28,8 @@ from pipeline.io import write_text
 from pipeline.paradigms import paradigms
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORTS_DIR
 from pipeline.tracking.outputs import write_csv
-from pipeline.tracking.runs import RunSpec, resolve_tracking_uri, stage_run
+from pipeline.tracking.runs import RunSpec, stage_run
+from pipeline.tracking.store import resolve_tracking_uri
 
 SPEC = RunSpec("compare", "compare", "", ("compare", "tracking"))  # tracking: which store the runs are read from
 STAGE = SPEC.stage

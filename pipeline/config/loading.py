@@ -17,8 +17,50 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate a params file; raise :class:`ConfigError` naming the key on any problem."""
-    return parse_params(read_yaml(path), source=str(path))
+    """Read and validate a params file; raise :class:`ConfigError` naming the key on any problem.
+
+    An empty file is refused here (a profile may be empty, a run's params may not): it would run every stage on the
+    defaults without a word, which is rarely what an emptied or truncated file meant."""
+    raw = read_yaml(path)
+    if raw == {}:
+        raise ConfigError(
+            f"{path}: empty; restore it with `git checkout {path}`, or write in it the sections to change "
+            "(the rest keep their defaults)"
+        )
+    return parse_params(raw, source=str(path))
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one mapping of a YAML file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loading that refuses a key given twice in a mapping, where PyYAML would keep the last one silently."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _refuse_repeated_keys(node, "", set())
+        return super().construct_document(node)
+
+
+def _refuse_repeated_keys(node: yaml.Node, key: str, seen: set[int]) -> None:
+    """Raise :class:`_RepeatedKey` naming the dotted key and both lines; a node shared by aliases is walked once."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_repeated_keys(item, f"{key}[{i}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}  # by tag and text: 1 and '1' are different keys
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            name = f"{key}.{key_node.value}" if key else key_node.value
+            tagged, line = (key_node.tag, key_node.value), key_node.start_mark.line + 1
+            if tagged in lines:
+                raise _RepeatedKey(f"key '{name}' is given twice (lines {lines[tagged]} and {line})")
+            lines[tagged] = line
+            _refuse_repeated_keys(value_node, name, seen)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -27,7 +69,16 @@ def read_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root or pass its path)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        byte = err.object[err.start]
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{byte:02x} at offset {err.start}); save it as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _RepeatedKey as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

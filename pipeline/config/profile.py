@@ -9,7 +9,6 @@ writers as a sweep's best params, :mod:`pipeline.config.edit`).
 
 from __future__ import annotations
 
-import argparse
 import copy
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from pipeline.config.edit import apply_to_params, exp_run_command, flatten, set_dotted
 from pipeline.config.loading import DEFAULT_PARAMS_FILE, parse_params, read_yaml
 from pipeline.errors import ConfigError
-from pipeline.stage import stage_entry
+from pipeline.stage import ArgumentParser, cli_entry
 
 
 def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
@@ -43,9 +42,9 @@ def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> di
     return values
 
 
-@stage_entry
+@cli_entry
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m pipeline.config.profile", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m pipeline.config.profile", description=__doc__.split("\n\n")[0])
     p.add_argument("profile", type=Path, help="a params profile, e.g. params-gpu.yaml")
     p.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     p.add_argument("--apply", action="store_true", help="write the profile's values into the params file")

@@ -14,11 +14,22 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan: YAML's .inf and .nan read as floats, which no param means and which would fail (or train on
+    # nothing) later; refused in every float of every section, inside lists and mappings too
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 def once_each(values: list[str], what: str) -> list[str]:
@@ -135,6 +146,20 @@ Precision = Annotated[Literal["32", "16-mixed", "bf16-mixed"], BeforeValidator(_
 DistributedStrategy = Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
 
 
+def _usable_devices(devices: Any) -> Any:
+    """Lightning takes a count below 1, an empty list or a negative id here, then fails deep in its set-up."""
+    if isinstance(devices, int):
+        usable = devices >= 1
+    else:
+        usable = devices == "auto" or (len(devices) > 0 and min(devices) >= 0)
+    if not usable:
+        raise ValueError("must be 'auto', a count of at least 1, or a non-empty list of device ids (each 0 or more)")
+    return devices
+
+
+Devices = Annotated[Union[Literal["auto"], int, list[int]], AfterValidator(_usable_devices)]
+
+
 class TrainerConfig(Section):
     max_epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -145,7 +170,7 @@ class TrainerConfig(Section):
     accumulate_grad_batches: int = Field(1, ge=1)
     precision: Precision = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: Union[Literal["auto"], int, list[int]] = "auto"
+    devices: Devices = "auto"
     strategy: DistributedStrategy = "auto"  # ddp: one process per device (centralised stages); batch_size is per device
     num_nodes: int = Field(1, ge=1)
     early_stopping_patience: Optional[int] = Field(5, ge=1)
@@ -256,13 +281,18 @@ class StageSection(Section):
     trainer: TrainerOverrides = Field(default_factory=TrainerOverrides)
 
 
+# numpy and Lightning take seeds up to 2**32 - 1; half of that leaves room for the seeds derived by adding to it
+# (seed + 1 ... for repeats, seed + a process id for a sweep's extra workers)
+MAX_SEED = 2**31 - 1
+
+
 class SharedParams(Section):
     """The sections every stage shares; :func:`pipeline.config.params.params_model` adds one per paradigm."""
 
     # each registered paradigm's rules across sections (``checks(params)`` raises ValueError), set by params_model
     cross_checks: ClassVar[tuple[Callable[[Any], None], ...]] = ()
 
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     # training stages run every variant with seeds seed, seed+1, ...; compare reports mean ± std
     repeats: int = Field(1, ge=1)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -270,6 +300,17 @@ class SharedParams(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+
+    @model_validator(mode="after")
+    def _last_seed_in_range(self) -> "SharedParams":
+        """The repeats' seeds stay within MAX_SEED too."""
+        last = self.seed + self.repeats - 1
+        if last > MAX_SEED:
+            raise ValueError(
+                f"seed = {self.seed} with repeats = {self.repeats}: the last run's seed, seed + repeats - 1 = {last}, "
+                f"must be at most {MAX_SEED}; lower seed or repeats"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sections_fit_each_other(self) -> "SharedParams":

@@ -24,7 +24,7 @@ from pipeline.paradigms.plugin import Paradigm
 from pipeline.paradigms.repeats import StageRuns
 from pipeline.paths import PREPARED_DIR
 from pipeline.ranks import is_global_zero
-from pipeline.tracking.runs import resolve_tracking_uri
+from pipeline.tracking.store import resolve_tracking_uri
 
 FEW_POINTS = 0.05  # "within a few points of chance": at least this much above it, or two standard errors
 TAG = "sanity"

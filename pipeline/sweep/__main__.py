@@ -1,20 +1,22 @@
 """``python -m pipeline.sweep <stage> --n-trials N [--timeout S] [--study NAME] [--storage URL] [--apply]``.
 
 Several workers on one study: start the same command (same ``--study`` and ``--storage``) in
-several processes or machines; together they run exactly ``--n-trials`` trials.
+several processes or machines; together they run exactly ``--n-trials`` trials, the trial of a
+worker that dies retried by another (``--heartbeat``, ``--idle-wait``: see pipeline.sweep.study).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from pipeline.config.edit import apply_to_params, exp_run_command
 from pipeline.config.loading import DEFAULT_PARAMS_FILE, load_params
 from pipeline.paradigms import paradigms
-from pipeline.stage import stage_entry
-from pipeline.sweep.run import run_sweep
-from pipeline.sweep.study import DEFAULT_STORAGE
+from pipeline.stage import ArgumentParser, cli_entry
+from pipeline.sweep.storage import DEFAULT_STORAGE, HEARTBEAT_S, check_storage
+from pipeline.sweep.study import IDLE_WAIT_S
 
 
 def positive(text: str) -> int:
@@ -23,25 +25,62 @@ def positive(text: str) -> int:
     return int(text)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline.sweep", description=__doc__.split("\n\n")[0])
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds, 0 or more")
+    return value
+
+
+def name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: must not be empty")
+    return text
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m pipeline.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("stage", choices=[entry.stage for entry in paradigms()])
     p.add_argument("--n-trials", type=positive, required=True, help="trials in the study, shared by all its workers")
-    p.add_argument("--timeout", type=float, default=None, help="seconds after which this worker takes no new trial")
+    p.add_argument("--timeout", type=seconds, default=None, help="seconds after which this worker takes no new trial")
     p.add_argument(
-        "--study", default=None, help="study name; workers sharing it share its trials (default: <stage>-<time>)"
+        "--study",
+        type=name,
+        default=None,
+        help="study name; workers sharing it share its trials (default: <stage>-<time>)",
     )
     p.add_argument("--storage", default=None, help=f"Optuna RDB URL or journal:PATH (default {DEFAULT_STORAGE})")
+    p.add_argument(
+        "--heartbeat",
+        type=positive,
+        default=HEARTBEAT_S,
+        help=f"seconds between a running trial's heartbeats; one silent for 3 is retried (default {HEARTBEAT_S})",
+    )
+    p.add_argument(
+        "--idle-wait",
+        type=seconds,
+        default=IDLE_WAIT_S,
+        help="seconds a worker with no trial left waits for the others' running ones, to retry one whose "
+        f"worker dies (default {IDLE_WAIT_S:.0f})",
+    )
     p.add_argument("--apply", action="store_true", help="write the best params into params.yaml")
     return p
 
 
-@stage_entry
+@cli_entry
 def main() -> None:
     args = parser().parse_args()
+    check_storage(args.storage)  # with the other options, in a second, before torch and Lightning load
     params = load_params()
+    from pipeline.sweep.run import run_sweep  # loads torch, Lightning and MLflow: seconds
+
     study = args.study or f"{args.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_sweep(params, args.stage, args.n_trials, study, args.storage, args.timeout)
+    result = run_sweep(
+        params, args.stage, args.n_trials, study, args.storage, args.timeout, args.heartbeat, args.idle_wait
+    )
     print(f"study {study}: this worker ran {result.ran} trials; MLflow parent run {result.parent_run_id}")
     if result.best_params is None:
         print("no trial completed: nothing to apply")

@@ -5,45 +5,35 @@ takes waiting trials one at a time (each to one worker only) until none is
 left. So ``--n-trials 20`` is 20 trials however many workers run, and whenever they start. A
 worker that joins an existing study adds no trials: it helps finish the ones enqueued.
 
-Storage: an Optuna RDB URL (``sqlite:///optuna.db``, the default; ``postgresql://...``,
-``mysql://...``) or ``journal:PATH`` for Optuna's journal file, which several processes (or
-machines on a shared file system) can append to safely.
+A worker killed mid-trial (SIGKILL, out of memory, a preempted machine) leaves its trial RUNNING: its
+heartbeat stops, and once it is stale the next worker looking for a trial fails it and takes its retry
+(:mod:`pipeline.sweep.storage`). So a worker that finds no waiting trial while others still run waits for
+them (at most ``--idle-wait`` seconds, default 10 minutes, and not past its ``--timeout``): each either
+finishes or goes stale and is retried here, and the last worker standing finishes the study. A trial still
+running after that wait is left to its worker; if that worker dies too, run the command again to finish
+the study.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional
 
 import optuna
-import sqlalchemy.exc
 from filelock import FileLock
 from optuna.storages import BaseStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # as Study.optimize uses them
+from optuna.trial import TrialState
 
 from pipeline.errors import UserError
+from pipeline.sweep.storage import sqlite_file
 
-DEFAULT_STORAGE = "sqlite:///optuna.db"
-JOURNAL = "journal:"
-SQLITE_FILE = "sqlite:///"  # followed by the database's path
 REQUESTED = "trials_requested"  # study user attr: set once every trial is enqueued
-
-
-def storage_for(url: Optional[str], attempts: int = 5) -> BaseStorage:
-    url = url or DEFAULT_STORAGE
-    if url.startswith(JOURNAL):
-        return JournalStorage(JournalFileBackend(url[len(JOURNAL) :]))
-    sqlite = url.startswith("sqlite")
-    for attempt in range(attempts):
-        try:  # SQLite: wait for a busy database instead of failing at once
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            if attempt == attempts - 1:  # workers starting together on a new database race to create its
-                raise  # schema: the loser finds it made on its next try
-            time.sleep(1.0 + attempt)
-    raise AssertionError("unreachable")
+IDLE_WAIT_S = 600.0  # default: how long a worker with nothing to take waits for the others' running trials
+POLL_S = 1.0  # how often it looks again (a few small queries): it ends within a second of the last trial
 
 
 def open_study(
@@ -86,27 +76,49 @@ def open_study(
     return study
 
 
-def next_trial(study: optuna.Study) -> Optional[optuna.Trial]:
-    """A waiting trial, now RUNNING and this worker's alone; None when every trial is taken.
+def next_trial(study: optuna.Study, wait_s: float = 0.0) -> Optional[optuna.Trial]:
+    """A waiting trial, now RUNNING and this worker's alone; None when no trial is waiting or running, or
+    after ``wait_s`` seconds of only running ones (see the module docstring).
 
-    ``Study.ask`` would create a new trial when the queue is empty, one more than asked for.
+    Each look first fails the stale trials, enqueueing their retries. ``Study.ask`` would create a new
+    trial when the queue is empty, one more than asked for, so waiting trials are popped here.
     """
-    with _one_claim_at_a_time(study):
-        trial_id = study._pop_waiting_trial_id()  # the storage's compare-and-set from WAITING to RUNNING
-    return None if trial_id is None else optuna.Trial(study, trial_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        with _one_claim_at_a_time(study):
+            with warnings.catch_warnings():  # Optuna's heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # what Study.optimize does before each trial
+            trial_id = study._pop_waiting_trial_id()  # the storage's compare-and-set from WAITING to RUNNING
+        if trial_id is not None:
+            return optuna.Trial(study, trial_id)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running or not is_heartbeat_enabled(study._storage) or time.monotonic() >= deadline:
+            return None  # (without a heartbeat a dead worker's trial is never retried: nothing to wait for)
+        time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0.0)))
+
+
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> ContextManager[None]:
+    """Records ``trial``'s heartbeat from a thread while the block runs (the trial trains)."""
+    return get_heartbeat_thread(trial._trial_id, study._storage)
+
+
+def retry_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:
+    """The number of the trial that ``trial`` retries (its worker died), or None."""
+    return study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
 
 
 @contextmanager
 def _one_claim_at_a_time(study: optuna.Study) -> Iterator[None]:
     """SQLite ignores the compare-and-set's ``SELECT ... FOR UPDATE``: two workers can both read a trial as
-    WAITING and both take it (the second then fails to report it). A lock file beside the database makes
-    the claim one worker's at a time; the other storages lock the row themselves."""
-    storage = getattr(study._storage, "_backend", study._storage)  # optuna wraps an RDB storage in a cache
-    url = getattr(storage, "url", "")
-    if not url.startswith(SQLITE_FILE):
+    WAITING and both take it (the second then fails to report it), or both fail a stale trial and enqueue
+    two retries. A lock file beside the database makes these one worker's at a time; the other storages
+    lock the row themselves (the journal: its log's order decides)."""
+    database = sqlite_file(study._storage)
+    if database is None:
         yield
         return
-    with FileLock(url[len(SQLITE_FILE) :] + ".claim.lock"):
+    with FileLock(database + ".claim.lock"):
         yield
 
 

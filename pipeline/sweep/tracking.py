@@ -20,6 +20,7 @@ from optuna.visualization import matplotlib as optuna_plots
 from pipeline.config.edit import flatten
 from pipeline.tracking import figures
 from pipeline.tracking.runs import experiment_id
+from pipeline.tracking.store import owner_tags
 
 PARENT, TRIAL = "parent", "trial"
 
@@ -44,6 +45,7 @@ class TrialRun:
                 "stage": stage,
                 "paradigm": "sweep",
                 "trial_number": str(trial.number),
+                **owner_tags(),  # a worker killed mid-trial: its trial's run is closed at a later start
             },
         )
 

@@ -8,14 +8,9 @@ the stage's runs are those of global rank 0 (:mod:`pipeline.ranks`).
 
 from __future__ import annotations
 
-import atexit
-import functools
 import hashlib
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,24 +21,18 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from pipeline.config.edit import flatten
-from pipeline.config.schema import TrackingConfig
-from pipeline.ranks import is_global_zero
+from pipeline.tracking.store import REMOTE_SCHEMES, open_store, owner_tags
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
     from pipeline.paradigms.plugin import Paradigm
 
 LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
-REMOTE_SCHEMES = ("http", "https", "databricks")
 # A run's test answers: per output <output>_true and <output>_pred, int arrays in test-split order. The run
 # contract writes them (pipeline.tracking.contract), the comparison reads them (pipeline.compare.sources).
 PREDICTIONS_ARTIFACT = "predictions/test.npz"
-
-
-def resolve_tracking_uri(cfg: TrackingConfig) -> str:
-    if not is_global_zero():
-        return f"sqlite:///{_rank_scratch() / 'mlflow.db'}"
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+# What the pipeline writes into the working tree as it runs: not a change to the code or params (git_tags).
+OWN_OUTPUTS = ("dvc.lock", "metrics", "plots", "reports")
 
 
 def local_artifacts_dir(uri: str) -> Path:
@@ -51,14 +40,6 @@ def local_artifacts_dir(uri: str) -> Path:
     if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
         return Path(uri.removeprefix("sqlite:///")).parent / LOCAL_ARTIFACTS_DIR
     return LOCAL_ARTIFACTS_DIR
-
-
-@functools.cache
-def _rank_scratch() -> Path:
-    """The throwaway store's folder for a distributed run's later processes, removed when the process ends."""
-    folder = Path(tempfile.mkdtemp(prefix="paradigm-lab-rank-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
 
 
 def experiment_id(name: str) -> str:
@@ -104,14 +85,15 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
     ``spec.sections`` are the params.yaml sections the stage depends on (as in dvc.yaml); their
     hash tags the run, so runs made with the same params can be found again.
     """
-    mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
+    open_store(params.tracking)
     used = params.model_dump(mode="json")
     tags = {
         "stage": spec.stage,
         "paradigm": spec.paradigm,
         "variant": spec.variant,
-        "git_commit": git_commit(),
         "params_hash": params_hash({key: used[key] for key in spec.sections}),
+        **git_tags(),
+        **owner_tags(),
     }
     run_name = run_label(spec.stage, spec.variant, separator="-")
     nested = mlflow.active_run() is not None  # inside a sweep's trial run: the stage's runs are its children
@@ -140,9 +122,26 @@ def params_hash(used: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(used, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def git_commit() -> str:
+def git_tags() -> dict[str, str]:
+    """The commit the code came from and whether the working tree differed from it (params edited but not
+    committed is the common case): ``git_dirty`` true/false and ``git_changes``, the files that differ. The
+    pipeline's own outputs (dvc.lock, metrics, plots, reports) change as it runs and do not count."""
+    commit = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OWN_OUTPUTS))
+    if commit is None or changes is None:
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    changed = [line[3:] for line in changes.splitlines() if line.strip()]
+    tags = {"git_commit": commit.strip(), "git_dirty": str(bool(changed)).lower()}
+    return tags | ({"git_changes": _show_paths(changed)} if changed else {})
+
+
+def _git(*args: str) -> Optional[str]:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
-        return out.stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def _show_paths(paths: list[str], limit: int = 500) -> str:
+    shown = ", ".join(paths)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

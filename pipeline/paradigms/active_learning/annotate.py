@@ -40,10 +40,11 @@ from pipeline.paradigms.active_learning.session import Session, positions_of
 from pipeline.paradigms.active_learning.strategies import STRATEGIES, query_strategy
 from pipeline.paths import StagePaths
 from pipeline.seeding import rng_for
-from pipeline.stage import stage_entry
+from pipeline.stage import ArgumentParser, cli_entry
 from pipeline.tracking.contract import RunSpec
 from pipeline.tracking.figures import as_image
-from pipeline.tracking.runs import resolve_tracking_uri, stage_run
+from pipeline.tracking.runs import stage_run
+from pipeline.tracking.store import open_store
 
 LABELLING_DIR = Path("labelling")
 COLUMNS = ["id", "image", "label"]
@@ -185,7 +186,7 @@ def _query_csv(folder: Path, round_: int) -> Path:
 
 def _log_round(params: Params, session: Session, labels: int, row: dict[str, float]) -> None:
     """The model trained on ``labels`` labels, into the session's MLflow run (opened on the first export)."""
-    mlflow.set_tracking_uri(resolve_tracking_uri(params.tracking))
+    open_store(params.tracking)
     if session.run_id is None:
         with stage_run(params, RunSpec.of(PARADIGM, f"human/{session.strategy}")) as run:
             mlflow.set_tags({"strategy": session.strategy, "oracle": "human"})
@@ -196,12 +197,28 @@ def _log_round(params: Params, session: Session, labels: int, row: dict[str, flo
             mlflow.log_metrics(row, step=labels)
 
 
-@stage_entry
+def _folder(text: str) -> Path:
+    """``--dir``: a folder, or a path where one can be made; an export trains first and writes there last."""
+    path = Path(text)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' cannot be a folder: {existing} is a file")
+    return path
+
+
+def _file(text: str) -> Path:
+    """``import``'s CSV: a missing one is refused before params and data are read."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no file '{text}'")
+    return Path(text)
+
+
+@cli_entry
 def main() -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m pipeline.paradigms.active_learning.annotate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--dir", type=Path, default=LABELLING_DIR, help="the session's folder (default: labelling)")
+    parser.add_argument("--dir", type=_folder, default=LABELLING_DIR, help="the session's folder (default: labelling)")
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="train on the labels so far and write the next query")
     export.add_argument(
@@ -210,7 +227,7 @@ def main() -> None:
         help="query strategy of a new session (default: the first uncertainty strategy in params.yaml)",
     )
     answer = commands.add_parser("import", help="add a filled query.csv, then export the next query")
-    answer.add_argument("csv", type=Path)
+    answer.add_argument("csv", type=_file, help="the filled query.csv")
     answer.add_argument("--stop", action="store_true", help="import only; do not export the next query")
     commands.add_parser("status", help="say how many examples are labelled and what is waiting")
     args = parser.parse_args()

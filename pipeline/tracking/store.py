@@ -1,0 +1,131 @@
+"""Open the MLflow store once per process, before any work: fail fast, and close what dead processes left open.
+
+* A tracking server that does not answer fails the stage within seconds, not after MLflow's default of
+  minutes of retries: unless the user set them, the HTTP retry, back-off and timeout settings are lowered
+  (:data:`FAIL_FAST`) and the server is asked once before anything trains.
+* Every run carries its owner (:func:`owner_tags`: host, pid, the process's start time). A run still RUNNING
+  whose owner on this host no longer exists was killed (``kill -9``, out of memory, a power cut): it is marked
+  KILLED, so nothing reads it as in progress. Runs of another host are left to that host.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import mlflow
+import psutil
+from mlflow.tracking import MlflowClient
+
+from pipeline.config.schema import TrackingConfig
+from pipeline.errors import OutsideFault
+from pipeline.failures import describe, unreachable_server
+from pipeline.ranks import is_global_zero
+
+# MLflow's defaults retry a dead server for minutes (7 retries, back-off factor 2, 120 s timeout).
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+PROBE_TIMEOUT_S = 5
+# MLflow announces creating and upgrading a SQLite store's tables on stderr, on every new store: noise before
+# a stage's own lines (and before a one-line error).
+QUIET_LOGGERS = ("mlflow.store.db.utils",)
+REMOTE_SCHEMES = ("http", "https", "databricks")
+OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
+
+
+def resolve_tracking_uri(cfg: TrackingConfig) -> str:
+    """``MLFLOW_TRACKING_URI`` if set (a team's server), else ``tracking.tracking_uri``; a throwaway store for a
+    distributed run's later processes."""
+    if not is_global_zero():
+        return f"sqlite:///{_rank_scratch() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+
+
+@functools.cache
+def _rank_scratch() -> Path:
+    """The throwaway store's folder for a distributed run's later processes, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="paradigm-lab-rank-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def open_store(cfg: TrackingConfig) -> str:
+    """The tracking URI, checked to answer, with runs of dead processes on this host marked KILLED."""
+    uri = resolve_tracking_uri(cfg)
+    for name, value in FAIL_FAST.items():
+        os.environ.setdefault(name, value)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    _checked(uri, cfg.experiment)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@functools.cache
+def _checked(uri: str, experiment: str) -> None:
+    _probe_server(uri)
+    try:
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+        closed = close_orphaned_runs(client, found.experiment_id) if found is not None else []
+        if closed:
+            print(f"tracking: marked KILLED {len(closed)} run(s) whose process ended while RUNNING", file=sys.stderr)
+    except Exception as err:
+        line = describe(err)
+        if line is None:
+            raise
+        raise OutsideFault(line if uri in line else f"the MLflow store {uri}: {line}") from None
+
+
+def _probe_server(uri: str) -> None:
+    """One quick request to a tracking server, without retries: any answer will do, silence fails."""
+    if uri.split(":", 1)[0] not in ("http", "https"):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
+    except requests.RequestException as err:
+        reason = "timed out" if isinstance(err, requests.Timeout) else "no answer"
+        raise OutsideFault(unreachable_server(uri, reason)) from None
+
+
+def owner_tags() -> dict[str, str]:
+    """Who is running a run: enough to tell later that its process is gone."""
+    me = psutil.Process()
+    return {"owner_host": socket.gethostname(), "owner_pid": str(me.pid), "owner_started": f"{me.create_time():.2f}"}
+
+
+def close_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose owning process on this host is gone; their ids."""
+    host = socket.gethostname().replace("'", "")
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.owner_host = '{host}'"
+    )
+    closed = []
+    for run in runs:
+        if not _owner_alive(run.data.tags):
+            client.set_tag(run.info.run_id, "killed", "its process ended without closing it (found at a later start)")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+def _owner_alive(tags: dict[str, str]) -> bool:
+    try:
+        pid, started = int(tags["owner_pid"]), float(tags["owner_started"])
+        return abs(psutil.Process(pid).create_time() - started) < 1.0  # the same process, not a reused pid
+    except (KeyError, ValueError, psutil.AccessDenied):
+        return True  # not ours to judge, or another user's live process
+    except psutil.NoSuchProcess:
+        return False
