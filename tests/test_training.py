@@ -57,3 +57,20 @@ def test_best_weights_keep_the_epoch_with_the_lowest_monitored_metric():
 def test_best_weights_fail_loudly_naming_what_validation_logged_when_their_metric_is_missing():
     with pytest.raises(RuntimeError, match=r"lowest `val/loss`, which validation did not log; it logged: `val/mse`"):
         fit(BestWeights("val/loss"), epochs=1)
+
+
+@pytest.mark.parametrize("asked, expected", [(3, 3), ("all", None)])
+def test_a_training_run_uses_the_thread_count_its_trainer_asks_for(tracking_dir, asked, expected):
+    """Set as the stage's run opens (``trainer.num_threads``, a stage's own override first) and tagged on it."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.runs import RunSpec, stage_run
+    from tests.conftest import make_params
+
+    expected = expected or os.cpu_count()  # "all": one per core
+    params = make_params(trainer={"num_threads": 1}, scratch={"trainer": {"num_threads": asked}})
+    with stage_run(params, RunSpec("scratch", "scratch", "scratch", ("trainer", "scratch"))) as run:
+        assert torch.get_num_threads() == expected
+    assert MlflowClient().get_run(run.info.run_id).data.tags["torch_threads"] == str(expected)

@@ -175,6 +175,10 @@ class TrainerConfig(Section):
     num_nodes: int = Field(1, ge=1)
     early_stopping_patience: Optional[int] = Field(5, ge=1)
     num_workers: int = Field(0, ge=0)
+    # torch's CPU threads in a stage's process: 1 by default, measured faster on a busy machine and as fast on an
+    # idle one for the default models, and the same results on any machine; "all": one per core (torch's own
+    # default). Results are reproducible at a fixed count only (docs/benchmarks.md, thread policy)
+    num_threads: Union[Literal["all"], Annotated[int, Field(ge=1)]] = 1
 
 
 def _each_optional(model: type[Section], name: str, doc: str) -> type[Section]:

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.config.edit import flatten
 from pipeline.tracking.store import REMOTE_SCHEMES, open_store, owner_tags
+from pipeline.training.threads import use_threads
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -100,6 +101,8 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
     experiment = experiment_id(params.tracking.experiment)
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags, nested=nested) as run:
         effective = used | _effective_trainer(params, spec.stage)
+        if "trainer" in effective:  # a stage that trains: its thread count, set here as every training run opens
+            mlflow.set_tag("torch_threads", use_threads(effective["trainer"]["num_threads"]))
         mlflow.log_params(flatten(effective))
         mlflow.log_dict(effective, "params/resolved_params.yaml")
         yield run

@@ -1,0 +1,123 @@
+"""Benchmark: torch's CPU thread count on an idle and on a busy machine, for the models the pipeline trains.
+
+For each backbone (the default MLP, the CNN) and each thread count, a fresh process times training steps
+(forward, backward, Adam step; batch 64 of 8x8 digits-sized inputs) and reports the median of
+``--repeats`` runs of ``--steps`` steps each. "busy" starts CPU-burning processes (``--burners``, default two per core) for the
+duration (bounded: they are killed when the measurement ends), as other jobs on a laptop, a CI runner or
+a shared server would. The table is the one in docs/benchmarks.md.
+
+    python -m benchmarks.threads --csv benchmark-threads.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pandas as pd
+
+BURN = "while True: pass"
+
+
+@contextmanager
+def busy(processes: int) -> Iterator[None]:
+    """``processes`` CPU burners for the block's duration."""
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(processes)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def step_ms(backbone: str, threads: int, steps: int, repeats: int) -> list[float]:
+    """Median milliseconds per training step of each repeat, measured in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.threads", "--measure", backbone, str(threads), str(steps), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"OMP_NUM_THREADS": str(threads)},
+    )
+    return [float(x) for x in out.stdout.split()]
+
+
+def measure(backbone: str, threads: int, steps: int, repeats: int) -> None:
+    import torch
+
+    from pipeline.config.schema import ModelConfig
+    from pipeline.models.classifier import build_classifier
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_classifier(ModelConfig(backbone=backbone, hidden_sizes=[128, 128], channels=[16, 32]), (8, 8), 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.rand(64, 8, 8), torch.randint(0, 10, (64,))
+    for _ in range(20):  # warm-up
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    medians = []
+    for _ in range(repeats):
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            times.append(time.perf_counter() - started)
+        medians.append(1000 * statistics.median(times))
+    print(" ".join(f"{m:.4f}" for m in medians))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--measure":
+        backbone, threads, steps, repeats = sys.argv[2], *map(int, sys.argv[3:6])
+        measure(backbone, threads, steps, repeats)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbones", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--threads", nargs="+", type=int, default=sorted({1, os.cpu_count() or 1}))
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--burners", type=int, default=2 * (os.cpu_count() or 1), help="CPU burners when busy")
+    parser.add_argument("--csv", help="also write every result (load, backbone, threads, median_ms, ...)")
+    args = parser.parse_args()
+    rows = []
+    for load in ("idle", "busy"):
+        for backbone in args.backbones:
+            for threads in args.threads:
+                if load == "busy":
+                    with busy(args.burners):
+                        medians = step_ms(backbone, threads, args.steps, args.repeats)
+                else:
+                    medians = step_ms(backbone, threads, args.steps, args.repeats)
+                row = {
+                    "load": load,
+                    "backbone": backbone,
+                    "threads": threads,
+                    "median_ms": round(statistics.median(medians), 3),
+                    "min_ms": round(min(medians), 3),
+                    "max_ms": round(max(medians), 3),
+                }
+                print(row, flush=True)
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    print(f"\n{os.cpu_count()} CPUs, busy = {args.burners} burners, OMP_WAIT_POLICY {policy}; ", end="")
+    print(f"medians of {args.repeats} repeats of {args.steps} steps\n")
+    print(table.to_markdown(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
