@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 
-import lightning.pytorch as pl
 import numpy as np
 
 
@@ -21,4 +20,6 @@ def rng_for(seed: int, purpose: str) -> np.random.Generator:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (and loader workers) for a deterministic build or fit."""
+    import lightning.pytorch as pl  # here, not above: a stage that only draws from rng_for (prepare) starts faster
+
     pl.seed_everything(seed, workers=True, verbose=False)
