@@ -1,7 +1,7 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
-# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults`: the tables of docs/benchmarks.md.
+# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
-	benchmark-scale benchmark-gpu-memory benchmark-faults
+	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed
 
 setup: $(VENV)/.installed
 
@@ -79,3 +79,10 @@ benchmark-gpu-memory: setup
 # The faults table in docs/benchmarks.md: each fault a user tries, its exit code and line (about five minutes).
 benchmark-faults: setup
 	$(BIN)/python -m benchmarks.faults --csv benchmark-faults.csv
+
+# Speed on small machines (docs/benchmarks.md, issue 21): threads idle and busy, the small-model inner loop against a
+# hand-written one, federated clients one after another and batched (about six minutes).
+benchmark-speed: setup
+	$(BIN)/python -m benchmarks.threads --csv benchmark-threads.csv
+	$(BIN)/python -m benchmarks.inner_loop --csv benchmark-inner-loop.csv
+	$(BIN)/python -m benchmarks.federated_scale --csv benchmark-federated-scale.csv

@@ -7,9 +7,10 @@ pipeline's ``prepare`` splits it as usual (about 65 % of it trains) and every cl
 the same data, so more clients means fewer examples each (25,000 examples: about 1,600 per client
 for 10 clients, 16 for 1,000).
 
-Each client count then runs exactly what ``benchmarks.federated_overhead`` runs (its ``measure``:
-the pipeline's ``prepare_data``/``write_prepared`` and ``run_federated`` in a temporary folder with
-its own MLflow store): one simulation, IID partition, FedAvg, every client every round
+Each client count and each ``--engines`` value (``federated.engine``: clients one after another, or a
+round's clients as one batched computation) then runs exactly what ``benchmarks.federated_overhead``
+runs (its ``measure``: the pipeline's ``prepare_data``/``write_prepared`` and ``run_federated`` in a
+temporary folder with its own MLflow store): one simulation, IID partition, FedAvg, every client every round
 (``client_fraction`` 1), 1 local epoch at ``federated.local_batch_size``, no compression, no
 personalisation, no centralised baseline; ``--rounds`` rounds (default 5). Seconds per round are
 each round's wall time (evaluation of the global model after the round excluded, as the
@@ -17,22 +18,23 @@ pipeline's ``round/seconds`` metric), median over the rounds after the first (a 
 ``--repeats``; rounds/s is one over it. The simulation's overhead over the clients' local training
 (everything else in a round, over the local training time), and the same local training in a bare
 PyTorch loop with the round time over it, come from ``federated_overhead`` (means over all rounds,
-the first included; median over the repeats). Its bare loop runs on the CPU only, so the two
-bare-loop columns are left out of the table on a GPU.
+the first included; median over the repeats). Its bare loop trains the clients one after another on the
+CPU only, so the two bare-loop columns are left out of the table on a GPU.
 
-    python -m benchmarks.federated_scale      # 10, 100, 1,000 clients, 5 rounds, 3 repeats (about 1.5 min on 2 cores)
+    python -m benchmarks.federated_scale      # 10, 100, 1,000 clients, both engines, 5 rounds, 3 repeats
     python -m benchmarks.federated_scale --clients 10 100 --rounds 3 --repeats 1 --examples 5000   # a quick check
     python -m benchmarks.federated_scale --device cuda --clients 10 100 1000 10000 --examples 250000   # on a GPU
 
 ``--device`` (default: cuda when there is one) sets ``trainer.accelerator``: the clients' data and
 the shared local trainer live there. The model is ``params.yaml``'s (``--set model.hidden_sizes=...``).
-Per-round output goes to ``--log``; the table is printed; ``--csv`` writes one row per client count
-and repeat.
+Per-round output goes to ``--log``; the table is printed; ``--csv`` writes one row per client count,
+engine and repeat. torch's thread count is ``trainer.num_threads`` (``--set trainer.num_threads=all``).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import statistics
 import time
 from pathlib import Path
@@ -64,17 +66,20 @@ def per_round_seconds(plots_dir: Path) -> list[float]:
 
 
 def summary_table(results: pd.DataFrame, bare_torch: bool) -> str:
-    head = "| clients | examples per client | s per round | rounds/s | simulation overhead over the local training |"
-    rule = "|---|---|---|---|---|"
+    head = (
+        "| clients | examples per client | engine | s per round | rounds/s | simulation overhead over the local "
+        "training |"
+    )
+    rule = "|---|---|---|---|---|---|"
     if bare_torch:
         head += " same local training, bare PyTorch (s) | round over bare PyTorch |"
         rule += "---|---|"
     lines = [head, rule]
-    for clients, group in results.groupby("clients"):
+    for (clients, engine), group in results.groupby(["clients", "engine"], sort=False):
         seconds = statistics.median(s for per_run in group["round_seconds"] for s in per_run[1:])  # round 1: warm-up
         line = (
-            f"| {clients:,} | {group['examples_per_client'].iloc[0]:,.0f} | {seconds:.3f} | {1 / seconds:.2f} | "
-            f"{100 * group['overhead'].median():.1f} % |"
+            f"| {clients:,} | {group['examples_per_client'].iloc[0]:,.0f} | {engine} | {seconds:.3f} | "
+            f"{1 / seconds:.2f} | {100 * group['overhead'].median():.1f} % |"
         )
         if bare_torch:  # federated_overhead's figures: means over all rounds, the first included, on both sides
             plain, over = statistics.median(group["plain_torch_ms"]) / 1000, group["overhead_vs_plain_torch"].median()
@@ -85,11 +90,18 @@ def summary_table(results: pd.DataFrame, bare_torch: bool) -> str:
 
 def main() -> None:
     parser = benchmark_parser(
-        __doc__, "federated-scale", "clients, repeat, round_ms, local_ms, overhead, round_seconds"
+        __doc__, "federated-scale", "clients, engine, repeat, round_ms, local_ms, overhead, round_seconds"
     )
     parser.add_argument("--clients", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--rounds", type=int, default=5, help="rounds per run, the first a warm-up (at least 2)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["sequential", "batched"],
+        default=["sequential", "batched"],
+        help="federated.engine values to compare",
+    )
     parser.add_argument(
         "--examples", type=int, default=25_000, help="images in the synthetic data set (about 65 %% train)"
     )
@@ -122,18 +134,18 @@ def main() -> None:
             f"local batch {params.federated.local_batch_size}, {args.rounds} rounds",
             flush=True,
         )
-        for clients in args.clients:
-            for repeat in range(args.repeats):
-                row = measure(copy.deepcopy(base), clients, args.rounds, repeat, work, log)
-                row["round_seconds"] = per_round_seconds(run_folder(work, clients, repeat) / "plots")
-                rows.append(row)
-                timed = statistics.median(row["round_seconds"][1:])
-                print(
-                    f"{clients:,} clients ({row['examples_per_client']:,.0f} examples each), repeat {repeat}: "
-                    f"{timed:.3f} s per round ({1 / timed:.2f} rounds/s), simulation overhead "
-                    f"{100 * row['overhead']:.1f} %",
-                    flush=True,
-                )
+        for clients, engine, repeat in itertools.product(args.clients, args.engines, range(args.repeats)):
+            tree = with_overrides(copy.deepcopy(base), [f"federated.engine={engine}"])
+            row = measure(tree, clients, args.rounds, repeat, work / engine, log) | {"engine": engine}
+            row["round_seconds"] = per_round_seconds(run_folder(work / engine, clients, repeat) / "plots")
+            rows.append(row)
+            timed = statistics.median(row["round_seconds"][1:])
+            print(
+                f"{clients:,} clients ({row['examples_per_client']:,.0f} examples each), {engine}, repeat {repeat}: "
+                f"{timed:.3f} s per round ({1 / timed:.2f} rounds/s), simulation overhead "
+                f"{100 * row['overhead']:.1f} %",
+                flush=True,
+            )
     results = pd.DataFrame(rows)
     if args.csv:
         results.to_csv(args.csv, index=False)

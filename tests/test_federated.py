@@ -19,13 +19,21 @@ from pipeline.data.splits import client_class_counts, label_skew, partition_shar
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.models.reuse import starting_classifier
+from pipeline.paradigms.federated.batched import cannot_batch
 from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
 from pipeline.paradigms.federated.config import FEDERATED_STRATEGIES, FederatedConfig
 from pipeline.paradigms.federated.layout import StateLayout
-from pipeline.paradigms.federated.run import federate, run_federated
+from pipeline.paradigms.federated.run import federate, federation, run_federated
 from pipeline.paradigms.federated.server import Server, fedavg
 from pipeline.paradigms.federated.simulation import run_rounds
-from pipeline.paradigms.federated.strategies import STRATEGIES, ServerAdam, ServerMomentum, build_strategy
+from pipeline.paradigms.federated.strategies import (
+    STRATEGIES,
+    ClientHalf,
+    Scaffold,
+    ServerAdam,
+    ServerMomentum,
+    build_strategy,
+)
 from pipeline.paradigms.federated.wire import Codec, from_bytes, message_bytes, to_bytes
 from pipeline.seeding import rng_for, seed_everything
 from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
@@ -389,6 +397,7 @@ def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepar
             "pretrained base",
         )
         assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
+        assert run.data.tags["engine"] == "batched"
         for key in ("test/acc", "test/loss", "round/clients_reported", "round/bytes_up", "round/bytes_down"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
         assert entry["comm/bytes_total"] == entry["comm/bytes_down_total"] + entry["comm/bytes_up_total"] > 0
@@ -540,3 +549,59 @@ def test_dp_accounts_epsilon_every_round_and_adds_noise_even_when_nobody_reports
         epsilons[noise] = entry["privacy/epsilon"]
         assert MlflowClient().get_run(entry["run_id"]).data.tags["dp"] == "true"
     assert epsilons[2.0] < epsilons[0.5]
+
+
+# --- batched clients ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model_cfg, optimizer, strategy",
+    [
+        (ModelConfig(hidden_sizes=[16], batch_norm=True, dropout=0.0), "sgd", "fedprox"),
+        (ModelConfig(hidden_sizes=[16], batch_norm=False, dropout=0.0), "adam", "fedavg"),
+    ],
+)
+def test_batched_clients_train_as_the_sequential_engine_up_to_float_order(model_cfg, optimizer, strategy):
+    # batch 4, 2 local epochs: 2 to 8 steps per client, so clients finish at different steps, and the steps
+    # mix batch sizes (a lone last example joins the batch before: 5 -> [4+1]) that compute in separate groups
+    sizes = (5, 9, 14, 2, 13, 7)
+    cfg = FederatedConfig(rounds=2, client_fraction=1.0, local_epochs=2, strategies=[strategy])
+    trainer_cfg = TrainerConfig(accelerator="cpu", optimizer=optimizer)
+    runs = []
+    for batched in (False, True):
+        seed_everything(0)
+        model = build_classifier(model_cfg, (8,), 3)
+        layout = StateLayout.of(model)
+        codec = Codec("none", layout)
+        half = build_strategy(strategy, cfg, layout, len(sizes)).client_half()
+        trainer = LocalTrainer(model, 3, trainer_cfg, codec, batch_size=4, objective=half)
+        if batched:
+            trainer.batch_clients(clients_per_batch=4)  # two groups of clients: 4, then 2
+        clients = [Client(k, X, y) for k, (X, y) in enumerate(random_clients(sizes))]
+        start = trainer.weights()
+        server = Server(start, codec)
+        records = run_rounds(server, trainer, clients, cfg, rng_for(0, "test"), after_round=lambda record: None)
+        runs.append((server.global_, [r.train_loss for r in records], trainer.state_bytes))
+    (sequential, seq_losses, seq_bytes), (batched, batched_losses, batched_bytes) = runs
+    assert (sequential - start).abs().max() > 1e-3  # the clients trained: far beyond the tolerance below
+    torch.testing.assert_close(batched, sequential, rtol=1e-5, atol=1e-5)
+    assert batched_losses == pytest.approx(seq_losses, rel=1e-5)
+    assert batched_bytes == pytest.approx(seq_bytes, rel=0.01)  # one client's share of the stacked state
+
+
+def test_what_cannot_batch_trains_one_client_after_another_and_says_why(prepared):
+    layout = StateLayout.of(build_classifier(MODEL, (8,), 3))
+    assert "control variate" in cannot_batch(Scaffold(FederatedConfig(), layout, 3).client_half(), "32")
+    assert "gradient scaler" in cannot_batch(ClientHalf(), "16-mixed")
+    assert cannot_batch(ClientHalf(), "bf16-mixed") is None
+    params = tiny_run()
+    paths = stage_paths("federated", prepared)
+    data = load_task(paths.prepared("full"))
+    assignment = read_arrays(paths.prepared("federated"))["iid"]
+    start = starting_classifier(params.model, data, prepared / "none.pt", False, params.seed).state_dict()
+    scaffold = federation(params, data, assignment, "scaffold", start, "iid/scaffold")
+    assert (scaffold.engine, scaffold.trainer.batched) == ("sequential", None) and "SCAFFOLD" in scaffold.not_batched
+    fedprox = federation(params, data, assignment, "fedprox", start, "iid/fedprox")
+    assert (fedprox.engine, fedprox.not_batched) == ("batched", None)
+    asked = params.model_copy(update={"federated": params.federated.model_copy(update={"engine": "sequential"})})
+    assert federation(asked, data, assignment, "fedprox", start, "iid/fedprox").engine == "sequential"

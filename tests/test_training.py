@@ -74,3 +74,27 @@ def test_a_training_run_uses_the_thread_count_its_trainer_asks_for(tracking_dir,
     with stage_run(params, RunSpec("scratch", "scratch", "scratch", ("trainer", "scratch"))) as run:
         assert torch.get_num_threads() == expected
     assert MlflowClient().get_run(run.info.run_id).data.tags["torch_threads"] == str(expected)
+
+
+def test_round_metrics_are_written_in_batches_and_kept_when_the_run_fails(tracking_dir):
+    """Per-round metrics reach MLflow with their own steps at the next flush, and on the way out of a failed run."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking.contract import tracked_run
+    from pipeline.tracking.runs import RunSpec
+    from tests.conftest import make_params
+
+    params = make_params()
+    spec = RunSpec("scratch", "scratch", "scratch", ("trainer", "scratch"))
+    client = MlflowClient()
+    with pytest.raises(RuntimeError, match="round 3 broke"):
+        with tracked_run(params, spec) as run:
+            run.log_step({"val/acc": 0.5, "round/seconds": 0.1}, 1)
+            run.log_step({"val/acc": 0.6, "round/seconds": 0.1}, 2)
+            assert "val/acc" not in client.get_run(run.run_id).data.metrics  # not yet written: one write for many
+            run.steps.flush()
+            run.log_step({"val/acc": 0.7, "round/seconds": 0.1}, 3)
+            raise RuntimeError("round 3 broke")
+    history = client.get_metric_history(run.run_id, "val/acc")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.6), (3, 0.7)]
+    assert client.get_run(run.run_id).info.status == "FAILED"

@@ -54,10 +54,14 @@ class ClassificationModule(pl.LightningModule):
         validation)."""
         hold_frozen_norms(self.model)
 
-    def training_step(self, batch, batch_idx):
+    def loss(self, batch) -> torch.Tensor:
+        """A batch's training loss: what :meth:`training_step` logs, and what short in-memory trainings step on."""
         x, y = batch
-        loss = nn.functional.cross_entropy(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return nn.functional.cross_entropy(self(x), y)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[1]))
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -31,6 +31,7 @@ from pipeline.models.checkpoint import save_classifier
 from pipeline.ranks import is_global_zero
 from pipeline.tracking import figures
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, RunSpec, stage_run
+from pipeline.tracking.step_metrics import StepMetrics
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -88,10 +89,15 @@ class SavedModel:
 class TrackedRun:
     def __init__(self, run: mlflow.ActiveRun, spec: RunSpec):
         self.run, self.spec = run, spec
+        self.steps = StepMetrics(run.info.run_id)
 
     @property
     def run_id(self) -> str:
         return self.run.info.run_id
+
+    def log_step(self, metrics: Metrics, step: int) -> None:
+        """Metrics of one round (epoch, query) at ``step``, written in batches (:mod:`.step_metrics`)."""
+        self.steps.log(metrics, step)
 
     def finish(
         self,
@@ -129,6 +135,7 @@ class TrackedRun:
         metrics["model/checkpoint_bytes"] = size_on_disk(saved.path)
         metrics |= derived(metrics) if derived else {}
         mlflow.log_metrics({k: v for k, v in metrics.items() if k not in trained.logged}, step=trained.step)
+        self.steps.flush()  # the rounds' metrics are part of what the contract checks
         if is_global_zero():  # a distributed fit's later processes saved nothing, and Lightning logs on rank 0 only
             log_saved_model(saved.path)
             log_predictions(trained.predictions)
@@ -148,7 +155,11 @@ def tracked_run(params: Params, spec: RunSpec, tags: Optional[dict[str, str]] = 
     """The stage's MLflow run for ``spec`` (FINISHED on success, FAILED if the block raises), with ``tags``."""
     with stage_run(params, spec) as run:
         mlflow.set_tags(tags or {})
-        yield TrackedRun(run, spec)
+        tracked = TrackedRun(run, spec)
+        try:
+            yield tracked
+        finally:  # a failed run keeps the rounds it logged
+            tracked.steps.flush()
 
 
 def log_confusions(predictions: Predictions, classes: dict[str, np.ndarray], label: str, metrics: Metrics) -> None:

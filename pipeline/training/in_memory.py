@@ -3,8 +3,10 @@
 Federated clients and active-learning rounds each train a small model for a few steps many
 times in one run. Building a Lightning Trainer (or a model, a Fabric and an optimizer) per
 training would cost more than the training, so one :class:`InMemoryTrainer` is built per
-run. It drives the project's LightningModule (its ``training_step`` and optimizer) through
-Fabric, so device and precision still follow the ``trainer`` params.
+run. It drives the project's LightningModule (its loss and optimizer) on a Fabric device, so device
+and precision still follow the ``trainer`` params. The step itself is a plain PyTorch step inside
+Fabric's autocast: for these models Fabric's per-call wrappers cost as much as the step
+(``benchmarks/inner_loop.py``); only a gradient scaler (``16-mixed``) goes through Fabric.
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ class Batches:
         return len(self.y)
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """One shuffled pass; a lone last example joins the batch before (batch norm cannot train on one)."""
+        """One shuffled pass."""
+        for take in self.batch_indices(batch_size, generator):
+            yield self.X[take], self.y[take]
+
+    def batch_indices(self, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """The positions of one shuffled pass's batches; a lone last example joins the batch before (batch norm
+        cannot train on one)."""
         order = torch.randperm(len(self), generator=generator).to(self.X.device)
         cuts = list(range(0, len(self), batch_size)) + [len(self)]
         if len(cuts) > 2 and cuts[-1] - cuts[-2] == 1:
             del cuts[-2]
-        for lo, hi in zip(cuts, cuts[1:]):
-            take = order[lo:hi]
-            yield self.X[take], self.y[take]
+        return [order[lo:hi] for lo, hi in zip(cuts, cuts[1:])]
 
 
 @dataclass
@@ -80,6 +86,9 @@ class InMemoryTrainer:
         self.optimizer = self.fabric.setup_optimizers(self.module.configure_optimizers())
         self.batch_size = batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
+        scaled = getattr(self.fabric.strategy.precision, "scaler", None) is not None
+        self._backward = self.fabric.backward if scaled else torch.Tensor.backward
+        self._step = self.optimizer.step if scaled else self.optimizer.optimizer.step
         # model state training holds (weights, gradients, optimizer state), measured after the first training
         self.state_bytes = 0
 
@@ -110,17 +119,19 @@ class InMemoryTrainer:
             self.wrapped.train()  # walking the module tree costs as much as a small client's step: only after eval
         started = now(self.device)
         total, batches = torch.zeros((), device=self.device), 0
-        for i, batch in enumerate(self._schedule(data, generator, epochs, steps)):
-            loss = self.wrapped.training_step(batch, i)
-            total += loss.detach()
-            batches += 1
-            extra = self.penalty()
-            if extra is not None:
-                loss = loss + extra
-            self.optimizer.zero_grad(set_to_none=True)
-            self.fabric.backward(loss)
-            self.adjust_gradients()
-            self.optimizer.step()
+        raw = self.optimizer.optimizer
+        with self.fabric.autocast():
+            for batch in self._schedule(data, generator, epochs, steps):
+                loss = self.module.loss(batch)
+                total += loss.detach()
+                batches += 1
+                extra = self.penalty()
+                if extra is not None:
+                    loss = loss + extra
+                raw.zero_grad(set_to_none=True)
+                self._backward(loss)
+                self.adjust_gradients()
+                self._step()
         mean_loss = float(total) / max(batches, 1)  # one device sync per training, not per step
         if not self.state_bytes and batches:
             self.state_bytes = model_state_bytes(self.module, [self.optimizer.optimizer])

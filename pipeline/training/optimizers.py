@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Union
 
 import torch
 
@@ -11,10 +11,13 @@ from pipeline.config.schema import TrainerConfig
 ParamsOrGroups = Union[Iterable[torch.nn.Parameter], list[dict[str, Any]]]
 
 
-def build_optimizer(parameters: ParamsOrGroups, cfg: TrainerConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    parameters: ParamsOrGroups, cfg: TrainerConfig, fused: Optional[bool] = None
+) -> torch.optim.Optimizer:
     """Frozen parameters (``requires_grad=False``) are left out: they get no optimizer state.
 
-    ``parameters`` may also be torch-style param groups (dicts with ``params`` and e.g. ``lr``).
+    ``parameters`` may also be torch-style param groups (dicts with ``params`` and e.g. ``lr``). ``fused``: torch's
+    one-kernel update, for large contiguous tensors (None: torch's default).
     """
     items = list(parameters)
     if items and isinstance(items[0], dict):
@@ -23,10 +26,10 @@ def build_optimizer(parameters: ParamsOrGroups, cfg: TrainerConfig) -> torch.opt
     else:
         trainable = [p for p in items if p.requires_grad]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(trainable, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(trainable, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def with_body_lr_factor(factor: float):

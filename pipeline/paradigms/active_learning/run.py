@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import mlflow
 import numpy as np
@@ -87,7 +87,15 @@ def run_strategy(
     }
     with tracked_run(params, spec, tags) as run:
         with PeakMemory(learner.device) as peak:
-            sim = simulate(learner, data, seed_state, strategy, cfg, params.seed, RoundProgress(spec.label, cfg.rounds))
+            sim = simulate(
+                learner,
+                data,
+                seed_state,
+                strategy,
+                cfg,
+                params.seed,
+                RoundProgress(spec.label, cfg.rounds, run.log_step),
+            )
         last = sim.rows[-1]
         labels, acc = [int(r["labels"]) for r in sim.rows], [r["test/acc"] for r in sim.rows]
         metrics = _curve_metrics(labels, acc, cfg.target_accuracy, control) | _pseudo_metrics(sim.rows)
@@ -112,12 +120,12 @@ def run_strategy(
 class RoundProgress:
     """Each round: its scores logged with ``step`` = labels used, and one line on the terminal."""
 
-    def __init__(self, label: str, rounds: int):
-        self.label, self.rounds = label, rounds
+    def __init__(self, label: str, rounds: int, log_step: Callable[[dict[str, float], int], None]):
+        self.label, self.rounds, self.log_step = label, rounds, log_step
 
     def __call__(self, row: Row) -> None:
         scores = {("al/round" if k == "round" else k): float(v) for k, v in row.items() if k != "labels"}
-        mlflow.log_metrics(scores, step=int(row["labels"]))
+        self.log_step(scores, int(row["labels"]))
         pseudo = ""
         if row.get("al/pseudo_labels"):
             right = row.get("al/pseudo_label_acc", float("nan"))

@@ -8,13 +8,14 @@ resets it to the global weights (and a fresh optimizer state) before training on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from pipeline.config.schema import TrainerConfig
+from pipeline.paradigms.federated.batched import BatchedClients
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.strategies import ClientHalf
 from pipeline.paradigms.federated.wire import Codec, Part, from_bytes, to_bytes
@@ -70,6 +71,7 @@ class LocalTrainer(InMemoryTrainer):
         self.error_feedback = error_feedback and codec.lossy
         self.flat = self.layout.bind_flat(model)  # the model's weights and statistics, as one vector
         self._message_kinds = [(torch.float32, self.layout.numel), *down_parts]
+        self.batched: Optional[BatchedClients] = None  # set by batch_clients
 
     def start_from(self, weights: torch.Tensor) -> None:
         """The global weights, and an optimizer with no state (each local training starts afresh)."""
@@ -79,6 +81,26 @@ class LocalTrainer(InMemoryTrainer):
 
     def weights(self) -> torch.Tensor:
         return self.flat.detach().cpu().clone()
+
+    def batch_clients(self, clients_per_batch: int) -> None:
+        """From now on :meth:`rounds` trains up to ``clients_per_batch`` clients as one computation."""
+        self.batched = BatchedClients(self, clients_per_batch)
+
+    def rounds(
+        self, clients: list[Client], message: bytes, epochs: int, generators: list[torch.Generator]
+    ) -> Iterator[tuple[Client, bytes, TrainingPass]]:
+        """Each client's :meth:`round`, one after another or, after :meth:`batch_clients`, many at once."""
+        if self.batched is None:
+            for client, generator in zip(clients, generators):
+                yield (client, *self.round(client, message, epochs, generator))
+            return
+        start, *extras = from_bytes(message, self._message_kinds)
+        for client in clients:
+            self.objective.on_message(self, client, extras)
+        order, weights, passes = self.batched.train(clients, start, epochs, generators)
+        for k, row, done in zip(order, weights, passes):
+            client = clients[k]
+            yield client, to_bytes(self.encode(client, row, start) + self.objective.reply(self, client)), done
 
     def round(
         self, client: Client, message: bytes, epochs: int, generator: torch.Generator

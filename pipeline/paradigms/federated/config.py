@@ -18,6 +18,7 @@ Partition = Literal["iid", "dirichlet", "shards"]
 FederatedStrategy = Literal["fedavg", "fedprox", "fedadam", "fedavgm", "scaffold"]
 FEDERATED_STRATEGIES: tuple[str, ...] = typing.get_args(FederatedStrategy)
 Compression = Literal["none", "fp16", "int8", "topk"]
+Engine = Literal["batched", "sequential"]
 
 
 class FedProxSettings(Section):
@@ -69,6 +70,8 @@ class FederatedConfig(StageSection):
     local_epochs: int = Field(1, ge=1)
     local_batch_size: int = Field(32, ge=1)
     client_dropout: float = Field(0.0, ge=0, le=1)  # probability that a sampled client never reports back
+    engine: Engine = "batched"  # batched: a round's clients train as one computation (where every feature batches)
+    clients_per_batch: int = Field(256, ge=1)  # batched: clients trained at once (each holds ~5 copies of the weights)
     compression: Compression = "none"
     topk_fraction: float = Field(0.1, gt=0, le=1)  # topk: the share of update entries sent
     error_feedback: bool = True  # lossy compression: a client adds what its last update lost to its next one

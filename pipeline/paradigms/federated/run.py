@@ -32,6 +32,7 @@ from pipeline.models.classifier import Classifier
 from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.federated import PARADIGM
+from pipeline.paradigms.federated.batched import cannot_batch
 from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.personalization import personalize
@@ -124,9 +125,11 @@ class RoundMonitor:
         data: TaskData,
         label: str,
         rounds: int,
+        log_step: Callable[[dict[str, float], int], None],
         accountant: Optional[PrivacyAccountant] = None,
     ):
         self.trainer, self.server, self.label, self.rounds, self.accountant = trainer, server, label, rounds, accountant
+        self.log_step = log_step
         self.X = {split: torch.from_numpy(data.X[split]) for split in ("val", "test")}
         self.y = {split: data.y[split] for split in ("val", "test")}
         self.history: list[dict] = []
@@ -147,7 +150,7 @@ class RoundMonitor:
                 "privacy/clients_clipped": float(record.clients_clipped),
             }
         self.history.append(row)
-        mlflow.log_metrics({k: v for k, v in row.items() if k != "round"}, step=record.round)
+        self.log_step({k: v for k, v in row.items() if k != "round"}, record.round)
         kept = (
             "  (no client reported: global model kept)" if record.clients_reported == 0 and not self.accountant else ""
         )
@@ -163,13 +166,16 @@ class RoundMonitor:
 
 @dataclass
 class Federation:
-    """One federated run's parties: the clients' shared trainer (and its model), the clients, the server."""
+    """One federated run's parties: the clients' shared trainer (and its model), the clients, the server; and
+    how the clients train (``engine``, and why not batched when ``federated.engine`` asked for it)."""
 
     model: Classifier
     layout: StateLayout
     trainer: LocalTrainer
     clients: list[Client]
     server: Server
+    engine: str
+    not_batched: Optional[str] = None
 
 
 def federation(
@@ -195,7 +201,11 @@ def federation(
     clients = make_clients(data.X["train"], data.y["train"], assignment, trainer.device)
     private_mean = _private_mean(params, variant, len(clients))
     server = Server(trainer.weights(), codec, chosen.server_half(), tuple(chosen.up_parts()), private_mean)
-    return Federation(model, layout, trainer, clients, server)
+    not_batched = cannot_batch(trainer.objective, trainer.precision) if cfg.engine == "batched" else None
+    if cfg.engine == "batched" and not_batched is None:
+        trainer.batch_clients(cfg.clients_per_batch)
+    engine = "batched" if trainer.batched else "sequential"
+    return Federation(model, layout, trainer, clients, server, engine, not_batched)
 
 
 def federate(
@@ -216,7 +226,6 @@ def federate(
     accountant = (
         PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
     )
-    monitor = RoundMonitor(trainer, server, data, spec.label, cfg.rounds, accountant)
     tags = {
         "partition": partition,
         "strategy": strategy,
@@ -224,8 +233,13 @@ def federate(
         "init": _init_tag(params),
         "clients": str(len(clients)),
         "dp": str(cfg.dp.enabled).lower(),
+        "engine": fed.engine,
     }
+    if fed.not_batched:
+        tags["engine_reason"] = fed.not_batched
+        print(f"[{spec.label}] clients train one after another: {fed.not_batched}", file=sys.stderr, flush=True)
     with tracked_run(params, spec, tags) as run:
+        monitor = RoundMonitor(trainer, server, data, spec.label, cfg.rounds, run.log_step, accountant)
         with PeakMemory(trainer.device) as peak:
             records = run_rounds(
                 server, trainer, clients, cfg, rng_for(params.seed, f"{STAGE}/{spec.variant}"), monitor

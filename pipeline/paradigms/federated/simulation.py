@@ -72,14 +72,12 @@ def run_rounds(
         dropped = rng.random(m) < cfg.client_dropout
         seeds = rng.integers(2**62, size=m)
         message = server.broadcast()
-        down = up = examples = 0
+        up = examples = 0
         local = loss_sum = 0.0
-        for k, drops, seed in zip(sampled, dropped, seeds):
-            down += len(message)
-            if drops:
-                continue
-            client = clients[k]
-            reply, done = trainer.round(client, message, cfg.local_epochs, torch.Generator().manual_seed(int(seed)))
+        down = len(message) * m
+        reporting = [clients[k] for k, drops in zip(sampled, dropped) if not drops]
+        generators = [torch.Generator().manual_seed(int(seed)) for seed, drops in zip(seeds, dropped) if not drops]
+        for client, reply, done in trainer.rounds(reporting, message, cfg.local_epochs, generators):
             server.receive(reply, len(client))
             up += len(reply)
             local += done.seconds

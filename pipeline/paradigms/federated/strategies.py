@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
 
 class ClientHalf:
-    """FedAvg's client: plain local training, and nothing sent besides the update."""
+    """FedAvg's client: plain local training, and nothing sent besides the update.
+
+    Unless ``not_batched`` says why not, the hooks also serve many clients trained as one computation
+    (:mod:`~pipeline.paradigms.federated.batched`): they then see the stacked weights (a leading client axis),
+    and :meth:`on_message` and :meth:`reply` keep no state of their own.
+    """
+
+    not_batched: ClassVar[Optional[str]] = None
 
     def on_message(self, trainer: LocalTrainer, client: Client, extras: list[torch.Tensor]) -> None:
         """A round's message arrived (``trainer`` holds the global weights): prepare this client's local training."""
@@ -205,6 +212,8 @@ class Scaffold(Strategy):
 
 class ControlVariates(ClientHalf):
     """The clients' side of SCAFFOLD: each client's ``c_i``, kept between its rounds, and the correction."""
+
+    not_batched = "SCAFFOLD corrects each client's gradients with the client's own control variate"
 
     def __init__(self, params: torch.Tensor):
         self.params = params
