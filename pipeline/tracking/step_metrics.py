@@ -3,12 +3,14 @@
 A federated run logs a dozen metrics every round, an active-learning run every query round. One
 ``mlflow.log_metrics`` call per round is one SQLite transaction (or one HTTP request to a team's
 server): about 18 ms each on the default store, more than a round of the default model trains. The
-rounds' metrics are kept and written together, with each round's own step and timestamp, every
-:data:`FLUSH_SECONDS` (so the MLflow UI still follows a long run) and when the run ends, failed or not.
+rounds' metrics are kept and written together, with each round's own step and timestamp: the first
+round at once (the MLflow UI shows the run training, and a run killed later keeps it), then every
+:data:`FLUSH_SECONDS` (the UI follows a long run) and when the run ends, failed or not.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from mlflow.entities import Metric
@@ -22,7 +24,7 @@ class StepMetrics:
     def __init__(self, run_id: str, flush_seconds: float = FLUSH_SECONDS):
         self.run_id, self.flush_seconds = run_id, flush_seconds
         self.pending: list[Metric] = []
-        self.flushed_at = time.monotonic()
+        self.flushed_at = -math.inf  # the first round goes out at once
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """As ``mlflow.log_metrics(metrics, step=step)``, written at the next flush."""
