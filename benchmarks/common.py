@@ -9,7 +9,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pandas as pd
 import yaml
@@ -63,6 +63,14 @@ def scratch_store(name: str) -> Iterator[Path]:
                 del os.environ["MLFLOW_TRACKING_URI"]
             else:
                 os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def show_table(table: pd.DataFrame, csv: Optional[Path], heading: str) -> None:
+    """Print ``heading`` and ``table`` as markdown (what docs/benchmarks.md holds); with ``csv``, write it there too."""
+    print(f"\n{heading}\n")
+    print(table.to_markdown(index=False))
+    if csv:
+        table.to_csv(csv, index=False)
 
 
 def mean_std(values: pd.Series, digits: int = 3) -> str:

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import pandas as pd
 import yaml
 
+from benchmarks.common import show_table
 from pipeline.config.loading import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -192,11 +193,7 @@ def main() -> None:
             row = {"case": name} | case()
             print(f"{name}: exit {row['exit']}, {row['seconds']} s, {row['line']}", flush=True)
             rows.append(row)
-    table = pd.DataFrame(rows)
-    print(f"\ntorch threads: default; machine: {os.cpu_count()} CPUs\n")
-    print(table.to_markdown(index=False))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    show_table(pd.DataFrame(rows), args.csv, f"torch threads: default; machine: {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

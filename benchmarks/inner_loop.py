@@ -107,10 +107,12 @@ def main() -> None:
     trainer = LocalTrainer(model, CLASSES, cfg, Codec("none", layout), batch)
     start = trainer.weights()
 
+    client_steps = len(client.batch_indices(batch, torch.Generator()))  # one local epoch
+
     def client_round(generator: torch.Generator) -> int:
         trainer.start_from(start)
         trainer.train(client, generator, epochs=1)
-        return -(-len(client) // batch) - (len(client) % batch == 1)
+        return client_steps
 
     plain_model = build_classifier(params.model, SHAPE, CLASSES)
     compare("federated client", client_round, hand_written(plain_model, cfg, client, batch, None), args.clients)

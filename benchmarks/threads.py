@@ -29,6 +29,8 @@ from typing import Iterator
 
 import pandas as pd
 
+from benchmarks.common import show_table
+
 BURN = "while True: pass"
 
 
@@ -154,10 +156,7 @@ def main() -> None:
 
 def report(table: pd.DataFrame, args: argparse.Namespace, what: str) -> None:
     policy = os.environ.get("OMP_WAIT_POLICY", "unset")
-    print(f"\n{os.cpu_count()} CPUs, OMP_WAIT_POLICY {policy}; {what}\n")
-    print(table.to_markdown(index=False))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    show_table(table, args.csv, f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY {policy}; {what}")
 
 
 if __name__ == "__main__":

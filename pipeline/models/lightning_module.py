@@ -24,6 +24,11 @@ OptimizerFactory = Callable[[nn.Module, TrainerConfig], torch.optim.Optimizer]
 OUTPUT = "label"  # the one output a classifier predicts, as its test predictions are keyed
 
 
+def classification_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss every classifier trains on (a Lightning fit, an in-memory training, batched federated clients)."""
+    return nn.functional.cross_entropy(logits, y)
+
+
 class ClassificationModule(pl.LightningModule):
     """``optimizer_factory(model, trainer_cfg)`` replaces the default optimizer (e.g. per-layer learning rates)."""
 
@@ -57,7 +62,7 @@ class ClassificationModule(pl.LightningModule):
     def loss(self, batch) -> torch.Tensor:
         """A batch's training loss: what :meth:`training_step` logs, and what short in-memory trainings step on."""
         x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
+        return classification_loss(self(x), y)
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)

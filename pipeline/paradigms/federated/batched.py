@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Optional
 import torch
 from torch.func import functional_call, vmap
 
+from pipeline.models.lightning_module import classification_loss
 from pipeline.training.clock import now
 from pipeline.training.in_memory import TrainingPass
 from pipeline.training.optimizers import build_optimizer
@@ -154,7 +155,7 @@ class BatchedClients:
 
     def _loss(self, state: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One client's loss on one batch (the classification loss the sequential engine steps on)."""
-        return torch.nn.functional.cross_entropy(functional_call(self.trainer.model, state | self.counters, (X,)), y)
+        return classification_loss(functional_call(self.trainer.model, state | self.counters, (X,)), y)
 
     def _step_loss(self, state, clients, plans, step, step_losses, loss_sums) -> torch.Tensor:
         """The sum of every training client's loss at ``step``: clients with equal batch sizes in one call."""

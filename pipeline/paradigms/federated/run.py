@@ -174,8 +174,11 @@ class Federation:
     trainer: LocalTrainer
     clients: list[Client]
     server: Server
-    engine: str
     not_batched: Optional[str] = None
+
+    @property
+    def engine(self) -> str:
+        return "sequential" if self.trainer.batched is None else "batched"
 
 
 def federation(
@@ -204,8 +207,7 @@ def federation(
     not_batched = cannot_batch(trainer.objective, trainer.precision) if cfg.engine == "batched" else None
     if cfg.engine == "batched" and not_batched is None:
         trainer.batch_clients(cfg.clients_per_batch)
-    engine = "batched" if trainer.batched else "sequential"
-    return Federation(model, layout, trainer, clients, server, engine, not_batched)
+    return Federation(model, layout, trainer, clients, server, not_batched)
 
 
 def federate(
