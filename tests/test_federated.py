@@ -458,6 +458,12 @@ def test_federated_params_errors_name_the_key_and_what_is_allowed():
     assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for(
         {"federated": {"client_fraction": 1.5}}
     )
+    assert "federated.engine = 'parallel': must be 'batched' or 'sequential'" in error_for(
+        {"federated": {"engine": "parallel"}}
+    )
+    assert "federated.clients_per_batch = 0: must be greater than or equal to 1" in error_for(
+        {"federated": {"clients_per_batch": 0}}
+    )
     assert "federated.trainer: max_epochs = 3 is not a federated trainer option" in error_for(
         {"federated": {"trainer": {"max_epochs": 3}}}
     )
