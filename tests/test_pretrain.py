@@ -42,8 +42,10 @@ def test_run_is_tracked_with_contract_metrics_tags_and_artifacts(pretrained):
     history = MlflowClient().get_metric_history(run.info.run_id, "val/acc")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
     client = MlflowClient()
-    artifacts = {a.path for d in ("", "model", "plots", "params") for a in client.list_artifacts(run.info.run_id, d)}
-    assert {"model/base.pt", "plots/confusion_matrix.png", "params/resolved_params.yaml"} <= artifacts
+    artifacts = {
+        a.path for d in ("", "checkpoint", "plots", "params") for a in client.list_artifacts(run.info.run_id, d)
+    }
+    assert {"checkpoint/base.pt", "plots/confusion_matrix.png", "params/resolved_params.yaml"} <= artifacts
 
 
 def test_returned_metrics_match_the_tracked_run(pretrained):

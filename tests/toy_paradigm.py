@@ -51,7 +51,9 @@ def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dic
     seed_everything(params.seed)
     model = build_classifier(narrow, task.input_shape, task.num_classes)
     saved = SavedModel(
-        paths.models / MODEL_FILE, lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes)
+        paths.models / MODEL_FILE,
+        lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes),
+        lambda: model,  # the network the run's MLflow Model serves
     )
     entry, _ = train_classifier(params, RunSpec.of(PARADIGM, "narrow"), model, task, saved)
     return {"narrow": entry}

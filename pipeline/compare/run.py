@@ -2,6 +2,9 @@
 the report, the CSVs behind ``dvc plots`` and ``metrics/compare.json``, and log it all to a
 ``compare`` MLflow run.
 
+Each question's winner is registered as its champion in the MLflow Model Registry
+(:mod:`pipeline.compare.registry`; ``tracking.register``).
+
 Outputs: ``reports/comparison.md`` (with ``reports/figures/*.png``), ``reports/comparison.csv``
 (one row per run, every metric it logged), ``reports/summary.txt`` (what the terminal shows),
 ``plots/compare/*.csv``.
@@ -19,6 +22,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare.charts import write_charts
+from pipeline.compare.registry import register_champions
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
 from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
 from pipeline.compare.sources import fetch_predictions, fetch_runs, listed_runs, metric_curves, run_url, ui_url
@@ -84,7 +88,15 @@ def run_compare(
             mlflow.log_artifact(str(reports_dir / name), REPORT_ARTIFACTS)
         mlflow.log_artifacts(str(figures_dir), f"{REPORT_ARTIFACTS}/figures")
         mlflow.set_tag("mlflow.note.content", mlflow_note(answered, REPORT_ARTIFACTS))
+        champions = [section.champion for section in answered if section.champion is not None]
+        registered = (
+            register_champions(client, params.tracking.experiment, champions, run.info.run_id)
+            if params.tracking.register
+            else []
+        )
     print(summary)
+    for entry in registered:
+        print(f"registry: {entry.line()}")
     return {
         "runs": {STAGE: {"run_id": run.info.run_id}},
         "variants": _per_variant(table),

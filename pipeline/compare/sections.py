@@ -29,6 +29,20 @@ Column = Callable[[pd.Series], str]
 Predictions = Callable[[str], Optional[dict[str, Answers]]]  # run id -> per output its test answers, or None
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The run a question picks: the compare stage registers its MLflow Model as the question's champion
+    (:mod:`pipeline.compare.registry`)."""
+
+    question: str  # stable: the registered model is named <experiment>-<question>
+    asks: str  # the question in words (the registered model's description)
+    run_id: str
+    label: str  # the run's stage/variant
+    metric: str  # what it was picked on
+    value: float  # the picked run's own value of it
+    standing: str  # how it stands against the others, in the report's words
+
+
 @dataclass
 class Section:
     title: str
@@ -38,6 +52,7 @@ class Section:
     extra: str = ""  # further tables or notes after the main one
     metrics: dict[str, float] = field(default_factory=dict)  # headline numbers for metrics/compare.json
     charts: list[Chart] = field(default_factory=list)  # drawn under the section; their CSVs feed dvc plots
+    champion: Optional[Champion] = None  # the run this section's question picks, registered by the compare stage
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,16 @@ def standing_phrase(found: Standing, rows: pd.DataFrame, value: Column, name: Co
     return f"tie within noise: {listed} ({seeds_behind}, {rules(tied[1:])}){worse}"
 
 
+def champion(
+    results: Results, rows: pd.DataFrame, label: str, question: str, asks: str, standing: str, metric: str = "test/acc"
+) -> Champion:
+    """The run of ``rows``' variant ``label`` to register for ``question``: of its seeds, the best on ``metric``."""
+    chosen = rows[rows.label == label].iloc[0]
+    runs = results.runs[results.runs.run_id.isin(chosen["run_ids"])]
+    run = runs.loc[runs[metric].astype(float).idxmax()]
+    return Champion(question, asks, run.run_id, label, metric, float(run[metric]), standing)
+
+
 def against_best(found: Standing) -> Column:
     """A table column: ``best``, ``tied (McNemar p = 0.41)`` or ``worse (…)`` against the best row."""
 
@@ -209,12 +234,13 @@ def sanity_warning(rows: pd.DataFrame) -> str:
 
 def flag_sanity(section: Section, rows: pd.DataFrame) -> Section:
     """``section`` as it is, unless a stage warned that some of ``rows`` are near chance or below trivial
-    baselines: then its headline names no winner but the warning, and its text says so."""
+    baselines: then its headline names no winner but the warning, its text says so, and it has no champion."""
     warning = sanity_warning(rows)
     if not warning:
         return section
     return replace(
         section,
+        champion=None,  # nothing to register either
         headline=f"{section.title.split(':')[0]}: no winner named: {warning}",
         text=f"{section.text}\n\n**No winner named.** The sanity check of these runs' stage warns: {warning}",
     )

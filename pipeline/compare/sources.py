@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 from urllib.parse import urlparse
 
 import numpy as np
@@ -26,10 +24,10 @@ from mlflow.tracking import MlflowClient
 from pipeline.errors import DataError, UserError
 from pipeline.paths import metrics_file
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, run_label
+from pipeline.tracking.store import no_progress_bars
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 EPOCH_CAP = "trainer.max_epochs"  # the run's param: its stage's effective trainer budget
 
 
@@ -131,25 +129,11 @@ def fetch_predictions(client: MlflowClient, run_id: str) -> Optional[dict[str, t
     logged = client.list_artifacts(run_id, PREDICTIONS_ARTIFACT.rpartition("/")[0])
     if PREDICTIONS_ARTIFACT not in {artifact.path for artifact in logged}:
         return None
-    with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as tmp, _no_progress_bar():
+    with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as tmp, no_progress_bars():
         with np.load(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, tmp)) as arrays:
             found = {key: arrays[key] for key in arrays.files}
     outputs = {key.rpartition("_")[0] for key in found}
     return {o: (found[f"{o}_true"], found[f"{o}_pred"]) for o in outputs if {f"{o}_true", f"{o}_pred"} <= set(found)}
-
-
-@contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar per download: one per run would flood the stage's output."""
-    before = os.environ.get(PROGRESS_BAR)
-    os.environ[PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PROGRESS_BAR, None)
-        else:
-            os.environ[PROGRESS_BAR] = before
 
 
 def metric_curves(client: MlflowClient, runs: pd.DataFrame, key: str) -> pd.DataFrame:

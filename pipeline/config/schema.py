@@ -11,6 +11,7 @@ A paradigm's section may carry ``trainer:`` overrides of the shared trainer opti
 from __future__ import annotations
 
 import typing
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, Union
 
@@ -197,9 +198,14 @@ TrainerOverrides = _each_optional(
 )
 
 
-class TrackingConfig(Section):
-    experiment: str = Field("paradigm-lab", min_length=1)
-    tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1)
+with warnings.catch_warnings():  # `register` shadows ABCMeta.register, a class method no params object calls
+    warnings.filterwarnings("ignore", message='Field name "register"')
+
+    class TrackingConfig(Section):
+        experiment: str = Field("paradigm-lab", min_length=1)
+        tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1)
+        register: bool = True  # compare registers each question's winner in the Model Registry (alias champion)
+        system_metrics: bool = False  # MLflow's monitor (CPU, memory, GPU) on every training run
 
 
 class FederatedSplitConfig(Section):

@@ -24,7 +24,7 @@ from pipeline.config.params import Params
 from pipeline.config.schema import PrepareConfig
 from pipeline.data.baselines import fit_baselines
 from pipeline.data.prepared import SPLITS, TaskData, save_task
-from pipeline.data.scaling import Scaling, fit_scaling
+from pipeline.data.scaling import SCALING_FILE, Scaling, fit_scaling
 from pipeline.data.sources import Dataset, load_dataset
 from pipeline.data.splits import (
     client_class_counts,
@@ -42,7 +42,6 @@ from pipeline.seeding import rng_for
 from pipeline.tracking.runs import RunSpec
 
 SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
-SCALING_FILE = "scaling.npz"
 NOISE_WARNING_RATIO = 1.0  # domain-shift noise above this many source standard deviations draws a warning
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class TaskData:
     columns: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     baselines: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    source: Optional[Path] = None  # the prepared file it was read from (what runs log as their dataset)
 
     @property
     def num_classes(self) -> int:
@@ -88,6 +89,7 @@ def load_task(path: str | Path) -> TaskData:
         },
         baselines=baselines,
         notes=notes,
+        source=Path(path),
     )
 
 

@@ -22,6 +22,7 @@ from pipeline.data.prepared import read_arrays
 from pipeline.io import write_npz
 
 METHODS = ("max", "standard", "none")
+SCALING_FILE = "scaling.npz"  # beside the prepared task files
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class Scaling:
 
     def save(self, path: str | Path) -> None:
         write_npz(path, method=np.array(self.method), shift=self.shift, divisor=self.divisor)
+
+    def invert(self, X: np.ndarray) -> np.ndarray:
+        """Inputs back in the dataset's own units (what a served model takes)."""
+        return X.astype(np.float64) * self.divisor + self.shift
+
+    @classmethod
+    def beside(cls, task_file: str | Path) -> Scaling:
+        """The scaling ``prepare`` saved with the prepared task file ``task_file``."""
+        return cls.load(Path(task_file).parent / SCALING_FILE)
 
     @classmethod
     def load(cls, path: str | Path) -> Scaling:

@@ -42,7 +42,7 @@ def train_classifier(
         saved = SavedModel.classifier(saved, model, params.model, task)
     module = ClassificationModule(model, task.num_classes, cfg, optimizer_factory)
     loaders = make_loaders(task.X, task.y, cfg, params.seed)
-    return fit_tracked(params, spec, module, loaders, {OUTPUT: task.classes}, saved, callbacks, tags)
+    return fit_tracked(params, spec, module, loaders, task, {OUTPUT: task.classes}, saved, callbacks, tags)
 
 
 def fit_tracked(
@@ -50,6 +50,7 @@ def fit_tracked(
     spec: RunSpec,
     module: pl.LightningModule,
     loaders: dict[str, DataLoader],
+    data: TaskData,
     classes: dict[str, np.ndarray],
     saved: SavedModel,
     callbacks: Sequence[pl.Callback] = (),
@@ -58,10 +59,12 @@ def fit_tracked(
 ) -> tuple[dict, Trained]:
     """Fit and test any tracked module (see :class:`pipeline.training.runner.TrackedModule`) in the run ``spec``.
 
-    ``classes`` names the classes of each output, for its confusion matrix; ``derived(metrics)``
+    ``data`` is the prepared task the loaders hold (logged as the run's datasets, it gives the served model its
+    input shape and test examples); ``classes`` names the classes of each output, for its confusion matrix and
+    the served model's labels; ``derived(metrics)``
     adds metrics computed from the run's own (e.g. ratios against other runs), logged on it too.
     """
     with tracked_run(params, spec, tags) as run:
         cfg = params.trainer_for(spec.stage)
         trained = fit_and_test(module, loaders, cfg, params.seed, run.run, spec.label, extra_callbacks=callbacks)
-        return run.finish(trained, classes, saved, derived), trained
+        return run.finish(trained, data, classes, saved, derived), trained

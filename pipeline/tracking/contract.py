@@ -6,14 +6,18 @@ trained to :meth:`TrackedRun.finish`. That one method logs the contract: the mem
 parameter count, the measured model state and peak, the labels used, fit time and throughput, the
 device, precision and optimizer; a confusion matrix per output; every test example's true and
 predicted class (:data:`PREDICTIONS_ARTIFACT`, so the comparison can test two runs on the same
-examples); the saved model, its size and the model itself as an artifact. It then checks the run
-holds every :data:`CONTRACT_METRICS` and :data:`CONTRACT_TAGS` key, so a paradigm that leaves one
-out fails at once. A new required metric is one edit, here.
+examples); the saved model (the project's own checkpoint, for the pipeline's loaders), its size and
+the checkpoint as an artifact; the trained network as an MLflow Model that loads and serves without
+this project (:mod:`.mlflow_model`); and the prepared splits it trained and tested on as MLflow
+datasets (:mod:`.datasets`). It then checks the run holds every :data:`CONTRACT_METRICS` and
+:data:`CONTRACT_TAGS` key, so a paradigm that leaves one out fails at once. A new required metric is
+one edit, here.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,8 @@ from pipeline.memory import estimate_training_memory
 from pipeline.models.checkpoint import save_classifier
 from pipeline.ranks import is_global_zero
 from pipeline.tracking import figures
+from pipeline.tracking.datasets import log_datasets
+from pipeline.tracking.mlflow_model import AGREEMENT_METRIC, MODEL_LOGGING_METRIC, log_mlflow_model
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, RunSpec, stage_run
 from pipeline.tracking.step_metrics import StepMetrics
 
@@ -48,6 +54,7 @@ CONTRACT_METRICS = (
     "memory/peak_bytes", "memory/measured_state_bytes", "model/checkpoint_bytes", "time/fit_seconds",
     "throughput/train_samples_per_s", "data/labels_used",
 )  # fmt: skip
+CHECKPOINT_ARTIFACTS = "checkpoint"  # the project's checkpoint; "model" is the MLflow Model (runs:/<id>/model)
 CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")
 
 
@@ -75,15 +82,19 @@ class Trained:
 
 @dataclass(frozen=True)
 class SavedModel:
-    """Where the trained model goes (a file, or a folder for an adapter) and what writes it there."""
+    """Where the trained model goes (a file, or a folder for an adapter), what writes it there, and the network
+    to serve: the trained one, or one built from it (an adapter merged into its base)."""
 
     path: Path
     write: Callable[[Path], None]
+    network: Callable[[], nn.Module]  # inputs to logits (a tensor, or a dict of them per output)
 
     @classmethod
     def classifier(cls, path: Path, model: nn.Module, model_cfg: ModelConfig, task: TaskData) -> SavedModel:
         """A classifier checkpoint for ``task`` that :func:`pipeline.models.checkpoint.load_classifier` reads back."""
-        return cls(Path(path), lambda at: save_classifier(at, model, model_cfg, task.input_shape, task.classes))
+        return cls(
+            Path(path), lambda at: save_classifier(at, model, model_cfg, task.input_shape, task.classes), lambda: model
+        )
 
 
 class TrackedRun:
@@ -102,14 +113,16 @@ class TrackedRun:
     def finish(
         self,
         trained: Trained,
+        data: TaskData,
         classes: dict[str, np.ndarray],
         saved: SavedModel,
         derived: Optional[Callable[[Metrics], Metrics]] = None,
     ) -> dict:
-        """Log the contract for ``trained``, save it, return ``{"run_id": ..., <metric>: value}``.
+        """Log the contract for ``trained`` on ``data``, save it, return ``{"run_id": ..., <metric>: value}``.
 
-        ``classes`` names each output's classes (its confusion matrix); ``derived(metrics)`` adds metrics
-        computed from the run's own (e.g. ratios against other runs), logged on it too.
+        ``classes`` names each output's classes (its confusion matrix, the served model's labels);
+        ``derived(metrics)`` adds metrics computed from the run's own (e.g. ratios against other runs),
+        logged on it too.
         """
         estimate = estimate_training_memory(trained.module, trained.optimizer, trained.precision)
         metrics = (
@@ -139,6 +152,12 @@ class TrackedRun:
         if is_global_zero():  # a distributed fit's later processes saved nothing, and Lightning logs on rank 0 only
             log_saved_model(saved.path)
             log_predictions(trained.predictions)
+            log_datasets(data)
+            started = time.perf_counter()
+            served = {AGREEMENT_METRIC: log_mlflow_model(saved.network(), data, classes, trained.predictions)}
+            served[MODEL_LOGGING_METRIC] = time.perf_counter() - started  # what logging the MLflow Model cost
+            mlflow.log_metrics(served, step=trained.step)
+            metrics |= served
             self._check_contract(trained.cannot_have)
         return {"run_id": self.run_id, **metrics}
 
@@ -190,10 +209,11 @@ def log_predictions(predictions: Predictions) -> None:
 
 
 def log_saved_model(saved_at: Path) -> None:
+    """The project's own checkpoint (or adapter folder) under the run's artifacts ``checkpoint/``."""
     if saved_at.is_dir():
-        mlflow.log_artifacts(str(saved_at), f"model/{saved_at.name}")
+        mlflow.log_artifacts(str(saved_at), f"{CHECKPOINT_ARTIFACTS}/{saved_at.name}")
     else:
-        mlflow.log_artifact(str(saved_at), "model")
+        mlflow.log_artifact(str(saved_at), CHECKPOINT_ARTIFACTS)
 
 
 def size_on_disk(path: Path) -> int:

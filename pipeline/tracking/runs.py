@@ -32,6 +32,11 @@ LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 # A run's test answers: per output <output>_true and <output>_pred, int arrays in test-split order. The run
 # contract writes them (pipeline.tracking.contract), the comparison reads them (pipeline.compare.sources).
 PREDICTIONS_ARTIFACT = "predictions/test.npz"
+# MLflow 3's UI opens an experiment of no stated kind on its GenAI overview (traces, prompts); this kind opens
+# it on its runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow's system-metrics monitor samples every 10 s by default: longer than most of the default pipeline's runs.
+SYSTEM_METRICS_INTERVAL_S = 1
 # What the pipeline writes into the working tree as it runs: not a change to the code or params (git_tags).
 OWN_OUTPUTS = ("dvc.lock", "metrics", "plots", "reports")
 
@@ -44,19 +49,22 @@ def local_artifacts_dir(uri: str) -> Path:
 
 
 def experiment_id(name: str) -> str:
-    """The experiment's id, creating it (with local artifacts beside a local store) if needed."""
+    """The experiment's id, creating it (with local artifacts beside a local store) if needed, and marked as a
+    model-training experiment (:data:`EXPERIMENT_KIND`)."""
     existing = mlflow.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    uri = mlflow.get_tracking_uri()
-    location = None if urlparse(uri).scheme in REMOTE_SCHEMES else local_artifacts_dir(uri).resolve().as_uri()
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another process (a sweep's other worker) created it meanwhile
-        existing = mlflow.get_experiment_by_name(name)
-        if existing is None:
-            raise
-        return existing.experiment_id
+    if existing is None:
+        uri = mlflow.get_tracking_uri()
+        location = None if urlparse(uri).scheme in REMOTE_SCHEMES else local_artifacts_dir(uri).resolve().as_uri()
+        try:
+            return mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        except MlflowException:  # another process (a sweep's other worker) created it meanwhile
+            existing = mlflow.get_experiment_by_name(name)
+            if existing is None:
+                raise
+    for key, value in EXPERIMENT_KIND.items():  # an experiment made before it was marked
+        if existing.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(existing.experiment_id, key, value)
+    return existing.experiment_id
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,13 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
     run_name = run_label(spec.stage, spec.variant, separator="-")
     nested = mlflow.active_run() is not None  # inside a sweep's trial run: the stage's runs are its children
     experiment = experiment_id(params.tracking.experiment)
-    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags, nested=nested) as run:
-        effective = used | _effective_trainer(params, spec.stage)
+    effective = used | _effective_trainer(params, spec.stage)
+    monitored = params.tracking.system_metrics and "trainer" in effective  # a training run
+    if monitored:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+    with mlflow.start_run(
+        experiment_id=experiment, run_name=run_name, tags=tags, nested=nested, log_system_metrics=monitored
+    ) as run:
         if "trainer" in effective:  # a stage that trains: its thread count, set here as every training run opens
             mlflow.set_tag("torch_threads", use_threads(effective["trainer"]["num_threads"]))
         mlflow.log_params(flatten(effective))

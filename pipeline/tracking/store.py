@@ -18,7 +18,9 @@ import shutil
 import socket
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import mlflow
 import psutil
@@ -41,6 +43,7 @@ PROBE_TIMEOUT_S = 5
 QUIET_LOGGERS = ("mlflow.store.db.utils",)
 REMOTE_SCHEMES = ("http", "https", "databricks")
 OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
@@ -98,6 +101,21 @@ def _probe_server(uri: str) -> None:
     except requests.RequestException as err:
         reason = "timed out" if isinstance(err, requests.Timeout) else "no answer"
         raise OutsideFault(unreachable_server(uri, reason)) from None
+
+
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """MLflow draws a progress bar per download (a run's predictions, a model's artifacts as it checks its input
+    example): one per run would flood a stage's output."""
+    before = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = before
 
 
 def owner_tags() -> dict[str, str]:

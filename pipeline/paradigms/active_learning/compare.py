@@ -3,11 +3,15 @@ learning curves (test accuracy against labels used) as its chart."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from pipeline.compare.charts import curves_chart, mean_curves
 from pipeline.compare.sections import (
+    Champion,
     Results,
     Section,
     against_best,
+    champion,
     col,
     flag_sanity,
     linked,
@@ -20,6 +24,7 @@ from pipeline.compare.table import cell, markdown_table
 from pipeline.paradigms.active_learning.config import CONTROL
 
 TITLE = "Active-learning strategies vs random"
+QUESTION = "active-learning"
 
 
 def compare_with_random(results: Results) -> Section:
@@ -65,5 +70,16 @@ def compare_with_random(results: Results) -> Section:
         f"{TITLE}: area under the curve: {phrase}.",
         metrics={f"active_learning/{row['variant']}/alc": row["al/alc"] for _, row in rows.iterrows()},
         charts=[chart],
+        champion=_most_accurate_at_the_budget(results, rows),
     )
     return flag_sanity(section, rows)
+
+
+def _most_accurate_at_the_budget(results: Results, rows: pd.DataFrame) -> Champion:
+    """The model to keep is the one trained on the whole label budget: the strategy whose final model is most
+    accurate (the area under the curve above ranks how fast a strategy got there)."""
+    found = rank(results, rows)
+    phrase = standing_phrase(found, rows, lambda row: cell(row, "test/acc"), variant)
+    return champion(
+        results, rows, found.best, QUESTION, "Active learning: the most accurate at the label budget", phrase
+    )

@@ -114,7 +114,7 @@ def run_strategy(
             step=labels[-1],  # the scores: logged per round
         )
         saved = SavedModel.classifier(out / f"{spec.variant}.pt", model, params.model, data)
-        return run.finish(trained, {OUTPUT: data.classes}, saved), sim.rows
+        return run.finish(trained, data, {OUTPUT: data.classes}, saved), sim.rows
 
 
 class RoundProgress:

@@ -13,6 +13,7 @@ from pipeline.compare.sections import (
     Section,
     against_best,
     before_link,
+    champion,
     delta,
     epochs,
     flag_sanity,
@@ -27,6 +28,7 @@ from pipeline.compare.significance import compare
 from pipeline.compare.table import cell, markdown_table
 
 TITLE = "Federated (IID, non-IID, strategies) vs centralised"
+QUESTION = "federated"
 
 
 def compare_with_centralized(results: Results) -> Section:
@@ -42,7 +44,8 @@ def compare_with_centralized(results: Results) -> Section:
         **pick("seeds", "test acc", "macro-F1", "bytes communicated", "labels used", "fit s", "MLflow"),
     }
     columns = before_link(columns, "vs best federated", against_best(found))
-    headline = f"{TITLE}: {standing_phrase(found, fl, lambda row: cell(row, 'test/acc'), variant)}"
+    phrase = standing_phrase(found, fl, lambda row: cell(row, "test/acc"), variant)
+    headline = f"{TITLE}: {phrase}"
     metrics = {}
     if not central.empty:
         centre = central.iloc[0]
@@ -72,6 +75,7 @@ def compare_with_centralized(results: Results) -> Section:
         headline + ".",
         metrics=metrics,
         charts=[chart],
+        champion=champion(results, fl, found.best, QUESTION, "Federated: the most accurate global model", phrase),
     )
     return flag_sanity(section, rows)
 

@@ -289,7 +289,7 @@ def federate(
             cannot_have=frozenset() if any(r.clients_reported for r in records) else frozenset({"train/loss"}),
         )
         saved = SavedModel.classifier(out / f"{spec.variant.replace('/', '-')}.pt", fed.model, params.model, data)
-        return run.finish(trained, {OUTPUT: data.classes}, saved), monitor.history
+        return run.finish(trained, data, {OUTPUT: data.classes}, saved), monitor.history
 
 
 def _private_mean(params: Params, variant: str, num_clients: int) -> Optional[Callable[[torch.Tensor], PrivateMean]]:

@@ -7,6 +7,7 @@ from pipeline.compare.sections import (
     Section,
     against_best,
     before_link,
+    champion,
     col,
     delta,
     epochs,
@@ -14,6 +15,7 @@ from pipeline.compare.sections import (
     headline_seeds,
     pick,
     rank,
+    standing_phrase,
     variant,
     verdict_words,
 )
@@ -21,6 +23,7 @@ from pipeline.compare.significance import compare
 from pipeline.compare.table import cell, markdown_table, number
 
 TITLE = "Fine-tuning variants: full, partial and the adapters (LoRA, LoRA-FA, VeRA)"
+QUESTION = "finetune"
 
 
 def compare_variants(results: Results) -> Section:
@@ -54,5 +57,9 @@ def compare_variants(results: Results) -> Section:
         "only those (`saved model`); their weights and optimizer state shrink with them. `vs best`: tied within "
         "noise with the most accurate variant, or worse (docs/comparison.md says how it is decided)."
     )
-    section = Section(TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline + ".")
+    phrase = standing_phrase(found, rows, lambda row: cell(row, "test/acc"), variant)
+    best = champion(results, rows, found.best, QUESTION, f"{TITLE.split(':')[0]}: the most accurate", phrase)
+    section = Section(
+        TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline + ".", champion=best
+    )
     return flag_sanity(section, rows)

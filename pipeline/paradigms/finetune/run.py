@@ -55,7 +55,11 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
     seed_everything(params.seed)
     adapted, optimizer_factory, callbacks = adapt(params, strategy, model, task.input_shape, task.num_classes)
     if strategy in ADAPTERS:
-        saved = SavedModel(out / strategy, lambda path: save_adapter(path, adapted, task.classes, task.input_shape))
+        saved = SavedModel(
+            out / strategy,
+            lambda path: save_adapter(path, adapted, task.classes, task.input_shape),
+            lambda: copy.deepcopy(adapted).merge_and_unload(),  # served merged: plain layers, no adapter overhead
+        )
     else:
         saved = out / f"{strategy}.pt"  # a whole classifier checkpoint
     return train_classifier(

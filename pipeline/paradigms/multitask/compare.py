@@ -10,12 +10,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.compare.charts import Chart
-from pipeline.compare.sections import EARLY, Results, Section, epochs, flag_sanity, headline_seeds
+from pipeline.compare.sections import EARLY, Results, Section, champion, epochs, flag_sanity, headline_seeds
 from pipeline.compare.significance import Verdict, compare
 from pipeline.compare.table import cell, number
 from pipeline.tracking import figures
 
 TITLE = "Multi-task vs separate models"
+QUESTION = "multitask"
 COSTS = {"params/total": ("total params", "int"), "memory/estimated_train_bytes": ("est. model state", "bytes"),
          "time/fit_seconds": ("fit s", "s")}  # fmt: skip
 
@@ -108,6 +109,9 @@ def compare_with_separate_models(results: Results) -> Section:
             for t, a, b in zip(found.tasks, found.shared_acc, found.separate_acc)
         },
         charts=[_chart(found)],
+        champion=champion(
+            results, pd.DataFrame([shared]), shared["label"], QUESTION, "Multi-task: the shared network", gains
+        ),
     )
     return flag_sanity(section, rows)
 

@@ -112,6 +112,7 @@ def _train(
     saved = SavedModel(
         out / f"{spec.variant.replace('/', '-')}.pt",
         lambda path: save_multitask(path, net, params.model, data.input_shape, branches, classes),
+        lambda: net,
     )
     tags = {
         "tasks": ",".join(task.name for task in specs),
@@ -119,7 +120,7 @@ def _train(
         "init": "pretrained base" if body_state is not None else "random",
     }
     loaders = make_loaders(data.X, targets, cfg, params.seed)
-    return fit_tracked(params, spec, module, loaders, classes, saved, tags=tags, derived=derived)
+    return fit_tracked(params, spec, module, loaders, data, classes, saved, tags=tags, derived=derived)
 
 
 def compare_with_separate(shared: Metrics, separate: list[dict], tasks: list[str], peaks_comparable: bool) -> Metrics:

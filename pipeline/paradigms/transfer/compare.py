@@ -7,6 +7,7 @@ from pipeline.compare.sections import (
     Section,
     against_best,
     before_link,
+    champion,
     delta,
     epochs,
     flag_sanity,
@@ -17,6 +18,7 @@ from pipeline.compare.sections import (
 from pipeline.compare.table import cell, markdown_table, number
 
 TITLE = "Transfer vs fine-tune vs scratch (target task)"
+QUESTION = "target-task"
 
 
 def compare_on_target(results: Results) -> Section:
@@ -51,10 +53,16 @@ def compare_on_target(results: Results) -> Section:
             for _, row in rows.iterrows()
             if row.stage != "scratch"
         }
-    headline = f"{TITLE}: {standing_phrase(found, rows, lambda row: cell(row, 'test/acc'), lambda row: row['label'])}"
+    phrase = standing_phrase(found, rows, lambda row: cell(row, "test/acc"), lambda row: row["label"])
+    headline = f"{TITLE}: {phrase}"
     if not scratch.empty and scratch.iloc[0]["label"] not in found.tied:
         headline += f"; scratch {cell(scratch.iloc[0], 'test/acc')}"
     section = Section(
-        TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline + ".", metrics=metrics
+        TITLE,
+        text,
+        markdown_table((r for _, r in rows.iterrows()), columns),
+        headline + ".",
+        metrics=metrics,
+        champion=champion(results, rows, found.best, QUESTION, TITLE, phrase),
     )
     return flag_sanity(section, rows)
