@@ -24,8 +24,8 @@ run: setup
 	@$(BIN)/python -m pipeline.compare
 	@echo
 	@echo "Results: reports/comparison.md, metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
-	@echo "MLflow runs are in mlflow.db. Open the UI with:"
-	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse http://127.0.0.1:5000"
+	@echo "MLflow runs, models and the registry are in mlflow.db. Open the UI with:"
+	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse the link above"
 
 # Two workers, a test file each at a time: the dvc repro tests take one core, the rest of the suite the other.
 test: setup

@@ -98,7 +98,8 @@ def _file_system(error: BaseException) -> Optional[str]:
     """A file or folder the stage must write (an output, the store, its artifacts) that it cannot."""
     if not isinstance(error, OSError) or error.errno not in _FILE_SYSTEM_ERRNOS:
         return None
-    name = error.filename or "a file the stage writes"
+    # a copy that fails names its source first and the file it was writing second
+    name = error.filename2 or error.filename or "a file the stage writes"
     return f"cannot write {name}: {_FILE_SYSTEM_ERRNOS[error.errno]} ({error.strerror}); fix that path, then run again"
 
 

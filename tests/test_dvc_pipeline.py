@@ -7,17 +7,27 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.failures import FAULT_EXIT
 from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS
+from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
+from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT, make_params
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
@@ -193,12 +203,176 @@ def test_every_training_run_carries_the_whole_run_contract(repo):
                 set(CONTRACT_METRICS) - set(run.data.metrics),
             )
             assert set(CONTRACT_TAGS) <= set(run.data.tags), (stage, variant, set(CONTRACT_TAGS) - set(run.data.tags))
-            artifacts = {a.path for d in ("model", "plots") for a in client.list_artifacts(run.info.run_id, d)}
-            assert any(path.startswith("model/") for path in artifacts) and any(
+            artifacts = {a.path for d in ("checkpoint", "plots") for a in client.list_artifacts(run.info.run_id, d)}
+            assert any(path.startswith("checkpoint/") for path in artifacts) and any(
                 "confusion_matrix" in p for p in artifacts
             ), variant
+            # an MLflow Model that answers the test split as the trained network did, and the data it used
+            assert [m.name for m in logged_models(client, run)] == ["model"], variant
+            assert run.data.metrics[AGREEMENT_METRIC] == 1.0, (stage, variant)
+            inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+            assert set(inputs) == {"training", "validation", "testing"}, variant
+            task = json.loads(inputs["testing"].source)["uri"]
+            assert task.startswith("data/prepared/") and inputs["testing"].name == f"{Path(task).stem}/test"
+            assert json.loads(inputs["testing"].profile)["features_shape"][0] > 0 and inputs["testing"].digest
             checked += 1
     assert checked >= 20  # every variant of every paradigm in the default pipeline
+
+
+def logged_models(client: MlflowClient, run) -> list:
+    return [client.get_logged_model(output.model_id) for output in run.outputs.model_outputs]
+
+
+def current_runs(root: Path, stage: str) -> dict[str, str]:
+    """Variant -> run id, of the runs behind ``stage``'s current outputs."""
+    runs = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+    return {variant: entry["run_id"] for variant, entry in runs.items()}
+
+
+def raw_test_split(root: Path, client: MlflowClient, run_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The test inputs of the run's dataset in the dataset's own units (before data.scale), and per output the
+    class index the trained network predicted for each (the run's predictions artifact)."""
+    run = client.get_run(run_id)
+    testing = next(i.dataset for i in run.inputs.dataset_inputs if i.tags[0].value == "testing")
+    scaled = np.load(root / json.loads(testing.source)["uri"])["X_test"]
+    scaling = np.load(root / "data" / "prepared" / "scaling.npz")
+    raw = scaled.astype(np.float64) * scaling["divisor"] + scaling["shift"]
+    with tempfile.TemporaryDirectory() as folder:
+        answers = dict(np.load(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, folder)))
+    return raw, {key.removesuffix("_pred"): value for key, value in answers.items() if key.endswith("_pred")}
+
+
+def predicted_indices(table: pd.DataFrame, output: str) -> np.ndarray:
+    """Per example, the class index the served model picked for ``output`` (its probability columns in order)."""
+    probabilities = table[[c for c in table.columns if c.startswith(f"{output}_p_")]].to_numpy()
+    return probabilities.argmax(axis=1)
+
+
+SERVED = [("finetune", "lora"), ("multitask", "multitask"), ("federated", None), ("active_learning", None)]
+
+
+def served_runs(root: Path) -> list[str]:
+    """A run of each kind of trained network: a merged adapter, a multi-task network, federated, active learning."""
+    chosen = []
+    for stage, variant in SERVED:
+        runs = current_runs(root, stage)
+        chosen.append(runs[variant] if variant else next(iter(runs.values())))
+    return chosen
+
+
+def test_logged_models_predict_in_a_new_process_without_the_project(repo, tmp_path):
+    """`mlflow.pyfunc.load_model("runs:/<id>/model")` in a process that imports nothing of the project answers
+    the raw test split as the trained network did, output by output."""
+    root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    expected = {}
+    for run_id in served_runs(root):
+        raw, expected[run_id] = raw_test_split(root, client, run_id)
+        np.save(tmp_path / f"{run_id}.npy", raw)
+    script = (
+        "import sys, mlflow, numpy as np\n"
+        "for run_id in sys.argv[1:]:\n"
+        "    model = mlflow.pyfunc.load_model(f'runs:/{run_id}/model')\n"
+        "    model.predict(np.load(f'{run_id}.npy')).to_csv(f'{run_id}.csv', index=False)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('pipeline', 'stages')], 'imported the project'\n"
+    )
+    sh([sys.executable, "-c", script, *expected], tmp_path, env | {"PYTHONPATH": ""})
+    for run_id, outputs in expected.items():
+        table = pd.read_csv(tmp_path / f"{run_id}.csv")
+        for output, indices in outputs.items():
+            assert np.array_equal(predicted_indices(table, output), indices), (run_id, output)
+
+
+def test_mlflow_models_serve_answers_invocations_with_the_same_predictions(repo):
+    root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run_id = current_runs(root, "finetune")["lora"]
+    raw, expected = raw_test_split(root, client, run_id)
+    port = free_port()
+    command = ["mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", server)
+        body = json.dumps({"inputs": raw.tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            table = pd.DataFrame(json.load(response)["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(table) == len(raw)
+    assert np.array_equal(predicted_indices(table, "label"), expected["label"])
+    classes = np.load(root / "data" / "prepared" / "target.npz")["classes"]
+    assert np.array_equal(table["label"].to_numpy(), classes[expected["label"]])
+
+
+CHAMPIONS = ("target-task", "finetune", "federated", "active-learning", "multitask")
+
+
+def test_compare_registers_each_questions_champion_and_a_rerun_adds_no_version(repo):
+    root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    listed = {run_id for stage in TRAINING for run_id in current_runs(root, stage).values()}
+
+    def champions() -> dict[str, tuple[str, int]]:
+        found = {}
+        for question in CHAMPIONS:
+            name = f"paradigm-lab-{question}"
+            version = client.get_model_version_by_alias(name, "champion")
+            assert version.run_id in listed and version.tags["question"] == question
+            assert version.tags["metric"] == "test/acc" and version.tags["comparison"]
+            found[name] = (version.version, len(client.search_model_versions(f"name = '{name}'")))
+        return found
+
+    before = champions()
+    sh(["dvc", "repro", "--force", "--single-item", "compare"], root, env)
+    assert champions() == before  # same winners: the alias stays, no version is added
+
+
+def test_a_registry_that_refuses_fails_compare_in_one_line(repo):
+    root, env, _ = repo
+    dead = "http://127.0.0.1:1"
+    started = time.perf_counter()
+    failed = subprocess.run(
+        [sys.executable, "-m", "stages.compare"],
+        cwd=root,
+        env=env | {"MLFLOW_REGISTRY_URI": dead},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.perf_counter() - started < 60
+    assert failed.returncode == FAULT_EXIT, failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: the MLflow model registry {dead}") and "tracking.register: false" in last
+    assert "Traceback" not in failed.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until ``url`` answers (a server coming up), failing if ``process`` ends or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the server exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:  # not listening yet
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer within {seconds} s")
 
 
 def test_second_repro_has_nothing_to_do(repo):
@@ -293,15 +467,8 @@ def test_dvc_shows_metrics_and_renders_plots(repo):
 
 def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
     """What `mlflow ui` shows, read through its REST API on a loopback port."""
-    import socket
-    import time
-    import urllib.error
-    import urllib.request
-
     root, env, _ = repo
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             "mlflow",
@@ -361,6 +528,19 @@ def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
         assert "## Memory check" in report and all(
             f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/")
         )
+        # the UI opens the experiment on its runs (a model-training experiment), the compare run with its headlines
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+        note = {t["key"]: t["value"] for t in compare["data"]["tags"]}["mlflow.note.content"]
+        assert note.startswith("## Paradigm comparison") and "Transfer vs fine-tune vs scratch" in note
+        # each question's champion in the registry, and its model's files
+        for question in CHAMPIONS:
+            found = call(f"registered-models/alias?name=paradigm-lab-{question}&alias=champion")["model_version"]
+            assert found["aliases"] == ["champion"] and found["run_id"]
+        models = call("logged-models/search", {"experiment_ids": [experiment["experiment_id"]]})["models"]
+        assert len(models) >= len(runs) - len([r for r in runs if r["info"]["run_name"] in ("compare", "data-splits")])
+        model_id = models[0]["info"]["model_id"]
+        files = {f["path"] for f in call(f"logged-models/{model_id}/artifacts/directories")["files"]}
+        assert {"MLmodel", "artifacts"} <= files, files
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import mlflow
 import psutil
@@ -106,6 +108,53 @@ def test_store_whose_folder_cannot_be_created(tmp_path, monkeypatch, capsys):
     code, err = stage_exit(capsys)
     assert code == FAULT_EXIT and err.startswith("error: ")
     assert "sqlite:///a_file/store/mlflow.db" in err and "a parent of it is a file" in err
+
+
+@contextmanager
+def small_file_system(folder, *options: str) -> Iterator[None]:
+    """A real tmpfs of 64 KiB mounted at ``folder`` (with mount ``options``, e.g. ``ro``), unmounted after."""
+    folder.mkdir(parents=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(["size=64k", *options]), "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"needs to mount a small file system, which this machine refuses: {mount.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"), [(("ro",), "the file system is read-only"), ((), "the disk is full")], ids=["ro", "full"]
+)
+def test_an_unwritable_artifact_location_fails_the_stage_in_one_line_and_leaves_no_finished_run(
+    tmp_path, options, reason
+):
+    from pipeline.data.prepare import prepare_data, write_prepared
+    from pipeline.paths import StagePaths
+
+    write_params(tmp_path)
+    write_prepared(prepare_data(make_params()), StagePaths.of("prepare", tmp_path).data)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with small_file_system(tmp_path / "mlartifacts", *options):  # where the store keeps its runs' artifacts
+        stage = subprocess.run(
+            [sys.executable, "-m", "stages.pretrain"],
+            cwd=tmp_path,
+            env=os.environ | {"MLFLOW_TRACKING_URI": store},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert stage.returncode == FAULT_EXIT and "Traceback" not in stage.stderr, stage.stderr
+    last = stage.stderr.splitlines()[-1]
+    assert last.startswith(f"error: cannot write {tmp_path / 'mlartifacts'}/") and reason in last, last
+    client = MlflowClient(store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and all(run.info.status == "FAILED" for run in runs)  # nothing reads the half-logged run as done
+    assert not (tmp_path / "metrics" / "pretrain.json").exists()  # the run list the comparison reads
 
 
 def test_runs_left_running_by_a_dead_process_are_marked_killed(tracking_dir):

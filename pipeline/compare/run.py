@@ -25,7 +25,15 @@ from pipeline.compare.charts import write_charts
 from pipeline.compare.registry import register_champions
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
 from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
-from pipeline.compare.sources import fetch_predictions, fetch_runs, listed_runs, metric_curves, run_url, ui_url
+from pipeline.compare.sources import (
+    experiment_url,
+    fetch_predictions,
+    fetch_runs,
+    listed_runs,
+    metric_curves,
+    run_url,
+    ui_url,
+)
 from pipeline.compare.table import by_variant, shown
 from pipeline.config.params import Params
 from pipeline.io import write_text
@@ -78,7 +86,14 @@ def run_compare(
         source = f"`{tracking_uri}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
         write_text(reports_dir / "comparison.md", markdown(answered, images, source, link))
         write_csv(reports_dir / "comparison.csv", runs.to_dict("records"), list(runs.columns))
-        summary = terminal_summary(table, answered)
+        champions = [section.champion for section in answered if section.champion is not None]
+        registered = (
+            register_champions(client, params.tracking.experiment, champions, run.info.run_id)
+            if params.tracking.register
+            else []
+        )
+        summary = terminal_summary(table, answered) + "".join(f"registry: {entry.line()}\n" for entry in registered)
+        summary += f"\nThe runs in the MLflow UI: {experiment_url(ui, run.info.experiment_id)}\n"
         write_text(reports_dir / "summary.txt", summary)
         numbers = {key: value for section in answered for key, value in section.metrics.items()}
         mlflow.log_metrics({MLFLOW_NAME.sub("_", key): value for key, value in numbers.items() if _finite(value)})
@@ -88,15 +103,7 @@ def run_compare(
             mlflow.log_artifact(str(reports_dir / name), REPORT_ARTIFACTS)
         mlflow.log_artifacts(str(figures_dir), f"{REPORT_ARTIFACTS}/figures")
         mlflow.set_tag("mlflow.note.content", mlflow_note(answered, REPORT_ARTIFACTS))
-        champions = [section.champion for section in answered if section.champion is not None]
-        registered = (
-            register_champions(client, params.tracking.experiment, champions, run.info.run_id)
-            if params.tracking.register
-            else []
-        )
     print(summary)
-    for entry in registered:
-        print(f"registry: {entry.line()}")
     return {
         "runs": {STAGE: {"run_id": run.info.run_id}},
         "variants": _per_variant(table),

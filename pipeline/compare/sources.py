@@ -27,6 +27,9 @@ from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, run_label
 from pipeline.tracking.store import no_progress_bars
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+# MLflow 3's UI shows an experiment as GenAI (traces) or model training per browser, GenAI by default; links ask
+# for the model-training view, whose first page is the runs table.
+TRAINING_VIEW = "workflowType=machine_learning"
 NOT_IN_STORE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 EPOCH_CAP = "trainer.max_epochs"  # the run's param: its stage's effective trainer budget
 
@@ -148,7 +151,12 @@ def metric_curves(client: MlflowClient, runs: pd.DataFrame, key: str) -> pd.Data
 
 def run_url(ui: str, experiment_id: str, run_id: str) -> str:
     """The run's page in the MLflow UI at ``ui``."""
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
+
+
+def experiment_url(ui: str, experiment_id: str) -> str:
+    """The experiment's runs table in the MLflow UI at ``ui``."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
 
 
 def ui_url(configured: str | None, tracking_uri: str) -> str:
