@@ -1,7 +1,7 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
-# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed`: the tables of docs/benchmarks.md.
+# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
-	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed
+	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow
 
 setup: $(VENV)/.installed
 
@@ -86,3 +86,8 @@ benchmark-speed: setup
 	$(BIN)/python -m benchmarks.threads --csv benchmark-threads.csv
 	$(BIN)/python -m benchmarks.inner_loop --csv benchmark-inner-loop.csv
 	$(BIN)/python -m benchmarks.federated_scale --csv benchmark-federated-scale.csv
+
+# What MLflow-native results cost the default pipeline: the MLflow Model per run, system metrics, the registry
+# against the commit before them (six whole pipelines and four compare stages: about 18 minutes on two cores).
+benchmark-mlflow: setup
+	$(BIN)/python -m benchmarks.mlflow_costs --before 834c57e --csv benchmark-mlflow.csv

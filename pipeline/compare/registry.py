@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.compare.sections import Champion
 from pipeline.errors import OutsideFault
 from pipeline.failures import describe
-from pipeline.tracking.mlflow_model import MODEL_NAME
+from pipeline.tracking.runs import MODEL_NAME
 
 ALIAS = "champion"
 

@@ -81,17 +81,17 @@ def run_compare(
     table = results.table
     reports_dir, figures_dir = Path(reports_dir), Path(reports_dir) / "figures"
     with stage_run(params, SPEC) as run:
+        champions = [section.champion for section in answered if section.champion is not None]
+        registered = (  # first: a registry that refuses fails the stage before it writes anything
+            register_champions(client, params.tracking.experiment, champions, run.info.run_id)
+            if params.tracking.register
+            else []
+        )
         link = run_url(ui, run.info.experiment_id, run.info.run_id)
         images = write_charts([chart for section in answered for chart in section.charts], plots_dir, figures_dir)
         source = f"`{tracking_uri}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
         write_text(reports_dir / "comparison.md", markdown(answered, images, source, link))
         write_csv(reports_dir / "comparison.csv", runs.to_dict("records"), list(runs.columns))
-        champions = [section.champion for section in answered if section.champion is not None]
-        registered = (
-            register_champions(client, params.tracking.experiment, champions, run.info.run_id)
-            if params.tracking.register
-            else []
-        )
         summary = terminal_summary(table, answered) + "".join(f"registry: {entry.line()}\n" for entry in registered)
         summary += f"\nThe runs in the MLflow UI: {experiment_url(ui, run.info.experiment_id)}\n"
         write_text(reports_dir / "summary.txt", summary)

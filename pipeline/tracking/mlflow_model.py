@@ -32,9 +32,9 @@ from torch import nn
 
 from pipeline.data.prepared import TaskData
 from pipeline.data.scaling import Scaling, fit_scaling
+from pipeline.tracking.runs import MODEL_NAME
 from pipeline.tracking.store import no_progress_bars
 
-MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
 SERVED_MODEL = Path(__file__).with_name("served_model.py")
 AGREEMENT_METRIC = "model/served_agreement"
 MODEL_LOGGING_METRIC = "time/mlflow_model_seconds"

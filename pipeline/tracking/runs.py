@@ -32,6 +32,9 @@ LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 # A run's test answers: per output <output>_true and <output>_pred, int arrays in test-split order. The run
 # contract writes them (pipeline.tracking.contract), the comparison reads them (pipeline.compare.sources).
 PREDICTIONS_ARTIFACT = "predictions/test.npz"
+# A run's MLflow Model (runs:/<run id>/model): the run contract logs it (pipeline.tracking.mlflow_model), the
+# comparison registers it (pipeline.compare.registry).
+MODEL_NAME = "model"
 # MLflow 3's UI opens an experiment of no stated kind on its GenAI overview (traces, prompts); this kind opens
 # it on its runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
