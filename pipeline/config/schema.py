@@ -205,7 +205,7 @@ with warnings.catch_warnings():  # `register` shadows ABCMeta.register, a class 
         experiment: str = Field("paradigm-lab", min_length=1)
         tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1)
         register: bool = True  # compare registers each question's winner in the Model Registry (alias champion)
-        system_metrics: bool = False  # MLflow's monitor (CPU, memory, GPU) on every training run
+        system_metrics: bool = True  # MLflow's monitor (CPU, memory, GPU) on every training run: 3 % of the pipeline
 
 
 class FederatedSplitConfig(Section):
