@@ -32,6 +32,7 @@ from torch import nn
 
 from pipeline.data.prepared import TaskData
 from pipeline.data.scaling import Scaling, fit_scaling
+from pipeline.models.checkpoint import plain_labels
 from pipeline.tracking.runs import MODEL_NAME
 from pipeline.tracking.store import no_progress_bars
 
@@ -49,7 +50,7 @@ def log_mlflow_model(network: nn.Module, data: TaskData, classes: Classes, predi
     """Export ``network`` and log it as the run's MLflow Model; return the agreement on the test split."""
     # a task built in memory (a test's, a benchmark's) has no scaling on disk: its model takes scaled inputs
     scaling = Scaling.beside(data.source) if data.source is not None else fit_scaling("none", data.X["train"])
-    network = _own_storage(copy.deepcopy(network).cpu().eval())  # the trained one may sit on a GPU, or train on
+    network = _own_storage(copy.deepcopy(network).cpu().eval())  # a copy: the trained one stays as it is (on a GPU)
     example = torch.from_numpy(data.X["test"][: max(2, EXAMPLE_ROWS)])
     with torch.no_grad():
         program = torch.export.export(network, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
@@ -59,7 +60,7 @@ def log_mlflow_model(network: nn.Module, data: TaskData, classes: Classes, predi
         "input_shape": list(data.input_shape),
         "shift": np.asarray(scaling.shift, dtype=np.float32).tolist(),
         "divisor": np.asarray(scaling.divisor, dtype=np.float32).tolist(),
-        "outputs": {output: labels_of(names) for output, names in classes.items()},
+        "outputs": {output: plain_labels(names) for output, names in classes.items()},
     }
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-model-") as tmp:
         torch.export.save(program, Path(tmp) / "program.pt2")
@@ -81,7 +82,7 @@ def signature(input_shape: tuple[int, ...], classes: Classes) -> ModelSignature:
     outputs = []
     for output, names in classes.items():
         outputs.append(ColSpec("string" if np.asarray(names).dtype.kind in "US" else "long", output))
-        outputs += [ColSpec("double", f"{output}_p_{label}") for label in labels_of(names)]
+        outputs += [ColSpec("double", f"{output}_p_{label}") for label in plain_labels(names)]
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, *input_shape))]), outputs=Schema(outputs)
     )
@@ -101,10 +102,6 @@ def _own_storage(network: nn.Module) -> nn.Module:
                     else tensor.clone(),
                 )
     return network
-
-
-def labels_of(names: np.ndarray) -> list:
-    return [name.item() if hasattr(name, "item") else name for name in np.asarray(names)]
 
 
 def _agreement(answers: torch.Tensor | dict[str, torch.Tensor], predictions: Predictions) -> float:
