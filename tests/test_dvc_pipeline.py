@@ -23,6 +23,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.data.scaling import Scaling
 from pipeline.failures import FAULT_EXIT
 from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS
@@ -236,9 +237,8 @@ def raw_test_split(root: Path, client: MlflowClient, run_id: str) -> tuple[np.nd
     class index the trained network predicted for each (the run's predictions artifact)."""
     run = client.get_run(run_id)
     testing = next(i.dataset for i in run.inputs.dataset_inputs if i.tags[0].value == "testing")
-    scaled = np.load(root / json.loads(testing.source)["uri"])["X_test"]
-    scaling = np.load(root / "data" / "prepared" / "scaling.npz")
-    raw = scaled.astype(np.float64) * scaling["divisor"] + scaling["shift"]
+    task = root / json.loads(testing.source)["uri"]
+    raw = Scaling.beside(task).invert(np.load(task)["X_test"])
     with tempfile.TemporaryDirectory() as folder:
         answers = dict(np.load(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, folder)))
     return raw, {key.removesuffix("_pred"): value for key, value in answers.items() if key.endswith("_pred")}

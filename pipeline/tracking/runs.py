@@ -35,8 +35,9 @@ PREDICTIONS_ARTIFACT = "predictions/test.npz"
 # A run's MLflow Model (runs:/<run id>/model): the run contract logs it (pipeline.tracking.mlflow_model), the
 # comparison registers it (pipeline.compare.registry).
 MODEL_NAME = "model"
-# MLflow 3's UI opens an experiment of no stated kind on its GenAI overview (traces, prompts); this kind opens
-# it on its runs table.
+# MLflow's mark of a model-training experiment (what the UI's experiment-kind selector shows). Which view the UI
+# opens on is still the browser's choice, GenAI by default: the comparison's links ask for the model-training
+# view (pipeline.compare.sources.TRAINING_VIEW).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # MLflow's system-metrics monitor samples every 10 s by default: longer than most of the default pipeline's runs.
 SYSTEM_METRICS_INTERVAL_S = 1

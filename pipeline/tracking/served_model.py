@@ -25,7 +25,8 @@ import torch
 
 class ServedClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        card = json.loads(open(context.artifacts["card"]).read())
+        with open(context.artifacts["card"]) as file:
+            card = json.load(file)
         self.outputs = card["outputs"]  # output name -> its class labels, in class-index order
         self.input_shape = tuple(card["input_shape"])
         self.shift = np.asarray(card["shift"], dtype=np.float32)
