@@ -1,7 +1,7 @@
 """Where each stage reads and writes: defined here once, by the stage's name, and checked against dvc.yaml.
 
 A stage writes its models under ``models/<stage>``, its plot data under ``plots/<stage>`` and its run list
-as ``metrics/<stage>.json``; it reads prepare's files in ``data/prepared`` and pretrain's checkpoint.
+as ``metrics/<stage>.json``; it reads prepare's files in ``data/prepared``, pretrain's checkpoint and distill's teacher.
 Nothing else lives here, so no unrelated change invalidates the stages that read these constants.
 """
 
@@ -16,6 +16,7 @@ PLOTS_DIR = Path("plots")
 METRICS_DIR = Path("metrics")
 REPORTS_DIR = Path("reports")
 BASE_CHECKPOINT = MODELS_DIR / "pretrain" / "base.pt"  # pretrain's output: what transfer and fine-tuning start from
+TEACHER_CHECKPOINT = MODELS_DIR / "distill" / "teacher.pt"  # distill's teacher: what compress starts from
 MODEL_FILE = "model.pt"  # the one model of a stage that trains one
 
 
@@ -25,18 +26,26 @@ def metrics_file(stage: str, metrics_dir: Path = METRICS_DIR) -> Path:
 
 @dataclass(frozen=True)
 class StagePaths:
-    """What a training stage reads (prepared data, the base checkpoint) and where it writes (models, plot data)."""
+    """What a training stage reads (prepared data, the base checkpoint, the teacher) and where it writes (models,
+    plot data)."""
 
     data: Path
     base: Path
     models: Path
     plots: Path
+    teacher: Path
 
     @classmethod
     def of(cls, stage: str, root: str | Path = ".") -> StagePaths:
         """The paths dvc.yaml gives ``stage``, under ``root`` (the project, or a test's folder)."""
         root = Path(root)
-        return cls(root / PREPARED_DIR, root / BASE_CHECKPOINT, root / MODELS_DIR / stage, root / PLOTS_DIR / stage)
+        return cls(
+            root / PREPARED_DIR,
+            root / BASE_CHECKPOINT,
+            root / MODELS_DIR / stage,
+            root / PLOTS_DIR / stage,
+            root / TEACHER_CHECKPOINT,
+        )
 
     def writing_to(self, folder: str | Path) -> StagePaths:
         """The same inputs, with models and plot data written under ``folder`` (a sweep's trial, a test)."""

@@ -28,6 +28,8 @@ TINY = {
         "partitions": ["iid", "dirichlet"],
     },
     "active_learning": {"rounds": 3, "query_size": 10, "train_steps": 20, "mc_samples": 4},
+    "distill": {"student": {"hidden_sizes": [8], "channels": [4]}},
+    "compress": {"sparsities": [0.5, 0.9]},
 }
 
 

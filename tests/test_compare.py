@@ -15,8 +15,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.compare.charts import accuracy_chart, write_charts
+from pipeline.compare.deployment import deployment_cost, pareto_front, per_run
 from pipeline.compare.run import run_compare
+from pipeline.compare.sections import Results, memory_check
 from pipeline.compare.sources import fetch_predictions
+from pipeline.compare.table import by_variant, number
 from pipeline.errors import UserError
 from pipeline.paradigms import paradigms, registered
 from pipeline.paradigms.repeats import over_seeds
@@ -34,6 +38,7 @@ SECTIONS = [
     "Federated (IID, non-IID, strategies) vs centralised",
     "Active-learning strategies vs random",
     "Narrow vs scratch",
+    "Deployment cost: accuracy against size and latency",
     "Memory check: estimated vs measured",
 ]
 JUDGED = SECTIONS[2:7]  # the paradigms' own sections: each names a winner or a difference
@@ -74,6 +79,7 @@ def test_report_answers_every_question_with_every_run_and_mean_and_std(compared)
         "federated_rounds",
         "active_learning_curves",
         "multitask_vs_separate",
+        "deployment_pareto",
     ):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 1000
         assert f"(figures/{figure}.png)" in report
@@ -102,7 +108,8 @@ def test_primary_seed_runs_keep_the_variant_names(compared):
 
 def test_estimated_model_state_matches_the_measured_tensors_for_every_run(compared):
     _, _, result = compared
-    assert result["questions"]["memory/runs_checked"] == len(result["variants"])
+    trained = [v for v in result["variants"].values() if "memory/measured_state_bytes" in v]
+    assert trained and result["questions"]["memory/runs_checked"] == len(trained)
     assert result["questions"]["memory/runs_outside_tolerance"] == 0
     # fp32 on CPU: the count is exact up to Adam's step scalars
     assert result["questions"]["memory/largest_state_gap"] < 0.01
@@ -150,6 +157,122 @@ def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
         "parity: multitask",
         "parity: separate",
     }
+
+
+def test_compare_json_holds_every_runs_deployment_cost_and_its_place_on_its_tasks_fronts(compared):
+    root, _, result = compared
+    deployment = result["deployment"]
+    assert set(deployment) == set(result["variants"])
+    for label, entry in deployment.items():
+        assert {"test/acc", "model/size_bytes", "model/nonzero_weights", "deploy/latency_ms_p50"} <= set(entry), label
+        assert {"deploy/latency_ms_p95", "deploy/throughput_samples_per_s"} <= set(entry), label
+        assert isinstance(entry["on_size_front"], bool) and isinstance(entry["on_latency_front"], bool)
+    for task in {entry["task"] for entry in deployment.values()}:  # every task has a front of its own
+        assert any(entry["on_size_front"] for entry in deployment.values() if entry["task"] == task), task
+        assert result["questions"][f"deploy/{task}/front_size_runs"] >= 1
+    plotted = pd.read_csv(root / "plots" / "compare" / "deployment.csv")
+    assert list(plotted.columns) == ["run", "task", "test/acc", "model/size_bytes", "deploy/latency_ms_p50",
+                                     "on_size_front", "on_latency_front"]  # fmt: skip
+    assert len(plotted) == len(deployment)
+
+
+def run_row(label: str, task: str, acc: float, size: float, p50: float, seed: int = 42, **metrics) -> dict:
+    """One run as the comparison reads it from MLflow (:func:`pipeline.compare.sources.fetch_runs`); a run that trained
+    holds training state (``metrics`` replace any of it)."""
+    stage, _, variant = label.partition("/")
+    trained = {"params/trainable": 1000.0, "memory/estimated_train_bytes": 16_000.0}
+    trained |= {"memory/measured_state_bytes": 16_000.0}
+    return {
+        "stage": stage, "paradigm": stage, "variant": variant or stage, "label": label, "seed": seed, "task": task,
+        "device": "cpu", "sanity": "", "run_id": f"{label}-{seed}".ljust(32, "0"), "link": f"http://ui/{label}",
+        "test/acc": acc, "model/size_bytes": size, "model/nonzero_weights": size / 4, "deploy/latency_ms_p50": p50,
+        "deploy/latency_ms_p95": 1.5 * p50, "deploy/throughput_samples_per_s": 1000 / p50,
+        **trained, **metrics,
+    }  # fmt: skip
+
+
+def results_of(rows: list[dict]) -> Results:
+    runs = pd.DataFrame(rows)
+    no_history = pd.DataFrame(columns=["variant", "seed", "step", "value"])
+    return Results(by_variant(runs), runs, lambda chosen, key: no_history)
+
+
+# Two tasks. target: int8 is as accurate as a at a third of the size, b the most accurate and fastest, c beaten on
+# both; full: d small and fast, e accurate. Each task has its own fronts although full's d is below every target run.
+TWO_TASKS = [
+    run_row("scratch/a", "target", 0.845, 1000, 1.0),
+    run_row("transfer/b", "target", 0.84, 4000, 0.5),
+    run_row("transfer/b", "target", 0.86, 4000, 0.5, seed=43),
+    run_row("scratch/c", "target", 0.79, 2000, 2.0),
+    run_row("compress/int8", "target", 0.845, 300, 1.5, **{"params/trainable": 0.0,
+            "memory/estimated_train_bytes": float("nan"), "memory/measured_state_bytes": float("nan")}),
+    run_row("distill/d", "full", 0.60, 500, 0.1),
+    run_row("distill/e", "full", 0.90, 8000, 3.0),
+]  # fmt: skip
+
+
+def table_cells(markdown: str) -> list[list[str]]:
+    """A markdown table's body rows, each as its stripped cells."""
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines()[2:]]
+
+
+def test_the_pareto_front_keeps_every_point_nothing_beats_ties_included():
+    nan = float("nan")
+    # cost, score: (1, .8) front; (2, .8) beaten by (1, .8); (2, .9) and its twin both front; (3, .85) beaten;
+    # (0.5, .5) cheapest; a point without a cost is on no front and beats nothing
+    costs = [1, 2, 2, 2, 3, 0.5, nan, 5]
+    scores = [0.8, 0.8, 0.9, 0.9, 0.85, 0.5, 0.99, 0.95]
+    assert pareto_front(costs, scores) == [True, False, True, True, False, True, False, True]
+    assert pareto_front([], []) == []
+    assert pareto_front([1.0], [0.1]) == [True]
+
+
+def test_the_deployment_section_marks_each_tasks_own_fronts_and_renders(tmp_path):
+    section = deployment_cost(results_of(TWO_TASKS))
+    fronts = per_run(results_of(TWO_TASKS).table)
+    size_front = {label for label, entry in fronts.items() if entry["on_size_front"]}
+    latency_front = {label for label, entry in fronts.items() if entry["on_latency_front"]}
+    assert size_front == {"compress/int8", "transfer/b", "distill/d", "distill/e"}
+    assert latency_front == {"transfer/b", "distill/d", "distill/e"}
+    assert fronts["transfer/b"]["test/acc"] == pytest.approx(0.85) and fronts["distill/d"]["task"] == "full"
+    assert "memory/estimated_train_bytes" not in fronts["compress/int8"]  # only the deployment numbers
+    json.dumps(fronts, allow_nan=False)
+    assert section.metrics["deploy/target/front_size_runs"] == 2 and section.metrics["deploy/full/front_size_runs"] == 2
+    assert section.metrics["deploy/target/front_latency_runs"] == 1
+    assert section.metrics["deploy/target/smallest_near_best_size_bytes"] == 300  # int8: 0.845, 0.5 points off 0.85
+    assert section.metrics["deploy/full/smallest_near_best_size_bytes"] == 8000
+    assert "target: compress/int8 at 300 B, acc 0.845 (best 0.850)" in section.headline
+    assert "full: distill/e at 7.8 KiB" in section.headline
+    assert "per task" in section.text and "noisy" in section.text and "a few percent means nothing" in section.text
+    shown = {cells[0]: cells[1:-1] for cells in table_cells(section.table)}  # the MLflow link last
+    assert shown["compress/int8"] == ["target", "1", "0.845", "300 B", "75", "1.50", "2.25", "667", "yes", "no"]
+    assert shown["transfer/b"] == ["target", "2", "0.850 ± 0.014", "3.9 KiB", "1,000", "0.500", "0.750", "2,000",
+                                   "yes", "yes"]  # fmt: skip
+    assert list(shown) == ["compress/int8", "scratch/a", "scratch/c", "transfer/b", "distill/d", "distill/e"]
+    images = write_charts(section.charts, tmp_path / "plots", tmp_path / "figures")
+    assert [image.name for image in images] == ["deployment_pareto.png"]
+    plotted = pd.read_csv(tmp_path / "plots" / "deployment.csv")
+    assert len(plotted) == 6 and set(plotted[plotted.on_size_front].run) == size_front
+
+
+def test_latencies_show_three_significant_digits():
+    assert [number(v, "ms") for v in (0.04123, 0.5, 1.5, 12.34, 123.4, 1234.5)] == [
+        "0.0412", "0.500", "1.50", "12.3", "123", "1,234",
+    ]  # fmt: skip
+
+
+def test_the_memory_check_leaves_out_models_compressed_after_training():
+    section = memory_check(results_of(TWO_TASKS), tolerance=0.15)
+    assert section.metrics["memory/runs_checked"] == 5 and section.metrics["memory/runs_outside_tolerance"] == 0
+    assert "| compress/int8 " not in section.table and "left out: compress/int8" in section.text
+    assert section.headline == "Memory check: estimated vs measured: 5 of 5 runs within 15% (largest gap 0.00%)."
+
+
+def test_the_accuracy_figure_leaves_out_runs_that_train_nothing_but_the_csv_keeps_them():
+    chart = accuracy_chart(results_of(TWO_TASKS).runs)
+    assert len(chart.rows) == 7 and (chart.rows["params/trainable"] == 0).sum() == 1
+    drawn = sum(len(points.get_offsets()) for points in chart.figure.axes[0].collections)
+    assert drawn == 6
 
 
 def headlines(report: str) -> dict[str, str]:
@@ -206,8 +329,10 @@ def test_a_sanity_warning_on_a_stage_replaces_every_winner_it_would_name(compare
     found = headlines(report)
     for title in JUDGED:
         assert found[title] == f"{title}: no winner named: {warning}", found[title]
-    # the five built-in sections that name a winner, and the registered narrow paradigm's (it reads scratch's runs)
-    assert report.count(f"**No winner named.** The sanity check of these runs' stage warns: {warning}") == 6
+    # the seven built-in sections that name a winner (target, fine-tuning, multi-task, federated, active learning,
+    # distillation, compression) and the registered narrow paradigm's (it reads scratch's runs); the deployment
+    # section names none
+    assert report.count(f"**No winner named.** The sanity check of these runs' stage warns: {warning}") == 8
     assert f"- Narrow vs scratch: no winner named: {warning}" in report
 
 

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.data.scaling import Scaling
 from pipeline.failures import FAULT_EXIT
 from pipeline.paradigms import paradigms
-from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS
+from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING_ONLY
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT, make_params
@@ -65,8 +65,10 @@ def repo(tmp_path_factory):
     outputs = [sh(["dvc", "repro", "prepare"], root, env).stdout]
     assert kill_stages(root, env, {"pretrain": 1}) == ["pretrain"]
     outputs.append(sh(["dvc", "repro", "pretrain"], root, env).stdout)
-    after_pretrain = [stage for stage in TRAINING if stage != "pretrain"]
+    after_pretrain = [stage for stage in TRAINING if stage not in ("pretrain", *AFTER_DISTILL)]
     assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in after_pretrain}) == after_pretrain
+    outputs.append(sh(["dvc", "repro", "distill"], root, env).stdout)  # the teacher compress starts from
+    assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in AFTER_DISTILL}) == list(AFTER_DISTILL)
     assert leftovers(root) and running_runs(env)  # what the kills left: the repro below must deal with it
     outputs.append(sh(["dvc", "repro"], root, env).stdout)
     return root, env, subprocess.CompletedProcess([], 0, "".join(outputs), "")
@@ -74,7 +76,8 @@ def repo(tmp_path_factory):
 
 # Which progress line (epoch or round) of a stage's run the fault-injection kill comes at: the first
 # variant's first epoch, or into a later variant, once earlier runs finished and wrote their outputs.
-KILL_AT = {"finetune": 4, "multitask": 2, "federated": 3, "active_learning": 2}
+KILL_AT = {"finetune": 4, "multitask": 2, "federated": 3, "active_learning": 2, "compress": 2}
+AFTER_DISTILL = ("compress",)  # stages that read distill's teacher: killed once it is there
 PROGRESS = re.compile(r"\] (epoch|round) \d+/\d+")
 
 
@@ -149,6 +152,13 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
         "models/active_learning/random.pt",
         "models/active_learning/margin.pt",
         "plots/active_learning/curves.csv",
+        "models/distill/teacher.pt",
+        "models/distill/distilled.pt",
+        "plots/distill/models.csv",
+        "models/compress/prune-0.9.pt",
+        "models/compress/int8.pt",
+        "plots/compress/variants.csv",
+        "plots/compare/deployment.csv",
         "metrics/prepare.json",
         "metrics/pretrain.json",
         "plots/pretrain/history.csv",
@@ -198,11 +208,9 @@ def test_every_training_run_carries_the_whole_run_contract(repo):
     for stage in TRAINING:
         for variant, entry in json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"].items():
             run = client.get_run(entry["run_id"])
-            assert set(CONTRACT_METRICS) <= set(run.data.metrics), (
-                stage,
-                variant,
-                set(CONTRACT_METRICS) - set(run.data.metrics),
-            )
+            # a model compressed after training (int8, fp16) has no training state to measure
+            required = set(CONTRACT_METRICS) - (TRAINING_ONLY if run.data.tags["optimizer"] == "none" else set())
+            assert required <= set(run.data.metrics), (stage, variant, required - set(run.data.metrics))
             assert set(CONTRACT_TAGS) <= set(run.data.tags), (stage, variant, set(CONTRACT_TAGS) - set(run.data.tags))
             artifacts = {a.path for d in ("checkpoint", "plots") for a in client.list_artifacts(run.info.run_id, d)}
             assert any(path.startswith("checkpoint/") for path in artifacts) and any(
@@ -210,7 +218,9 @@ def test_every_training_run_carries_the_whole_run_contract(repo):
             ), variant
             # an MLflow Model that answers the test split as the trained network did, and the data it used
             assert [m.name for m in logged_models(client, run)] == ["model"], variant
-            assert run.data.metrics[AGREEMENT_METRIC] == 1.0, (stage, variant)
+            # an int8 model is served with its weights dequantised (torch.export cannot trace int8 layers)
+            exact = run.data.tags["precision"] != "int8"
+            assert run.data.metrics[AGREEMENT_METRIC] >= (1.0 if exact else 0.95), (stage, variant)
             inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
             assert set(inputs) == {"training", "validation", "testing"}, variant
             task = json.loads(inputs["testing"].source)["uri"]
@@ -323,6 +333,8 @@ CHAMPIONS = {
     "federated": ("federated",),
     "active-learning": ("active_learning",),
     "multitask": ("multitask",),
+    "distill": ("distill",),
+    "compress": ("compress",),
 }
 
 

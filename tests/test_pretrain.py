@@ -37,7 +37,7 @@ def test_run_is_tracked_with_contract_metrics_tags_and_artifacts(pretrained):
     assert tags["git_commit"] and len(tags["params_hash"]) == 12
     assert run.data.params["trainer.max_epochs"] == "3" and run.data.params["seed"] == "42"
     assert run.data.metrics["params/trainable"] == run.data.metrics["params/total"] > 0
-    assert run.data.metrics["model/checkpoint_bytes"] == (root / "models" / "pretrain" / "base.pt").stat().st_size
+    assert run.data.metrics["model/size_bytes"] == (root / "models" / "pretrain" / "base.pt").stat().st_size
     assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
     history = MlflowClient().get_metric_history(run.info.run_id, "val/acc")
     assert [m.step for m in history] == [1, 2, 3]  # one point per epoch

@@ -2,8 +2,11 @@
 report and the MLflow run. Each section brings its own (:attr:`pipeline.compare.sections.Section.charts`);
 here are what they are made of, and the two that span every paradigm:
 
-- accuracy vs trainable parameters, one point per run;
-- estimated vs measured model-state memory, one point per run (equal on the diagonal).
+- accuracy vs trainable parameters, one point per run (a model compressed after training trains nothing: its
+  point is in the CSV only, a log axis has no 0);
+- estimated vs measured model-state memory, one point per run that holds training state (equal on the diagonal);
+
+and the deployment section's: accuracy against size on disk and against batch-1 latency, one point per variant.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from typing import Optional
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.deployment.cost import SIZE_METRIC
+from pipeline.deployment.inference import LATENCY_P50
 from pipeline.io import atomic_path
 from pipeline.tracking import figures
 from pipeline.tracking.outputs import write_csv
 
 RUN_COLUMNS = ["run", "paradigm", "params/trainable", "test/acc", "memory/estimated_train_bytes",
                "memory/measured_state_bytes", "memory/peak_bytes"]  # fmt: skip
+DEPLOYMENT_COLUMNS = ["run", "task", "test/acc", SIZE_METRIC, LATENCY_P50, "on_size_front", "on_latency_front"]
 
 
 @dataclass
@@ -39,7 +45,8 @@ def per_run_points(runs: pd.DataFrame) -> pd.DataFrame:
 
 def accuracy_chart(runs: pd.DataFrame) -> Chart:
     points = per_run_points(runs)
-    groups = {p: (list(g["params/trainable"]), list(g["test/acc"])) for p, g in points.groupby("paradigm", sort=False)}
+    drawn = points[points["params/trainable"] > 0]
+    groups = {p: (list(g["params/trainable"]), list(g["test/acc"])) for p, g in drawn.groupby("paradigm", sort=False)}
     return Chart(
         "accuracy_vs_trainable_params",
         "runs.csv",
@@ -55,9 +62,10 @@ def accuracy_chart(runs: pd.DataFrame) -> Chart:
 
 def memory_chart(runs: pd.DataFrame, tolerance: float) -> Chart:
     points = per_run_points(runs)
+    drawn = points.dropna(subset=["memory/estimated_train_bytes", "memory/measured_state_bytes"])
     groups = {
         p: (list(g["memory/estimated_train_bytes"]), list(g["memory/measured_state_bytes"]))
-        for p, g in points.groupby("paradigm", sort=False)
+        for p, g in drawn.groupby("paradigm", sort=False)
     }
     return Chart(
         "memory_estimated_vs_measured",
@@ -71,6 +79,26 @@ def memory_chart(runs: pd.DataFrame, tolerance: float) -> Chart:
             diagonal_band=tolerance,
         ),
     )
+
+
+def deployment_chart(rows: pd.DataFrame) -> Chart:
+    """Test accuracy against size on disk and against batch-1 latency p50, one point per variant and one colour per
+    task, each task's Pareto front marked (``rows``: the table's, with ``on_size_front`` and ``on_latency_front``)."""
+    points = rows.rename(columns={"label": "run"}).reindex(columns=DEPLOYMENT_COLUMNS)
+    panels = {}
+    for cost, front, xlabel in (
+        (SIZE_METRIC, "on_size_front", "size on disk (bytes, log)"),
+        (LATENCY_P50, "on_latency_front", "batch-1 latency p50 (ms, log)"),
+    ):
+        drawn = points[(points[cost] > 0) & points["test/acc"].notna()]
+        panels[xlabel] = {
+            task: (list(g[cost]), list(g["test/acc"]), [bool(f) for f in g[front]])
+            for task, g in drawn.groupby("task", sort=False)
+        }
+    figure = None
+    if any(panels.values()):
+        figure = figures.pareto_figure(panels, "test accuracy", "test accuracy vs deployment cost, one point per run")
+    return Chart("deployment_pareto", "deployment.csv", points, figure)
 
 
 def mean_curves(curves: pd.DataFrame, x: str) -> pd.DataFrame:

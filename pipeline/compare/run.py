@@ -22,6 +22,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare.charts import write_charts
+from pipeline.compare.deployment import deployment_cost, per_run
 from pipeline.compare.registry import register_champions
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
 from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
@@ -61,7 +62,8 @@ def run_compare(
     """Every registered paradigm's runs side by side, each with its own section of the report.
 
     Returns what metrics/compare.json holds: the compare run (under ``runs``, as every stage's file has it),
-    per-variant means (and stds over seeds), each question's numbers.
+    per-variant means (and stds over seeds), each question's numbers, and per variant what its saved model costs to
+    deploy and whether it is on its task's Pareto fronts (``deployment``).
     """
     entries = paradigms()
     listed = listed_runs(metrics_dir, tuple(p.stage for p in entries))  # first: a missing stage needs no store
@@ -77,6 +79,7 @@ def run_compare(
     )
     answered = [every_run(results)]
     answered += [p.compare.load()(results) for p in entries if p.compare is not None]
+    answered.append(deployment_cost(results))
     answered.append(memory_check(results, params.compare.memory_tolerance))
     table = results.table
     reports_dir, figures_dir = Path(reports_dir), Path(reports_dir) / "figures"
@@ -108,6 +111,7 @@ def run_compare(
         "runs": {STAGE: {"run_id": run.info.run_id}},
         "variants": _per_variant(table),
         "questions": {k: v for k, v in numbers.items() if _finite(v)},
+        "deployment": per_run(table),
     }
 
 

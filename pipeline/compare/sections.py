@@ -3,8 +3,9 @@
 A section has a title, a paragraph that says what is compared and how, a table, a one-line
 headline for the MLflow run's description, and its charts. A question whose runs are absent (a
 stage configured without them) gets a section that says so. Two sections span every paradigm and
-live here (every run; the memory check); each paradigm brings its own (its ``compare`` module,
-named in its registry entry), built from :class:`Results` with the helpers below.
+live here (every run; the memory check), a third in :mod:`pipeline.compare.deployment` (what each saved
+model costs to serve); each paradigm brings its own (its ``compare`` module, named in its registry
+entry), built from :class:`Results` with the helpers below.
 
 A section that names a winner or a difference words it through the helpers here, so every section says it
 alike: :func:`rank` decides who leads and who is tied within noise (:mod:`pipeline.compare.significance`),
@@ -272,7 +273,9 @@ def every_run(results: Results) -> Section:
 
 def memory_check(results: Results, tolerance: float) -> Section:
     title = "Memory check: estimated vs measured"
-    table = results.table
+    state = ["memory/estimated_train_bytes", "memory/measured_state_bytes"]
+    table = results.table.dropna(subset=state)  # a model compressed after training holds no training state
+    left_out = results.table.loc[results.table.index.difference(table.index), "label"]
     estimated, measured = table["memory/estimated_train_bytes"], table["memory/measured_state_bytes"]
     gap = (estimated - measured).abs() / measured
     checked = table.assign(gap=gap, within=gap <= tolerance)
@@ -311,10 +314,13 @@ def memory_check(results: Results, tolerance: float) -> Section:
             "(allocator slack, library buffers, Python objects), may even miss memory reused from before, and differs "
             "from run to run: it is not comparable to the model state, so no `est. / peak` ratio is shown for it."
         )
-    headline = (
-        f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%} "
-        f"(largest gap {gap.max():.2%})."
-    )
+    if len(left_out):
+        text += (
+            " Models compressed after training (int8, fp16, an evaluated reference) hold no training state, so they "
+            f"have neither figure and are left out: {', '.join(left_out)}."
+        )
+    headline = f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%}"
+    headline += f" (largest gap {gap.max():.2%})." if len(checked) else "."
     return Section(
         title,
         text,

@@ -1,7 +1,7 @@
 """Typed schema of params.yaml's shared sections, and the base of every paradigm's own section.
 
 Every section forbids unknown keys, so a typo stops the stage instead of being ignored.
-The shared sections (``seed``, ``repeats``, ``data``, ``model``, ``trainer``, ``tracking``, ``prepare``,
+The shared sections (``seed``, ``repeats``, ``data``, ``model``, ``trainer``, ``tracking``, ``deployment``, ``prepare``,
 ``compare``, ``sweep``) are here; each paradigm's section lives with its code
 (``pipeline/paradigms/<stage>/config.py``) and :mod:`pipeline.config.params` puts them together.
 A paradigm's section may carry ``trainer:`` overrides of the shared trainer options
@@ -208,6 +208,15 @@ with warnings.catch_warnings():  # `register` shadows ABCMeta.register, a class 
         system_metrics: bool = True  # MLflow's monitor (CPU, memory, GPU) on every training run: 3 % of the pipeline
 
 
+class DeploymentConfig(Section):
+    """How every training run times its saved model's inference (:mod:`pipeline.deployment.inference`)."""
+
+    warmup_calls: int = Field(10, ge=0)  # untimed batch-1 calls first (caches, lazy initialisation)
+    timed_calls: int = Field(100, ge=1)  # batch-1 calls timed: latency median and p95
+    throughput_batch: int = Field(1024, ge=1)  # examples per call when timing throughput
+    throughput_calls: int = Field(10, ge=1)
+
+
 class FederatedSplitConfig(Section):
     num_clients: int = Field(10, ge=2)
     dirichlet_alpha: float = Field(0.5, gt=0)
@@ -309,6 +318,7 @@ class SharedParams(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
 
     @model_validator(mode="after")

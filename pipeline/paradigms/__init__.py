@@ -16,7 +16,17 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from pipeline.errors import UserError
-from pipeline.paradigms import active_learning, federated, finetune, multitask, pretrain, scratch, transfer
+from pipeline.paradigms import (
+    active_learning,
+    compress,
+    distill,
+    federated,
+    finetune,
+    multitask,
+    pretrain,
+    scratch,
+    transfer,
+)
 from pipeline.paradigms.plugin import Paradigm, Ref
 
 __all__ = ["BUILT_IN", "Paradigm", "Ref", "paradigm", "paradigms", "registered"]
@@ -29,6 +39,8 @@ BUILT_IN: tuple[Paradigm, ...] = (
     multitask.PARADIGM,
     federated.PARADIGM,
     active_learning.PARADIGM,
+    distill.PARADIGM,
+    compress.PARADIGM,
 )
 _added: list[Paradigm] = []
 

@@ -30,8 +30,10 @@ def train_classifier(
     optimizer_factory: Optional[OptimizerFactory] = None,
     callbacks: Sequence[pl.Callback] = (),
     tags: Optional[dict[str, str]] = None,
+    derived: Optional[Callable[[Metrics], Metrics]] = None,
 ) -> tuple[dict, Trained]:
-    """Train the classifier ``model`` on ``task`` in the run ``spec``; ``tags`` go on the run.
+    """Train the classifier ``model`` on ``task`` in the run ``spec``; ``tags`` go on the run, ``derived`` as in
+    :func:`fit_tracked`.
 
     ``saved``: a path for a classifier checkpoint (:func:`pipeline.models.checkpoint.load_classifier`
     reads it back), or a :class:`SavedModel` that writes the model some other way (an adapter).
@@ -42,7 +44,7 @@ def train_classifier(
         saved = SavedModel.classifier(saved, model, params.model, task)
     module = ClassificationModule(model, task.num_classes, cfg, optimizer_factory)
     loaders = make_loaders(task.X, task.y, cfg, params.seed)
-    return fit_tracked(params, spec, module, loaders, task, {OUTPUT: task.classes}, saved, callbacks, tags)
+    return fit_tracked(params, spec, module, loaders, task, {OUTPUT: task.classes}, saved, callbacks, tags, derived)
 
 
 def fit_tracked(

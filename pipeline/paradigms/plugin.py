@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 Task = Literal["source", "target", "full"]  # prepare's tasks: data/prepared/<task>.npz
 Baseline = Literal["chance", "majority", "logistic"]  # pipeline.data.baselines
 BASELINES: tuple[Baseline, ...] = ("chance", "majority", "logistic")
-TRAINING_SECTIONS = ("seed", "repeats", "model", "trainer")  # the shared params every training stage reads
+# the shared params every training stage reads
+TRAINING_SECTIONS = ("seed", "repeats", "model", "trainer", "deployment")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pipeline.tracking.outputs import write_csv
 
 MEMORY_COLUMNS = (
     "params/trainable", "params/total", "memory/grads_bytes", "memory/optimizer_bytes",
-    "memory/estimated_train_bytes", "memory/peak_bytes", "model/checkpoint_bytes",
+    "memory/estimated_train_bytes", "memory/peak_bytes", "model/size_bytes",
 )  # fmt: skip
 
 

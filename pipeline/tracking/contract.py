@@ -7,7 +7,9 @@ parameter count, the measured model state and peak, the labels used, fit time an
 device, precision and optimizer; a confusion matrix per output; every test example's true and
 predicted class (:data:`PREDICTIONS_ARTIFACT`, so the comparison can test two runs on the same
 examples); the saved model (the project's own checkpoint, for the pipeline's loaders), its size and
-the checkpoint as an artifact; the trained network as an MLflow Model that loads and serves without
+the checkpoint as an artifact; what the saved model costs to deploy (its size on disk, its non-zero
+weights, its inference latency and throughput, timed by :mod:`pipeline.deployment.inference`); the
+trained network as an MLflow Model that loads and serves without
 this project (:mod:`.mlflow_model`); and the prepared splits it trained and tested on as MLflow
 datasets (:mod:`.datasets`). It then checks the run holds every :data:`CONTRACT_METRICS` and
 :data:`CONTRACT_TAGS` key, so a paradigm that leaves one out fails at once. A new required metric is
@@ -28,8 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config.schema import ModelConfig
+from pipeline.config.schema import DeploymentConfig, ModelConfig
 from pipeline.data.prepared import TaskData
+from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC
+from pipeline.deployment.inference import LATENCY_P50, LATENCY_P95, THROUGHPUT, measure_inference
+from pipeline.deployment.weights import count_nonzero_weights, count_weights
 from pipeline.memory import estimate_training_memory
 from pipeline.models.checkpoint import save_classifier
 from pipeline.ranks import is_global_zero
@@ -51,9 +56,16 @@ CONTRACT_METRICS = (
     "test/acc", "test/f1_macro", "test/loss", "train/loss", "val/acc", "val/loss",
     "params/total", "params/trainable", "memory/estimated_train_bytes", "memory/weights_bytes",
     "memory/grads_bytes", "memory/optimizer_bytes", "memory/autocast_copies_bytes", "memory/rule_12n_bytes",
-    "memory/peak_bytes", "memory/measured_state_bytes", "model/checkpoint_bytes", "time/fit_seconds",
-    "throughput/train_samples_per_s", "data/labels_used",
+    "memory/peak_bytes", "memory/measured_state_bytes", "time/fit_seconds", "throughput/train_samples_per_s",
+    "data/labels_used", SIZE_METRIC, NONZERO_METRIC, LATENCY_P50, LATENCY_P95, THROUGHPUT,
 )  # fmt: skip
+# What a model that nothing trained (compressed after training) has no value for: it holds no gradient or
+# optimizer state, and its weights may live outside parameters (int8), so no estimate from them is made.
+TRAINING_ONLY = frozenset({
+    "memory/estimated_train_bytes", "memory/weights_bytes", "memory/grads_bytes", "memory/optimizer_bytes",
+    "memory/autocast_copies_bytes", "memory/rule_12n_bytes", "memory/measured_state_bytes",
+    "throughput/train_samples_per_s",
+})  # fmt: skip
 CHECKPOINT_ARTIFACTS = "checkpoint"  # the project's checkpoint; "model" is the MLflow Model (runs:/<id>/model)
 CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")
 
@@ -63,7 +75,8 @@ class Trained:
     """What a paradigm's training hands to the contract."""
 
     module: nn.Module  # what trained: the estimator counts its parameters and buffers, and what of them trains
-    optimizer: torch.optim.Optimizer  # what trained it: its kind and parameter groups
+    # what trained it: its kind and parameter groups; None for a model nothing trained (compressed after training)
+    optimizer: Optional[torch.optim.Optimizer]
     precision: str
     device: torch.device
     peak_bytes: int  # the training's measured peak (pipeline.memory.PeakMemory)
@@ -83,11 +96,14 @@ class Trained:
 @dataclass(frozen=True)
 class SavedModel:
     """Where the trained model goes (a file, or a folder for an adapter), what writes it there, and the network
-    to serve: the trained one, or one built from it (an adapter merged into its base)."""
+    to deploy: the trained one, or one built from it (an adapter merged into its base). Its inference is timed;
+    ``exported``, when given, is what the MLflow Model holds instead, for a network ``torch.export`` cannot trace
+    (int8 layers: their dequantised weights)."""
 
     path: Path
     write: Callable[[Path], None]
     network: Callable[[], nn.Module]  # inputs to logits (a tensor, or a dict of them per output)
+    exported: Optional[Callable[[], nn.Module]] = None
 
     @classmethod
     def classifier(cls, path: Path, model: nn.Module, model_cfg: ModelConfig, task: TaskData) -> SavedModel:
@@ -98,8 +114,8 @@ class SavedModel:
 
 
 class TrackedRun:
-    def __init__(self, run: mlflow.ActiveRun, spec: RunSpec):
-        self.run, self.spec = run, spec
+    def __init__(self, run: mlflow.ActiveRun, spec: RunSpec, deployment: DeploymentConfig):
+        self.run, self.spec, self.deployment = run, spec, deployment
         self.steps = StepMetrics(run.info.run_id)
 
     @property
@@ -124,28 +140,29 @@ class TrackedRun:
         ``derived(metrics)`` adds metrics computed from the run's own (e.g. ratios against other runs),
         logged on it too.
         """
-        estimate = estimate_training_memory(trained.module, trained.optimizer, trained.precision)
         metrics = (
             trained.metrics
-            | estimate.as_metrics()
+            | _model_state(trained)
             | {
                 "memory/peak_bytes": trained.peak_bytes,
-                "memory/measured_state_bytes": trained.state_bytes,
                 "data/labels_used": trained.labels_used,
                 "time/fit_seconds": trained.fit_seconds,
-                "throughput/train_samples_per_s": trained.samples_per_s,
             }
         )
         mlflow.set_tags(
             {
                 "device": str(trained.device),
                 "precision": trained.precision,
-                "optimizer": type(trained.optimizer).__name__,  # e.g. LoraFAOptimizer, whatever trainer.optimizer says
+                # e.g. LoraFAOptimizer, whatever trainer.optimizer says; "none" for a model compressed after training
+                "optimizer": type(trained.optimizer).__name__ if trained.optimizer is not None else "none",
             }
         )
         log_confusions(trained.predictions, classes, self.spec.label, metrics)
         saved.write(saved.path)
-        metrics["model/checkpoint_bytes"] = size_on_disk(saved.path)
+        deployed = saved.network()
+        metrics[SIZE_METRIC] = size_on_disk(saved.path)
+        metrics[NONZERO_METRIC] = count_nonzero_weights(deployed)
+        metrics |= measure_inference(deployed, data.X["test"], trained.device, self.deployment).as_metrics()
         metrics |= derived(metrics) if derived else {}
         mlflow.log_metrics({k: v for k, v in metrics.items() if k not in trained.logged}, step=trained.step)
         self.steps.flush()  # the rounds' metrics are part of what the contract checks
@@ -154,11 +171,12 @@ class TrackedRun:
             log_predictions(trained.predictions)
             log_datasets(data)
             started = time.perf_counter()
-            served = {AGREEMENT_METRIC: log_mlflow_model(saved.network(), data, classes, trained.predictions)}
+            exported = saved.exported() if saved.exported is not None else deployed
+            served = {AGREEMENT_METRIC: log_mlflow_model(exported, data, classes, trained.predictions)}
             served[MODEL_LOGGING_METRIC] = time.perf_counter() - started  # what logging the MLflow Model cost
             mlflow.log_metrics(served, step=trained.step)
             metrics |= served
-            self._check_contract(trained.cannot_have)
+            self._check_contract(trained.cannot_have | (TRAINING_ONLY if trained.optimizer is None else frozenset()))
         return {"run_id": self.run_id, **metrics}
 
     def _check_contract(self, cannot_have: frozenset[str]) -> None:
@@ -174,11 +192,23 @@ def tracked_run(params: Params, spec: RunSpec, tags: Optional[dict[str, str]] = 
     """The stage's MLflow run for ``spec`` (FINISHED on success, FAILED if the block raises), with ``tags``."""
     with stage_run(params, spec) as run:
         mlflow.set_tags(tags or {})
-        tracked = TrackedRun(run, spec)
+        tracked = TrackedRun(run, spec, params.deployment)
         try:
             yield tracked
         finally:  # a failed run keeps the rounds it logged
             tracked.steps.flush()
+
+
+def _model_state(trained: Trained) -> Metrics:
+    """The training memory estimate, the measured model state and training throughput; for a model nothing
+    trained, its weights counted (none trainable) and nothing else."""
+    if trained.optimizer is None:
+        return {"params/total": count_weights(trained.module), "params/trainable": 0}
+    estimate = estimate_training_memory(trained.module, trained.optimizer, trained.precision)
+    return estimate.as_metrics() | {
+        "memory/measured_state_bytes": trained.state_bytes,
+        "throughput/train_samples_per_s": trained.samples_per_s,
+    }
 
 
 def log_confusions(predictions: Predictions, classes: dict[str, np.ndarray], label: str, metrics: Metrics) -> None:

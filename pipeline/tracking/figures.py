@@ -201,3 +201,30 @@ def points_by_group_figure(
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def pareto_figure(
+    panels: dict[str, dict[str, tuple[list[float], list[float], list[bool]]]], ylabel: str, title: str
+) -> Figure:
+    """Panels side by side, one per x label (a cost, logarithmic), each mapping a group to its points' x, y and
+    whether each is on the group's Pareto front (lower x, higher y). One colour per group in every panel; front
+    points ringed and joined by a step line: the best y a budget of x buys."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    groups = list(dict.fromkeys(group for points in panels.values() for group in points))
+    colors = plt.get_cmap("tab10")
+    for ax, (xlabel, points) in zip(axes[0], panels.items()):
+        for group, (x, y, front) in points.items():
+            color = colors(groups.index(group) % colors.N)
+            ax.scatter(x, y, color=color, s=24, label=group)
+            best = sorted((xi, yi) for xi, yi, on in zip(x, y, front) if on)
+            if best:
+                fx, fy = zip(*best)
+                ax.scatter(fx, fy, facecolors="none", edgecolors=color, s=90, linewidths=1.2)
+                ax.step(fx, fy, where="post", color=color, linewidth=0.9, alpha=0.8)
+        ax.set_xscale("log")  # minor ticks keep their labels: a latency range is often under one decade
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7, title="ringed: on its front", title_fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -17,7 +17,7 @@ import mlflow
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import PeakMemory
@@ -103,7 +103,7 @@ def fit_and_test(
         device=device,
         peak_bytes=peak.peak_bytes,
         state_bytes=model_state.bytes,
-        labels_used=len(loaders["train"].dataset) + len(loaders["val"].dataset),  # val picks the epoch
+        labels_used=labelled(loaders["train"].dataset) + labelled(loaders["val"].dataset),  # val picks the epoch
         fit_seconds=fit_seconds,
         samples_per_s=throughput.samples_per_s,
         metrics=test | {"train/epochs": trainer.current_epoch, "val/best_loss": best.best_score},
@@ -111,6 +111,15 @@ def fit_and_test(
         history=history.rows,
         logged=frozenset(test),  # Lightning's logger logged the test scores
     )
+
+
+def labelled(data: Dataset) -> int:
+    """Examples of ``data`` whose label training saw: all, but those marked unlabelled (a negative class index,
+    as a distilled student's examples only the teacher labelled)."""
+    if isinstance(data, TensorDataset) and len(data.tensors) > 1 and not data.tensors[1].is_floating_point():
+        labels = data.tensors[1].reshape(len(data), -1)
+        return int((labels >= 0).all(dim=1).sum())
+    return len(data)
 
 
 def _shared_out(train: DataLoader, trainer: pl.Trainer, seed: int) -> DataLoader:

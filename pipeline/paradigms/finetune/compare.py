@@ -37,7 +37,7 @@ def compare_variants(results: Results) -> Section:
         **pick("seeds", "trainable params"),
         "trainable share": lambda row: number(row["params/trainable"] / row["params/total"], "pct"),
         **pick("test acc", "macro-F1", "est. model state"),
-        "saved model": col("model/checkpoint_bytes", "bytes"),
+        "saved model": col("model/size_bytes", "bytes"),
         **pick("fit s", "MLflow"),
     }
     if not full.empty:
