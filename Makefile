@@ -1,7 +1,8 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
-# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`: the tables of docs/benchmarks.md.
+# `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`,
+# `make benchmark-distill-compress`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
-	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow
+	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow benchmark-distill-compress
 
 setup: $(VENV)/.installed
 
@@ -91,3 +92,8 @@ benchmark-speed: setup
 # against the commit before them (six whole pipelines and four compare stages: about 18 minutes on two cores).
 benchmark-mlflow: setup
 	$(BIN)/python -m benchmarks.mlflow_costs --before 834c57e --csv benchmark-mlflow.csv
+
+# Distillation and compression against size and latency (docs/benchmarks.md, issue 23): 3 seeds, all labels and
+# 10 % of them for the students (about three minutes on two cores).
+benchmark-distill-compress: setup
+	$(BIN)/python -m benchmarks.distill_compress_seeds --csv benchmark-distill-compress.csv
