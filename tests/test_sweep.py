@@ -144,6 +144,19 @@ def test_parent_holds_best_params_and_plots_and_children_their_trials(inside):
         assert stage_run.data.params["scratch.trainer.lr"] == kid.data.params["scratch.trainer.lr"]
 
 
+def test_distill_sweeps_on_the_distilled_students_validation_loss(inside):
+    _, params, tmp_path = inside
+    space = {"distill.temperature": {"type": "float", "low": 1.0, "high": 8.0}}
+    params = params.model_copy(update={"sweep": make_params(sweep={"distill": {"space": space}}).sweep})
+    result = run_sweep(params, "distill", 2, "distill", f"sqlite:///{tmp_path / 'optuna.db'}")
+    client = MlflowClient()
+    for kid in children(client, result.parent_run_id):
+        runs = {run.data.tags["variant"]: run for run in children(client, kid.info.run_id)}
+        assert set(runs) == {"teacher", "student", "distilled"}  # the whole stage, per trial
+        objective = kid.data.metrics["objective/val/distilled_best_loss"]
+        assert objective == pytest.approx(runs["distilled"].data.metrics["val/best_loss"])
+
+
 @pytest.mark.parametrize(
     "space, message",
     [
