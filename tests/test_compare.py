@@ -262,10 +262,29 @@ def test_latencies_show_three_significant_digits():
 
 
 def test_the_memory_check_leaves_out_models_compressed_after_training():
-    section = memory_check(results_of(TWO_TASKS), tolerance=0.15)
+    section = memory_check(results_of(TWO_TASKS), tolerance=0.15, activation_tolerance=0.15)
     assert section.metrics["memory/runs_checked"] == 5 and section.metrics["memory/runs_outside_tolerance"] == 0
     assert "| compress/int8 " not in section.table and "left out: compress/int8" in section.text
-    assert section.headline == "Memory check: estimated vs measured: 5 of 5 runs within 15% (largest gap 0.00%)."
+    assert section.headline == (
+        "Memory check: estimated vs measured: 5 of 5 runs within 15% (largest gap 0.00%); activations: 0 of 0 runs "
+        "within 15%."
+    )
+
+
+def test_the_memory_check_flags_activations_measured_far_from_their_prediction():
+    predicted = {"memory/activation_bytes_estimated": 1000.0}
+    rows = [
+        run_row("scratch/a", "target", 0.8, 1000, 1.0, **predicted, **{"memory/activation_bytes_measured": 1040.0}),
+        run_row("scratch/b", "target", 0.8, 1000, 1.0, **predicted, **{"memory/activation_bytes_measured": 2000.0}),
+        run_row("compress/int8", "target", 0.8, 300, 1.0),  # nothing trained: no step to measure
+    ]
+    section = memory_check(results_of(rows), tolerance=0.15, activation_tolerance=0.15)
+    assert section.metrics["memory/activation_runs_checked"] == 2
+    assert section.metrics["memory/activation_runs_outside_tolerance"] == 1
+    assert section.metrics["memory/largest_activation_gap"] == pytest.approx(0.5)
+    shown = {cells[0]: cells for cells in table_cells(section.extra.split("\n\n", 1)[1])}
+    assert shown["scratch/a"][-1] == "yes" and shown["scratch/b"][-1] == "**no**" and "compress/int8" not in shown
+    assert "activations: 1 of 2 runs within 15%" in section.headline and "4 bytes a weight" in section.text
 
 
 def test_the_accuracy_figure_leaves_out_runs_that_train_nothing_but_the_csv_keeps_them():

@@ -113,7 +113,8 @@ def test_cnn1d_refuses_images_naming_the_image_backbones():
 def test_lora_fa_and_vera_stay_mlp_only():
     with pytest.raises(ConfigError, match="includes 'vera', which adapt only linear layers .* the cnn1d backbone"):
         make_params(model={"backbone": "cnn1d"}, finetune={"strategies": ["lora", "vera"]})
-    assert make_params(model={"backbone": "cnn1d"}).finetune.strategies_for("cnn1d") == ["full", "partial", "lora"]
+    cnn1d = make_params(model={"backbone": "cnn1d"}).finetune.strategies_for("cnn1d")
+    assert cnn1d == ["full", "partial", "lora", "lora_fa_svd"]  # LoRA-FA with an SVD basis covers convolutions
 
 
 def test_an_npz_keeps_its_shape_and_grey_images_without_a_channel_axis_still_train_with_cnn(tmp_path):

@@ -190,11 +190,11 @@ def test_the_multitask_headline_says_within_noise_per_task_and_when_epochs_diffe
 
 def test_the_memory_check_shows_no_ratio_for_a_cpu_resident_memory_peak(store):
     cpu = log_run("scratch", "scratch", {"label": answers(40)})
-    alone = memory_check(results_of(store, [cpu]), 0.15)
+    alone = memory_check(results_of(store, [cpu]), 0.15, 0.15)
     assert "est. / peak" not in alone.table and "no `est. / peak` ratio is shown" in alone.text
     assert "CUDA allocator" not in alone.text
     gpu = log_run("transfer", "transfer", {"label": answers(40)}, device="cuda:0")
-    both = memory_check(results_of(store, [cpu, gpu]), 0.15)
+    both = memory_check(results_of(store, [cpu, gpu]), 0.15, 0.15)
     assert "est. / peak" in both.table and "CUDA allocator's peak" in both.text
     ratio = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in both.table.splitlines()[2:]}
     assert ratio == {"scratch": "–", "transfer": "0.4%"}  # 16,000 bytes of model state in a 4 MB CUDA peak

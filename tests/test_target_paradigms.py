@@ -165,6 +165,32 @@ def test_lora_fa_keeps_a_frozen_and_trains_b_and_the_adapters_merge(base):
         assert not torch.allclose(unmerged(x), load_base_for(task, checkpoint(root), params.model).eval()(x)[:, :10])
 
 
+def test_the_svd_adapters_and_pissa_train_fewer_parameters_than_full_and_reload_merged(base):
+    params, root = base
+    params = tiny(finetune={"strategies": ["full", "lora_fa_svd", "svd_diag", "pissa"]})
+    runs = run_finetune(params, stage_paths("finetune", root, "svd"))
+    head = 32 * 10 + 10
+    assert runs["lora_fa_svd"]["params/trainable"] == head + 2 * 64  # lora_A (r × in) trains, lora_B = U_r is fixed
+    assert runs["svd_diag"]["params/trainable"] == head + 4 + round(0.01 * 64 * 32)  # d (r) and S's values
+    assert runs["pissa"]["params/trainable"] == head + 2 * (64 + 32)
+    client = MlflowClient()
+    for strategy in ("lora_fa_svd", "svd_diag", "pissa"):
+        assert runs[strategy]["params/trainable"] < runs["full"]["params/trainable"], strategy
+        run = client.get_run(runs[strategy]["run_id"])
+        assert run.info.status == "FINISHED" and set(CONTRACT) <= set(run.data.metrics), strategy
+        assert run.data.tags["optimizer"] == "Adam", strategy
+
+    task = load_task(target(root))
+    x = torch.as_tensor(task.X["test"][:16])
+    with torch.no_grad():
+        reference = load_base_for(task, checkpoint(root), params.model).eval()(x)
+        for strategy in ("lora_fa_svd", "svd_diag", "pissa"):
+            pretrained = load_base_for(task, checkpoint(root), params.model)
+            merged = load_adapted(root / "svd" / "models" / strategy, pretrained, params.model)
+            assert type(merged).__name__ == "Classifier" and merged.eval()(x).shape == (16, 10), strategy
+            assert not torch.allclose(merged(x), reference[:, :10]), strategy
+
+
 def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
     params = make_params(model=ModelConfig().model_dump())  # the schema's default backbone, not the tiny one
     from pipeline.memory import estimate_training_memory
@@ -174,7 +200,7 @@ def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
 
     full = build_classifier(params.model, (1, 8, 8), 10)
     full_estimate = estimate_training_memory(full, build_optimizer(full.parameters(), params.trainer), "32")
-    for strategy in ("lora", "lora_fa", "vera"):
+    for strategy in ("lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa"):
         model = add_adapters(build_classifier(params.model, (1, 8, 8), 10), strategy, params.finetune, params.seed)
         optimizer = (
             lora_fa_optimizer(params.finetune)(model, params.trainer)
@@ -198,7 +224,7 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     params = tiny(finetune={"unfreeze_layers": 1})
     runs = run_finetune(params, stage_paths("finetune", root, "all"))
     runs |= run_scratch(params, stage_paths("scratch", root, "all-scratch"))
-    assert set(runs) == {"full", "partial", "lora", "lora_fa", "vera", "scratch"}
+    assert set(runs) == {"full", "partial", "lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa", "scratch"}
     client = MlflowClient()
     for variant, entry in runs.items():
         run = client.get_run(entry["run_id"])
@@ -213,12 +239,15 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     assert all(any(a.path.endswith("confusion_matrix.png") for a in arts) for arts in confusion.values())
     assert n_test > 0
     history = (root / "all" / "plots" / "history.csv").read_text().splitlines()
-    assert history[0] == "variant,epoch,train/loss,val/loss,val/acc" and len(history) == 1 + 5 * 3
+    assert history[0] == "variant,epoch,train/loss,val/loss,val/acc" and len(history) == 1 + 8 * 3
     assert sorted(p.name for p in (root / "all" / "models").iterdir()) == [
         "full.pt",
         "lora",
         "lora_fa",
+        "lora_fa_svd",
         "partial.pt",
+        "pissa",
+        "svd_diag",
         "vera",
     ]
 
@@ -253,8 +282,20 @@ def test_depth_rules_are_checked_when_params_load():
         make_params(model={"backbone": "cnn"}, finetune={"strategies": ["lora", "vera"]})
     with pytest.raises(ConfigError, match="includes 'lora_fa', which adapt only linear layers .* the resnet backbone"):
         make_params(model={"backbone": "resnet"}, finetune={"strategies": ["lora_fa"]})
-    assert make_params(model={"backbone": "cnn"}).finetune.strategies_for("cnn") == ["full", "partial", "lora"]
-    assert make_params().finetune.strategies_for("mlp") == ["full", "partial", "lora", "lora_fa", "vera"]
+    cnn = ["full", "partial", "lora", "lora_fa_svd"]  # LoRA-FA with an SVD basis covers convolutions too
+    assert make_params(model={"backbone": "cnn"}).finetune.strategies_for("cnn") == cnn
+    assert make_params().finetune.strategies_for("mlp") == [
+        "full",
+        "partial",
+        "lora",
+        "lora_fa",
+        "vera",
+        "lora_fa_svd",
+        "svd_diag",
+        "pissa",
+    ]
+    with pytest.raises(ConfigError, match="includes 'svd_diag', 'pissa', which adapt only linear layers"):
+        make_params(model={"backbone": "cnn"}, finetune={"strategies": ["svd_diag", "pissa", "lora_fa_svd"]})
     with pytest.raises(ConfigError, match=r"finetune.strategies = \['lora', 'lora'\]: each strategy at most once"):
         make_params(finetune={"strategies": ["lora", "lora"]})
     with pytest.raises(ConfigError, match=r"finetune.strategies\[0\] = 'qlora': must be 'full', 'partial'"):

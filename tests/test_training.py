@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from pipeline.config.schema import TrainerConfig
 from pipeline.training.callbacks import BestWeights
+from pipeline.training.runner import make_loaders
 
 
 class TinyRegression(pl.LightningModule):
@@ -99,3 +102,14 @@ def test_round_metrics_are_written_in_batches_and_kept_when_the_run_fails(tracki
     history = client.get_metric_history(run.run_id, "val/acc")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.6), (3, 0.7)]
     assert client.get_run(run.run_id).info.status == "FAILED"
+
+
+def test_a_lone_last_training_example_is_left_out_of_the_epoch_batch_norm_could_not_train_on():
+    def sizes(n: int) -> list[int]:
+        X = {s: np.zeros((n, 4), dtype=np.float32) for s in ("train", "val", "test")}
+        y = {s: np.zeros(n, dtype=np.int64) for s in X}
+        loaders = make_loaders(X, y, TrainerConfig(batch_size=16), seed=0)
+        return [len(batch[1]) for batch in loaders["train"]], len(loaders["val"].dataset)
+
+    assert sizes(33) == ([16, 16], 33)  # one example left: out of this epoch (another, reshuffled, the next)
+    assert sizes(34) == ([16, 16, 2], 34)

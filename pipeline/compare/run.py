@@ -80,7 +80,7 @@ def run_compare(
     answered = [every_run(results)]
     answered += [p.compare.load()(results) for p in entries if p.compare is not None]
     answered.append(deployment_cost(results))
-    answered.append(memory_check(results, params.compare.memory_tolerance))
+    answered.append(memory_check(results, params.compare.memory_tolerance, params.compare.activation_tolerance))
     table = results.table
     reports_dir, figures_dir = Path(reports_dir), Path(reports_dir) / "figures"
     with stage_run(params, SPEC) as run:

@@ -271,7 +271,7 @@ def every_run(results: Results) -> Section:
     )
 
 
-def memory_check(results: Results, tolerance: float) -> Section:
+def memory_check(results: Results, tolerance: float, activation_tolerance: float) -> Section:
     title = "Memory check: estimated vs measured"
     state = ["memory/estimated_train_bytes", "memory/measured_state_bytes"]
     table = results.table.dropna(subset=state)  # a model compressed after training holds no training state
@@ -319,17 +319,66 @@ def memory_check(results: Results, tolerance: float) -> Section:
             " Models compressed after training (int8, fp16, an evaluated reference) hold no training state, so they "
             f"have neither figure and are left out: {', '.join(left_out)}."
         )
+    text += (
+        " `memory/rule_12n_bytes`, logged beside the estimate, is the rule of thumb of (2 + 2 + 4 + 4) bytes per "
+        "parameter: half-precision weights and gradients with fp32 Adam moments. The exact estimate differs from it "
+        "because training here keeps fp32 weights and gradients even under mixed precision (autocast makes "
+        "short-lived half copies, `memory/autocast_copies_bytes`, instead of a second, master copy), counts buffers "
+        "(batch-norm statistics), and gives frozen parameters no gradient or optimizer state: a frozen body costs "
+        "4 bytes a weight, not 12."
+    )
+    activations, extra = activation_check(results.table, activation_tolerance)
     headline = f"{title}: {len(checked) - outside} of {len(checked)} runs within {tolerance:.0%}"
-    headline += f" (largest gap {gap.max():.2%})." if len(checked) else "."
+    headline += f" (largest gap {gap.max():.2%})" if len(checked) else ""
+    ran, off = activations["memory/activation_runs_checked"], activations["memory/activation_runs_outside_tolerance"]
+    headline += f"; activations: {ran - off:.0f} of {ran:.0f} runs within {activation_tolerance:.0%}."
     return Section(
         title,
         text,
         markdown_table((r for _, r in checked.iterrows()), columns),
         headline,
+        extra=extra,
         metrics={
             "memory/runs_checked": len(checked),
             "memory/runs_outside_tolerance": outside,
             "memory/largest_state_gap": float(gap.max()),
+            **activations,
         },
         charts=[memory_chart(results.runs, tolerance)],
     )
+
+
+ACTIVATIONS = ["memory/activation_bytes_estimated", "memory/activation_bytes_measured"]
+
+
+def activation_check(table: pd.DataFrame, tolerance: float) -> tuple[dict[str, float], str]:
+    """Predicted against measured activation bytes, per run that has both: the section's numbers and its table."""
+    table = table.reindex(columns=[*table.columns, *(c for c in ACTIVATIONS if c not in table.columns)])
+    rows = table.dropna(subset=ACTIVATIONS)
+    estimated, measured = rows[ACTIVATIONS[0]], rows[ACTIVATIONS[1]]
+    gap = (estimated - measured).abs() / measured.where(measured > 0)
+    checked = rows.assign(gap=gap.fillna(0.0), within=gap.fillna(0.0) <= tolerance)
+    columns = {
+        "run": lambda row: row["label"],
+        "device": lambda row: row["device"],
+        "predicted activations": col(ACTIVATIONS[0], "bytes"),
+        "measured activations": col(ACTIVATIONS[1], "bytes"),
+        "gap": lambda row: f"{row['gap']:.2%}",
+        f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
+    }
+    outside = int((~checked.within).sum())
+    text = (
+        "**Activations.** What one training step's forward pass and loss keep for the backward pass (one full batch, "
+        "model state left out: `pipeline/memory/activations.py`). `predicted` runs the same forward pass and loss on "
+        "PyTorch's `meta` device before training, from the architecture and the batch size alone; `measured` counts "
+        "the tensors autograd saves during the first real training step, each storage once. They must agree within "
+        f"{tolerance:.0%} (`compare.activation_tolerance`); they part where the run does what the architecture does "
+        "not say: autocast's half-precision copies under mixed precision, GPU kernels that save workspace. Federated "
+        "and active-learning runs report one client's or one round's step."
+    )
+    numbers = {
+        "memory/activation_runs_checked": len(checked),
+        "memory/activation_runs_outside_tolerance": outside,
+        "memory/largest_activation_gap": float(checked["gap"].max()) if len(checked) else 0.0,
+    }
+    return numbers, f"{text}\n\n{markdown_table((r for _, r in checked.iterrows()), columns)}"

@@ -290,6 +290,8 @@ class CompareConfig(Section):
 
     # estimated vs measured model state: largest relative gap that passes
     memory_tolerance: float = Field(0.15, gt=0, lt=1)
+    # predicted vs measured activation bytes of one training step: largest relative gap that passes
+    activation_tolerance: float = Field(0.15, gt=0, lt=1)
     # the MLflow UI the report links runs to; null: the tracking server, or http://127.0.0.1:5000
     ui_url: Optional[str] = None
 

@@ -62,6 +62,11 @@ class MultiTaskModule(pl.LightningModule):
         """One cross-entropy per task, in task order."""
         return torch.stack([nn.functional.cross_entropy(logits[t], y[:, i]) for i, t in enumerate(self.tasks)])
 
+    def loss(self, batch) -> torch.Tensor:
+        """A batch's combined training loss (what the activation-memory prediction runs)."""
+        x, y = batch
+        return self.weighting(self.task_losses(self(x), y))
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         losses = self.task_losses(self(x), y)

@@ -36,6 +36,8 @@ from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC
 from pipeline.deployment.inference import LATENCY_P50, LATENCY_P95, THROUGHPUT, measure_inference
 from pipeline.deployment.weights import count_nonzero_weights, count_weights
 from pipeline.memory import estimate_training_memory
+from pipeline.memory.activations import ESTIMATED as ACTIVATIONS_ESTIMATED
+from pipeline.memory.activations import MEASURED as ACTIVATIONS_MEASURED
 from pipeline.models.checkpoint import save_classifier
 from pipeline.ranks import is_global_zero
 from pipeline.tracking import figures
@@ -58,13 +60,14 @@ CONTRACT_METRICS = (
     "memory/grads_bytes", "memory/optimizer_bytes", "memory/autocast_copies_bytes", "memory/rule_12n_bytes",
     "memory/peak_bytes", "memory/measured_state_bytes", "time/fit_seconds", "throughput/train_samples_per_s",
     "data/labels_used", SIZE_METRIC, NONZERO_METRIC, LATENCY_P50, LATENCY_P95, THROUGHPUT,
+    ACTIVATIONS_ESTIMATED, ACTIVATIONS_MEASURED,
 )  # fmt: skip
 # What a model that nothing trained (compressed after training) has no value for: it holds no gradient or
 # optimizer state, and its weights may live outside parameters (int8), so no estimate from them is made.
 TRAINING_ONLY = frozenset({
     "memory/estimated_train_bytes", "memory/weights_bytes", "memory/grads_bytes", "memory/optimizer_bytes",
     "memory/autocast_copies_bytes", "memory/rule_12n_bytes", "memory/measured_state_bytes",
-    "throughput/train_samples_per_s",
+    "throughput/train_samples_per_s", ACTIVATIONS_ESTIMATED, ACTIVATIONS_MEASURED,
 })  # fmt: skip
 CHECKPOINT_ARTIFACTS = "checkpoint"  # the project's checkpoint; "model" is the MLflow Model (runs:/<id>/model)
 CONTRACT_TAGS = ("stage", "paradigm", "variant", "git_commit", "params_hash", "device", "precision", "optimizer")

@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from pipeline.memory import model_state_bytes
+from pipeline.memory.activations import SavedTensorBytes
 from pipeline.training.clock import now
 
 HISTORY_KEYS = ("train/loss", "val/loss", "val/acc")
@@ -113,3 +114,28 @@ class ModelStateProbe(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self.bytes and trainer.global_step >= 1:  # with gradient accumulation, the first batches do not step
             self.bytes = model_state_bytes(pl_module, trainer.optimizers)
+
+
+class ActivationProbe(pl.Callback):
+    """Measures the activation bytes of the first training batch (:mod:`pipeline.memory.activations`):
+    what its forward pass and loss leave saved for backward."""
+
+    def __init__(self):
+        self.bytes = 0
+        self._counting = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.bytes and self._counting is None:
+            self._counting = SavedTensorBytes(pl_module).counting()
+            self._meter = self._counting.__enter__()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self._stop()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._stop()  # a step that ran no backward
+
+    def _stop(self) -> None:
+        if self._counting is not None:
+            self._counting.__exit__(None, None, None)
+            self.bytes, self._counting = self._meter.bytes, None

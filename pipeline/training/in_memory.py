@@ -20,6 +20,7 @@ from torch import nn
 
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import model_state_bytes
+from pipeline.memory.activations import ESTIMATED, MEASURED, SavedTensorBytes, predict_activation_bytes
 from pipeline.models.lightning_module import ClassificationModule
 from pipeline.tracking.contract import Trained
 from pipeline.training.clock import now
@@ -91,13 +92,21 @@ class InMemoryTrainer:
         self._step = self.optimizer.step if scaled else self.optimizer.optimizer.step
         # model state training holds (weights, gradients, optimizer state), measured after the first training
         self.state_bytes = 0
+        # activation bytes of the first step that runs here, predicted and measured (pipeline.memory.activations)
+        self.activations: dict[str, float] = {}
 
     @property
     def device(self) -> torch.device:
         return self.fabric.device
 
     def trained(self, **measured: Any) -> Trained:
-        """What this trainer trained, for the run contract; ``measured``: the run's own measurements and scores."""
+        """What this trainer trained, for the run contract; ``measured``: the run's own measurements and scores.
+
+        Its activation bytes are those of the first step one of its trainings ran (a client's, or a round's); none
+        when every step ran elsewhere (the batched clients' engine, without personalisation)."""
+        measured["metrics"] = measured.get("metrics", {}) | self.activations
+        if not self.activations:
+            measured["cannot_have"] = measured.get("cannot_have", frozenset()) | {ESTIMATED, MEASURED}
         return Trained(
             module=self.model,
             optimizer=self.optimizer.optimizer,
@@ -122,7 +131,7 @@ class InMemoryTrainer:
         raw = self.optimizer.optimizer
         with self.fabric.autocast():
             for batch in self._schedule(data, generator, epochs, steps):
-                loss = self.module.loss(batch)
+                loss = self.module.loss(batch) if self.activations else self._measured_loss(batch)
                 total += loss.detach()
                 batches += 1
                 extra = self.penalty()
@@ -136,6 +145,15 @@ class InMemoryTrainer:
         if not self.state_bytes and batches:
             self.state_bytes = model_state_bytes(self.module, [self.optimizer.optimizer])
         return TrainingPass(now(self.device) - started, mean_loss)
+
+    def _measured_loss(self, batch: Batch) -> torch.Tensor:
+        """The first step's loss, its activation bytes predicted from the batch's shapes and measured as it runs."""
+        predicted = predict_activation_bytes(self.module, batch, lambda module, b: module.loss(b))
+        meter = SavedTensorBytes(self.module)
+        with meter.counting():
+            loss = self.module.loss(batch)
+        self.activations = {ESTIMATED: predicted, MEASURED: meter.bytes}
+        return loss
 
     def penalty(self) -> Optional[torch.Tensor]:
         """A term added to every step's loss (e.g. FedProx's proximal term); none by default."""

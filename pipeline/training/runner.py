@@ -21,9 +21,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorData
 
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import PeakMemory
+from pipeline.memory.activations import ESTIMATED as ACTIVATIONS_ESTIMATED
+from pipeline.memory.activations import MEASURED as ACTIVATIONS_MEASURED
+from pipeline.memory.activations import first_batch, predict_activation_bytes
 from pipeline.seeding import seed_everything
 from pipeline.tracking.contract import Trained
-from pipeline.training.callbacks import BestWeights, EpochHistory, ModelStateProbe, Throughput
+from pipeline.training.callbacks import ActivationProbe, BestWeights, EpochHistory, ModelStateProbe, Throughput
 from pipeline.training.trainer import build_trainer
 
 MONITOR = "val/loss"
@@ -37,6 +40,9 @@ class TrackedModule(Protocol):
 
     history_keys: tuple[str, ...]  # the epoch metrics kept for learning-curve plots
 
+    def loss(self, batch) -> torch.Tensor:
+        """A batch's training loss (the activation-memory prediction runs it on the meta device)."""
+
     def test_predictions(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per output, the true and predicted class of every test example of the last test run."""
 
@@ -44,14 +50,23 @@ class TrackedModule(Protocol):
 def make_loaders(
     X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: TrainerConfig, seed: int
 ) -> dict[str, DataLoader]:
-    """Loaders of each split's inputs and labels (one label per example, or one per task)."""
+    """Loaders of each split's inputs and labels (one label per example, or one per task).
+
+    An epoch whose last training batch would hold one example leaves it out (a different one each epoch, the
+    order being shuffled): batch norm cannot train on a single example."""
 
     def loader(split: str) -> DataLoader:
         data = TensorDataset(torch.from_numpy(X[split]), torch.from_numpy(y[split]))
         shuffle = split == "train"
         generator = torch.Generator().manual_seed(seed) if shuffle else None
+        lone = shuffle and len(data) % cfg.batch_size == 1 and len(data) > 1
         return DataLoader(
-            data, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator, num_workers=cfg.num_workers
+            data,
+            batch_size=cfg.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=cfg.num_workers,
+            drop_last=lone,
         )
 
     return {split: loader(split) for split in ("train", "val", "test")}
@@ -69,13 +84,15 @@ def fit_and_test(
     """Fit on ``loaders["train"]`` (early-stopped on validation loss), restore the best epoch, test it."""
     seed_everything(seed)
     history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
-    best = BestWeights(MONITOR)
+    best, activations = BestWeights(MONITOR), ActivationProbe()
+    predicted = predict_activation_bytes(module, first_batch(loaders["train"].dataset, cfg.batch_size), _loss)
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         around = FIT_CALLBACKS.get()
         callbacks: list[pl.Callback] = [
             history,
             throughput,
             model_state,
+            activations,
             best,
             *extra_callbacks,
             *(around() if around else ()),
@@ -106,11 +123,21 @@ def fit_and_test(
         labels_used=labelled(loaders["train"].dataset) + labelled(loaders["val"].dataset),  # val picks the epoch
         fit_seconds=fit_seconds,
         samples_per_s=throughput.samples_per_s,
-        metrics=test | {"train/epochs": trainer.current_epoch, "val/best_loss": best.best_score},
+        metrics=test
+        | {
+            "train/epochs": trainer.current_epoch,
+            "val/best_loss": best.best_score,
+            ACTIVATIONS_ESTIMATED: predicted,
+            ACTIVATIONS_MEASURED: activations.bytes,
+        },
         predictions=module.test_predictions(),
         history=history.rows,
         logged=frozenset(test),  # Lightning's logger logged the test scores
     )
+
+
+def _loss(module: pl.LightningModule, batch: tuple) -> torch.Tensor:
+    return module.loss(batch)
 
 
 def labelled(data: Dataset) -> int:

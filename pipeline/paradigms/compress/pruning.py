@@ -23,14 +23,21 @@ def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
 def prune_globally(model: nn.Module, sparsity: float) -> nn.Module:
     """``model`` with the ``sparsity`` share of its prunable weights, smallest magnitudes first, masked to zero."""
     prune.global_unstructured(prunable(model), pruning_method=prune.L1Unstructured, amount=sparsity)
+    _detach_masked(model)
     return model
+
+
+def _detach_masked(model: nn.Module) -> None:
+    """Each masked weight as a plain tensor: pruning leaves it holding a graph back to its original, which no copy
+    (a checkpoint's, the activation prediction's) can take. Every forward pass recomputes it from the mask."""
+    for module, name in prunable(model):
+        if hasattr(module, f"{name}_mask"):
+            setattr(module, name, (getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")).detach())
 
 
 def permanent(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with each pruning mask folded into its weights: plain weights that hold zeros."""
-    for module, name in prunable(model):  # the masked weight of the last forward pass may hold a graph: not copied
-        if hasattr(module, f"{name}_mask"):
-            setattr(module, name, (getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")).detach())
+    _detach_masked(model)  # the masked weight of the last forward pass may hold a graph
     model = copy.deepcopy(model)
     for module, name in prunable(model):
         if prune.is_pruned(module) and hasattr(module, f"{name}_mask"):

@@ -1,4 +1,5 @@
-"""The report's section on the fine-tuning variants: full, partial and the adapters, with what each trains and saves."""
+"""The report's section on the fine-tuning variants: full, partial and the adapters (PEFT's and the SVD ones), with
+what each trains and saves."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from pipeline.compare.sections import (
 from pipeline.compare.significance import compare
 from pipeline.compare.table import cell, markdown_table, number
 
-TITLE = "Fine-tuning variants: full, partial and the adapters (LoRA, LoRA-FA, VeRA)"
+TITLE = (
+    "Fine-tuning variants: full, partial and the adapters (LoRA, LoRA-FA, VeRA, LoRA-FA with an SVD basis, "
+    "SVD diagonal + sparse, PiSSA)"
+)
 QUESTION = "finetune"
 
 
@@ -54,8 +58,11 @@ def compare_variants(results: Results) -> Section:
         headline += ", " + verdict_words(verdict, f"full at {cell(full.iloc[0], 'test/acc')}")
     text = (
         "Every variant starts from the same base on the same target data. Adapters train few parameters and save "
-        "only those (`saved model`); their weights and optimizer state shrink with them. `vs best`: tied within "
-        "noise with the most accurate variant, or worse (docs/comparison.md says how it is decided)."
+        "only those (`saved model`); their weights and optimizer state shrink with them. `lora_fa_svd` fixes "
+        "LoRA-FA's frozen side to the top singular vectors of each weight, `svd_diag` trains the singular values "
+        "of its top-r part and a sparse residual, `pissa` starts LoRA from the top-r singular part (docs/"
+        "transfer-and-fine-tuning.md). `vs best`: tied within noise with the most accurate variant, or worse "
+        "(docs/comparison.md says how it is decided)."
     )
     phrase = standing_phrase(found, rows, lambda row: cell(row, "test/acc"), variant)
     best = champion(results, rows, found.best, QUESTION, f"{TITLE.split(':')[0]}: the most accurate", phrase)

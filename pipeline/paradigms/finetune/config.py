@@ -12,18 +12,28 @@ from pipeline.config.schema import Section, StageSection, once_each
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
-Strategy = Literal["full", "partial", "lora", "lora_fa", "vera"]
+Strategy = Literal["full", "partial", "lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa"]
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
-ADAPTERS = ("lora", "lora_fa", "vera")  # PEFT adapters on the frozen body (pipeline.paradigms.finetune.adapters)
-LINEAR_ONLY = ("lora_fa", "vera")  # VeRA, and peft's LoRA-FA optimizer (A A^T of a 2-D A), adapt linear layers only
+# adapters on the frozen body, saved apart from the base (pipeline.paradigms.finetune.adapters)
+ADAPTERS = ("lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa")
+# linear layers only: VeRA; peft's LoRA-FA optimizer (A A^T of a 2-D A); PiSSA (peft has no conv init); svd_diag
+LINEAR_ONLY = ("lora_fa", "vera", "svd_diag", "pissa")
 
 
 class LoraSettings(Section):
-    """LoRA and LoRA-FA: W + (alpha / r) · B·A on the body's linear and convolution layers."""
+    """LoRA, LoRA-FA, LoRA-FA with an SVD basis and PiSSA: W + (alpha / r) · B·A."""
 
     r: int = Field(2, ge=1)
     alpha: float = Field(4.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class SvdDiagSettings(Section):
+    """svd_diag: W + U_r·diag(d)·V_rᵀ + S; d and S's values train from 0, S at fixed positions."""
+
+    r: int = Field(4, ge=1)
+    density: float = Field(0.01, gt=0, le=1)
+    positions: Literal["largest", "random"] = "largest"
 
 
 class VeraSettings(Section):
@@ -41,6 +51,7 @@ class FinetuneConfig(StageSection):
     unfreeze_every: Optional[int] = Field(None, ge=1)  # partial: gradual unfreezing, one more layer every N epochs
     lora: LoraSettings = Field(default_factory=LoraSettings)
     vera: VeraSettings = Field(default_factory=VeraSettings)
+    svd_diag: SvdDiagSettings = Field(default_factory=SvdDiagSettings)
 
     @field_validator("strategies")
     @classmethod
@@ -48,7 +59,7 @@ class FinetuneConfig(StageSection):
         return strategies if strategies is None else once_each(strategies, "strategy")
 
     def strategies_for(self, backbone: str) -> list[str]:
-        """``strategies``, or when it is null every strategy the backbone supports (LoRA-FA, VeRA: mlp only)."""
+        """``strategies``, or when it is null every strategy the backbone supports (LINEAR_ONLY: mlp only)."""
         if self.strategies is not None:
             return list(self.strategies)
         return [s for s in STRATEGIES if not (s in LINEAR_ONLY and backbone != "mlp")]
@@ -65,6 +76,28 @@ def check_finetune(params: Params) -> None:
     if linear_only:
         raise ValueError(
             f"finetune.strategies includes {', '.join(map(repr, linear_only))}, which adapt only linear layers "
-            f"(VeRA; LoRA-FA's optimizer), and the {backbone} backbone's body has none; remove them from "
-            "finetune.strategies or use model.backbone 'mlp'"
+            f"(VeRA, PiSSA, svd_diag; LoRA-FA's optimizer), and the {backbone} backbone's body has none; remove them "
+            "from finetune.strategies or use model.backbone 'mlp'"
         )
+    _check_ranks(params)
+
+
+RANKED = {"finetune.lora.r": ("lora_fa_svd", "pissa"), "finetune.svd_diag.r": ("svd_diag",)}  # r ≤ every layer's dims
+
+
+def _check_ranks(params: Params) -> None:
+    """An SVD basis of rank r needs r ≤ each adapted layer's smaller dimension. The mlp's widths are known here (its
+    input width and convolutions' shapes only once the data is: the adapters check those when they are built)."""
+    cfg, sizes = params.finetune, params.model.hidden_sizes
+    if params.model.backbone != "mlp":
+        return
+    chosen = cfg.strategies_for("mlp")
+    ranks = {"finetune.lora.r": cfg.lora.r, "finetune.svd_diag.r": cfg.svd_diag.r}
+    for key, users in RANKED.items():
+        using = [s for s in users if s in chosen]
+        if using and ranks[key] > min(sizes):
+            layer = f"body.layer{sizes.index(min(sizes)) + 1}.0"
+            raise ValueError(
+                f"{key} = {ranks[key]}: larger than the {min(sizes)} outputs of {layer} (model.hidden_sizes = "
+                f"{sizes}); {', '.join(using)} need a rank at most each adapted layer's smaller dimension"
+            )

@@ -5,7 +5,8 @@ Every strategy starts from the same base with a new head sized for the target cl
 - ``full``: every layer trains; the body at ``trainer.lr × finetune.body_lr_factor``;
 - ``partial``: only the top ``finetune.unfreeze_layers`` layers train; with
   ``finetune.unfreeze_every`` they thaw one at a time, top first (gradual unfreezing);
-- ``lora``, ``lora_fa``, ``vera``: PEFT adapters on the frozen body (:mod:`pipeline.paradigms.finetune.adapters`).
+- ``lora``, ``lora_fa``, ``vera``, ``lora_fa_svd``, ``pissa``, ``svd_diag``: adapters on the frozen body
+  (:mod:`pipeline.paradigms.finetune.adapters`).
 
 Whole models are saved as ``models/finetune/<strategy>.pt``; adapters as folders
 ``models/finetune/<strategy>/`` holding only the adapter and head, to merge into the base.
@@ -28,7 +29,7 @@ from pipeline.models.freezing import describe_trainable, freeze_all_but
 from pipeline.models.lightning_module import OptimizerFactory
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.finetune import PARADIGM
-from pipeline.paradigms.finetune.adapters import add_adapters, lora_fa_optimizer, save_adapter
+from pipeline.paradigms.finetune.adapters import add_adapters, lora_fa_optimizer, merged_copy, save_adapter
 from pipeline.paradigms.finetune.config import ADAPTERS, FinetuneConfig
 from pipeline.paradigms.fitted import train_classifier
 from pipeline.paradigms.target import write_target_plots
@@ -58,7 +59,7 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
         saved = SavedModel(
             out / strategy,
             lambda path: save_adapter(path, adapted, task.classes, task.input_shape),
-            lambda: copy.deepcopy(adapted).merge_and_unload(),  # served merged: plain layers, no adapter overhead
+            lambda: merged_copy(adapted),  # served merged: plain layers, no adapter overhead
         )
     else:
         saved = out / f"{strategy}.pt"  # a whole classifier checkpoint
