@@ -2,7 +2,7 @@
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
 # `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`,
-# `make benchmark-distill-compress`: the tables of docs/benchmarks.md.
+# `make benchmark-distill-compress`, `make benchmark-grad-accumulation`: the tables of docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-active-learning \
-	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow benchmark-distill-compress
+	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow benchmark-distill-compress \
+	benchmark-grad-accumulation
 
 setup: $(VENV)/.installed
 
@@ -97,3 +98,8 @@ benchmark-mlflow: setup
 # 10 % of them for the students (about three minutes on two cores).
 benchmark-distill-compress: setup
 	$(BIN)/python -m benchmarks.distill_compress_seeds --csv benchmark-distill-compress.csv
+
+# Gradient accumulation at a fixed effective batch, with its figure (docs/benchmarks.md, issue 24; under two minutes).
+benchmark-grad-accumulation: setup
+	$(BIN)/python -m benchmarks.grad_accumulation --figure docs/figures/gradient-accumulation.png \
+	  --csv benchmark-grad-accumulation.csv
