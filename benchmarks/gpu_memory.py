@@ -3,7 +3,7 @@
 For each variant the model and optimizer are built by the stage's own code: a classifier from
 the ``model`` params standing in for the pretrained base (weights do not change memory), then
 
-- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``): ``pipeline.paradigms.finetune.run.adapt``
+- ``full`` (and ``partial``, ``lora``, ``lora_fa``, ``vera``, ``lora_fa_svd``, ``svd_diag``, ``pissa``): ``adapt``
   (a new head, then frozen layers or PEFT adapters; ``partial`` as if ``unfreeze_every`` were null),
   the optimizer ``ClassificationModule.configure_optimizers`` with the stage's factory and the
   ``finetune`` trainer params;
@@ -65,7 +65,7 @@ from pipeline.paradigms.finetune.run import adapt
 from pipeline.paradigms.transfer.run import freeze_for_transfer
 from pipeline.seeding import seed_everything
 
-VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "transfer")
+VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa", "transfer")
 DEFAULT_SETTING = ["model.backbone=mlp", "model.hidden_sizes=[4096, 4096, 4096]"]
 MiB = 2**20
 
