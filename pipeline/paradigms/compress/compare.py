@@ -28,7 +28,7 @@ WITHIN = 0.01  # "almost as accurate": at most one point of test accuracy below 
 
 
 def compare_compressions(results: Results) -> Section:
-    rows = results.of("compress")
+    rows = in_order(results.of("compress"))
     if rows.empty:
         return Section(TITLE, "No compress runs.", "")
     text = (
@@ -88,9 +88,20 @@ def compare_compressions(results: Results) -> Section:
     return flag_sanity(section, rows)
 
 
+def in_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The reference first, then pruning by sparsity, then int8 and fp16."""
+
+    def rank(variant: str) -> tuple[int, float]:
+        if variant.startswith("prune-"):
+            return 1, float(variant.removeprefix("prune-"))
+        return {"reference": (0, 0.0), "int8": (2, 0.0), "fp16": (3, 0.0)}.get(variant, (4, 0.0))
+
+    return rows.iloc[sorted(range(len(rows)), key=lambda i: rank(rows.iloc[i]["variant"]))]
+
+
 def _drop(row: pd.Series) -> str:
     drop = row.get("compress/acc_drop", math.nan)
-    return "–" if math.isnan(drop) else number(-drop, "signed")
+    return "–" if math.isnan(drop) else number(0.0 - drop, "signed")  # 0.0 - 0.0: "+0.000", not "-0.000"
 
 
 def _against(results: Results, ref: pd.Series):

@@ -24,10 +24,12 @@ from pipeline.compare.table import cell, markdown_table
 TITLE = "Distillation: student from the teacher vs student from labels alone (full task)"
 QUESTION = "distill"
 STUDENTS = ("student", "distilled")
+ORDER = ("teacher", *STUDENTS)
 
 
 def compare_students(results: Results) -> Section:
     rows = results.of("distill")
+    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: ORDER.index(rows.iloc[i]["variant"]))]
     if rows.empty:
         return Section(TITLE, "No distill runs.", "")
     by = {row["variant"]: row for _, row in rows.iterrows()}
