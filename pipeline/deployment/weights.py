@@ -16,7 +16,8 @@ def weight_tensors(network: nn.Module) -> list[torch.Tensor]:
     for module in network.modules():
         if is_quantized_linear(module):
             found.append(module.weight().dequantize())  # the int8 values, at their scale: zero stays zero
-            found += [module.bias().detach()] if module.bias() is not None else []  # kept in float
+            bias = module.bias()  # kept in float
+            found += [bias.detach()] if bias is not None else []
     return found
 
 

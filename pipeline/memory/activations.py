@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -64,14 +64,17 @@ def _key(tensor: torch.Tensor) -> int:
 
 
 def predict_activation_bytes(
-    module: nn.Module, batch: tuple[torch.Tensor, ...], loss: Callable[[nn.Module, tuple], torch.Tensor]
+    module: nn.Module,
+    batch: tuple[torch.Tensor, ...],
+    loss: Optional[Callable[[nn.Module, tuple], torch.Tensor]] = None,
 ) -> int:
     """The activation bytes of one training step of ``module`` (in training mode) on ``batch``, computed on the
-    ``meta`` device: ``loss(module_copy, meta_batch)`` runs the forward pass and the loss there."""
+    ``meta`` device: ``loss(module_copy, meta_batch)`` runs the forward pass and the loss there; by default the
+    module's own ``loss(batch)``, as the project's LightningModules define it."""
     meta = copy.deepcopy(module).to("meta").train()
     hold_frozen_norms(meta)  # as training holds them (pipeline.models.freezing)
     shaped = tuple(torch.empty_like(t, device="meta") for t in batch)
     meter = SavedTensorBytes(meta)
     with meter.counting(), torch.enable_grad():
-        loss(meta, shaped)
+        loss(meta, shaped) if loss is not None else meta.loss(shaped)
     return meter.bytes

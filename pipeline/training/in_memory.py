@@ -148,7 +148,7 @@ class InMemoryTrainer:
 
     def _measured_loss(self, batch: Batch) -> torch.Tensor:
         """The first step's loss, its activation bytes predicted from the batch's shapes and measured as it runs."""
-        predicted = predict_activation_bytes(self.module, batch, lambda module, b: module.loss(b))
+        predicted = predict_activation_bytes(self.module, batch)
         meter = SavedTensorBytes(self.module)
         with meter.counting():
             loss = self.module.loss(batch)

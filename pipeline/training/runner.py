@@ -85,7 +85,7 @@ def fit_and_test(
     seed_everything(seed)
     history, throughput, model_state = EpochHistory(label, module.history_keys), Throughput(), ModelStateProbe()
     best, activations = BestWeights(MONITOR), ActivationProbe()
-    predicted = predict_activation_bytes(module, first_batch(loaders["train"].dataset, cfg.batch_size), _loss)
+    predicted = predict_activation_bytes(module, first_batch(loaders["train"].dataset, cfg.batch_size))
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-") as root:
         around = FIT_CALLBACKS.get()
         callbacks: list[pl.Callback] = [
@@ -134,10 +134,6 @@ def fit_and_test(
         history=history.rows,
         logged=frozenset(test),  # Lightning's logger logged the test scores
     )
-
-
-def _loss(module: pl.LightningModule, batch: tuple) -> torch.Tensor:
-    return module.loss(batch)
 
 
 def labelled(data: Dataset) -> int:

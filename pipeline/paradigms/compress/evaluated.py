@@ -12,32 +12,26 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
-from torchmetrics.functional.classification import multiclass_f1_score
 
 from pipeline.config.params import Params
-from pipeline.data.prepared import TaskData
+from pipeline.data.prepared import SPLITS, TaskData
 from pipeline.memory import PeakMemory
 from pipeline.models.lightning_module import OUTPUT
 from pipeline.tracking.contract import Metrics, RunSpec, SavedModel, Trained, tracked_run
+from pipeline.training.scores import classification_scores
 
 
 def score(network: nn.Module, task: TaskData, device: torch.device) -> tuple[Metrics, np.ndarray]:
-    """Loss (and accuracy, macro-F1) per split, as a trained classifier's run logs them; the test predictions."""
-    metrics, predicted = {}, None
+    """Loss per split, accuracy on validation and test, macro-F1 on test, as a trained classifier's run logs them
+    (:func:`pipeline.training.scores.classification_scores`); the test predictions."""
     network.eval()
     with torch.inference_mode():
-        for split, prefix in (("train", "train"), ("val", "val"), ("test", "test")):
-            logits = network(torch.from_numpy(task.X[split]).to(device)).float().cpu()
-            y = torch.from_numpy(task.y[split])
-            metrics[f"{prefix}/loss"] = float(F.cross_entropy(logits, y))
-            if split != "train":
-                metrics[f"{prefix}/acc"] = float((logits.argmax(dim=1) == y).float().mean())
-            if split == "test":
-                f1 = multiclass_f1_score(logits, y, task.num_classes, average="macro")
-                metrics["test/f1_macro"] = float(f1)
-                predicted = logits.argmax(dim=1).numpy()
-    return metrics, predicted
+        logits = {split: network(torch.from_numpy(task.X[split]).to(device)).float().cpu() for split in SPLITS}
+    metrics = {"train/loss": classification_scores(logits["train"], task.y["train"])["loss"]}
+    metrics |= {f"val/{k}": v for k, v in classification_scores(logits["val"], task.y["val"]).items()}
+    test = classification_scores(logits["test"], task.y["test"], task.num_classes)
+    metrics |= {f"test/{k}": v for k, v in test.items()}
+    return metrics, logits["test"].argmax(dim=1).numpy()
 
 
 def evaluated_run(

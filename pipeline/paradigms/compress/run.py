@@ -15,6 +15,7 @@ throughput ratios to the reference (``compress/size_ratio`` ...). A pruned model
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import torch
@@ -109,10 +110,11 @@ def _pruned(params: Params, teacher: Classifier, share: float, task: TaskData, o
     """The teacher pruned to ``share`` of zeros, fine-tuned with them held, saved packed."""
     seed_everything(params.seed)
     model = prune_globally(copy.deepcopy(teacher), share)
+    folded = functools.cache(lambda: permanent(model))  # once, after training: saved, timed and measured alike
     saved = SavedModel(
         out / f"{prune_variant(share)}.pt",
-        lambda at: save_classifier(at, permanent(model), params.model, task.input_shape, task.classes, sparse=True),
-        lambda: permanent(model),
+        lambda at: save_classifier(at, folded(), params.model, task.input_shape, task.classes, sparse=True),
+        folded,
     )
     entry, _ = train_classifier(
         params,
@@ -120,7 +122,7 @@ def _pruned(params: Params, teacher: Classifier, share: float, task: TaskData, o
         model,
         task,
         saved,
-        derived=lambda metrics: against(metrics) | {f"{PREFIX}/sparsity": sparsity(permanent(model))},
+        derived=lambda metrics: against(metrics) | {f"{PREFIX}/sparsity": sparsity(folded())},
     )
     return entry
 

@@ -32,6 +32,7 @@ from pipeline.config.schema import ModelConfig
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC, relative_cost
 from pipeline.deployment.inference import LATENCY_P50
+from pipeline.deployment.weights import count_weights
 from pipeline.io import atomic_dir
 from pipeline.models.classifier import Classifier, build_classifier
 from pipeline.models.lightning_module import OUTPUT
@@ -168,7 +169,7 @@ def agreement(model: torch.nn.Module, X: np.ndarray, answers: np.ndarray) -> flo
 
 
 def _warn_if_larger(student: Classifier, teacher: Classifier, student_cfg: ModelConfig) -> None:
-    sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
+    sizes = [count_weights(m) for m in (student, teacher)]
     if sizes[0] >= sizes[1]:
         shape = student_cfg.hidden_sizes if student_cfg.backbone == "mlp" else student_cfg.channels
         print(
