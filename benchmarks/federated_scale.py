@@ -7,11 +7,11 @@ pipeline's ``prepare`` splits it as usual (about 65 % of it trains) and every cl
 the same data, so more clients means fewer examples each (25,000 examples: about 1,600 per client
 for 10 clients, 16 for 1,000).
 
-Each client count and each ``--engines`` value (``federated.engine``: clients one after another, or a
-round's clients as one batched computation) then runs exactly what ``benchmarks.federated_overhead``
-runs (its ``measure``: the pipeline's ``prepare_data``/``write_prepared`` and ``run_federated`` in a
-temporary folder with its own MLflow store): one simulation, IID partition, FedAvg, every client every round
-(``client_fraction`` 1), 1 local epoch at ``federated.local_batch_size``, no compression, no
+Each client count and each ``--engines`` value (the in-process engine's ``federated.batched``: clients one
+after another, ``sequential``, or a round's clients as one batched computation, ``batched``) then runs exactly
+what ``benchmarks.federated_overhead`` runs (its ``measure``: the pipeline's ``prepare_data``/``write_prepared``
+and ``run_federated`` in a temporary folder with its own MLflow store): one simulation, IID partition, FedAvg,
+every client every round (``client_fraction`` 1), 1 local epoch at ``federated.local_batch_size``, no compression, no
 personalisation, no centralised baseline; ``--rounds`` rounds (default 5). Seconds per round are
 each round's wall time (evaluation of the global model after the round excluded, as the
 pipeline's ``round/seconds`` metric), median over the rounds after the first (a warm-up) and over
@@ -100,7 +100,7 @@ def main() -> None:
         nargs="+",
         choices=["sequential", "batched"],
         default=["sequential", "batched"],
-        help="federated.engine values to compare",
+        help="in-process client training to compare: sequential (federated.batched false) or batched",
     )
     parser.add_argument(
         "--examples", type=int, default=25_000, help="images in the synthetic data set (about 65 %% train)"
@@ -135,7 +135,7 @@ def main() -> None:
             flush=True,
         )
         for clients, engine, repeat in itertools.product(args.clients, args.engines, range(args.repeats)):
-            tree = with_overrides(copy.deepcopy(base), [f"federated.engine={engine}"])
+            tree = with_overrides(copy.deepcopy(base), [f"federated.batched={str(engine == 'batched').lower()}"])
             row = measure(tree, clients, args.rounds, repeat, work / engine, log) | {"engine": engine}
             row["round_seconds"] = per_round_seconds(run_folder(work / engine, clients, repeat) / "plots")
             rows.append(row)

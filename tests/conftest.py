@@ -86,7 +86,7 @@ def tracking_dir(tmp_path, monkeypatch) -> Path:
 
 # The files whose tests run whole stages in processes of their own, longest first: on two workers (make test)
 # they start first, so the rest of the suite runs beside them instead of after them.
-LONGEST_FILES = ("test_dvc_pipeline.py", "test_distributed.py", "test_compare.py")
+LONGEST_FILES = ("test_dvc_pipeline.py", "test_distributed.py", "test_compare.py", "test_flower.py")
 
 
 def pytest_collection_modifyitems(config, items):

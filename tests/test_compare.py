@@ -6,6 +6,7 @@ runs and its own section reach the report without the comparison knowing it."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def test_report_answers_every_question_with_every_run_and_mean_and_std(compared)
     for label in result["variants"]:
         assert f"| {label} " in report, label
     assert " ± " in report  # two seeds per variant
+    federated = report.split("## Federated")[1].split("\n## ")[0]
+    assert re.search(r"\| run +\| engine +\|", federated) and re.search(r"\| iid/fedavg +\| inprocess +\|", federated)
     for stage in PARADIGM_STAGES:
         for entry in listed(root)[stage].values():
             assert entry["run_id"][:8] in report

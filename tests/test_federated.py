@@ -397,7 +397,7 @@ def test_stage_logs_every_round_the_contract_and_the_centralised_baseline(prepar
             "pretrained base",
         )
         assert set(CONTRACT) <= set(run.data.metrics), set(CONTRACT) - set(run.data.metrics)
-        assert run.data.tags["engine"] == "batched"
+        assert (run.data.tags["engine"], run.data.tags["client_training"]) == ("inprocess", "batched")
         for key in ("test/acc", "test/loss", "round/clients_reported", "round/bytes_up", "round/bytes_down"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
         assert entry["comm/bytes_total"] == entry["comm/bytes_down_total"] + entry["comm/bytes_up_total"] > 0
@@ -458,9 +458,11 @@ def test_federated_params_errors_name_the_key_and_what_is_allowed():
     assert "federated.client_fraction = 1.5: must be less than or equal to 1" in error_for(
         {"federated": {"client_fraction": 1.5}}
     )
-    assert "federated.engine = 'parallel': must be 'batched' or 'sequential'" in error_for(
+    assert "federated.engine = 'parallel': must be 'inprocess' or 'flower'" in error_for(
         {"federated": {"engine": "parallel"}}
     )
+    # the engine's former values say where the choice moved
+    assert "set engine: inprocess, batched: false" in error_for({"federated": {"engine": "sequential"}})
     assert "federated.clients_per_batch = 0: must be greater than or equal to 1" in error_for(
         {"federated": {"clients_per_batch": 0}}
     )
@@ -606,8 +608,9 @@ def test_what_cannot_batch_trains_one_client_after_another_and_says_why(prepared
     assignment = read_arrays(paths.prepared("federated"))["iid"]
     start = starting_classifier(params.model, data, prepared / "none.pt", False, params.seed).state_dict()
     scaffold = federation(params, data, assignment, "scaffold", start, "iid/scaffold")
-    assert (scaffold.engine, scaffold.trainer.batched) == ("sequential", None) and "SCAFFOLD" in scaffold.not_batched
+    assert (scaffold.client_training, scaffold.trainer.batched) == ("sequential", None)
+    assert "SCAFFOLD" in scaffold.not_batched
     fedprox = federation(params, data, assignment, "fedprox", start, "iid/fedprox")
-    assert (fedprox.engine, fedprox.not_batched) == ("batched", None)
-    asked = params.model_copy(update={"federated": params.federated.model_copy(update={"engine": "sequential"})})
-    assert federation(asked, data, assignment, "fedprox", start, "iid/fedprox").engine == "sequential"
+    assert (fedprox.client_training, fedprox.not_batched) == ("batched", None)
+    asked = params.model_copy(update={"federated": params.federated.model_copy(update={"batched": False})})
+    assert federation(asked, data, assignment, "fedprox", start, "iid/fedprox").client_training == "sequential"

@@ -82,6 +82,7 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks
                 "task": tasks.get(item.stage, ""),
                 "device": tags.get("device", ""),
                 "sanity": tags.get("sanity", ""),  # a stage's warning that its results are near chance
+                "federated_engine": tags.get("engine", ""),  # in-process or on Flower
                 "run_id": run.info.run_id,
                 "link": run_url(ui_url, run.info.experiment_id, run.info.run_id),
                 "train/max_epochs": _number(run.data.params.get(EPOCH_CAP)),

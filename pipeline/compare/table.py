@@ -27,10 +27,13 @@ REPORTED = (
 
 def by_variant(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (stage, variant), in the order runs were listed: ``seeds`` (how many), its runs'
-    ``run_ids`` and ``links`` (the stage's own seed first), its ``sanity`` warning (the first any of its runs
-    carries, "" for none), each metric's mean and ``<metric>:std``."""
+    ``run_ids`` and ``links`` (the stage's own seed first), its ``federated_engine`` tag ("" for none), its
+    ``sanity`` warning (the first any of its runs carries, "" for none), each metric's mean and ``<metric>:std``."""
     runs = runs.reindex(columns=[*runs.columns, *(key for key in REPORTED if key not in runs.columns)])
-    runs = runs.assign(sanity=runs["sanity"].fillna("") if "sanity" in runs else "")
+    runs = runs.assign(
+        sanity=runs["sanity"].fillna("") if "sanity" in runs else "",
+        federated_engine=runs["federated_engine"].fillna("") if "federated_engine" in runs else "",
+    )
     metrics = [c for c in runs.columns if "/" in c and pd.api.types.is_numeric_dtype(runs[c])]
     grouped = runs.groupby(GROUP, sort=False, dropna=False)
     table = grouped[metrics].mean()
@@ -41,6 +44,7 @@ def by_variant(runs: pd.DataFrame) -> pd.DataFrame:
             run_ids=("run_id", list),
             links=("link", list),
             device=("device", "first"),
+            federated_engine=("federated_engine", "first"),  # (not `engine`: a keyword of agg)
             sanity=("sanity", first_warning),
         )
     )

@@ -1,4 +1,4 @@
-"""Many clients' local trainings as one batched computation (``federated.engine``).
+"""Many clients' local trainings as one batched computation (``federated.batched``).
 
 Every client trains the same architecture, so a round's clients can train side by side: each weight
 tensor is stacked over the clients (a leading client axis), and ``torch.func.vmap`` over
@@ -8,11 +8,11 @@ entry by entry, and every client starts from a fresh state and steps in lockstep
 slice sees exactly the updates it would see alone. A client that has run out of batches is copied
 out at its last step; its slice may drift afterwards and is never read.
 
-Against the sequential engine the weights agree up to floating-point order: clients whose batches
+Against clients trained one after another the weights agree up to floating-point order: clients whose batches
 differ in size at a step compute in separate groups (no padding), so batch norm's statistics are each
 client's own. Dropout draws each client's masks from the same seeded generator in another order: the
 same distribution, not the same numbers. What cannot batch is listed by :func:`cannot_batch`; such a run
-uses the sequential engine.
+trains its clients one after another.
 """
 
 from __future__ import annotations

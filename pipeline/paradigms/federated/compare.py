@@ -41,6 +41,7 @@ def compare_with_centralized(results: Results) -> Section:
     found = rank(results, fl)
     columns = {
         "run": variant,
+        "engine": lambda row: row["federated_engine"] or "–",
         **pick("seeds", "test acc", "macro-F1", "bytes communicated", "labels used", "fit s", "MLflow"),
     }
     columns = before_link(columns, "vs best federated", against_best(found))
@@ -63,8 +64,9 @@ def compare_with_centralized(results: Results) -> Section:
     columns = before_link(columns, "epochs", epochs(results, rows))
     text = (
         "Clients hold prepare's partitions of the full training split: `iid`, or skewed by label (`dirichlet`, "
-        "`shards`); only model updates travel. The global model after the last round is tested on the full test "
-        "split. Centralised training pools the same data with the same model, start and epoch budget. "
+        "`shards`); only model updates travel, in this process or on Flower (`engine`). The global model after the "
+        "last round is tested on the full test split. Centralised training pools the same data with the same model, "
+        "start and epoch budget. "
         "`vs best federated` and `vs centralised`: above, below or tied within noise (docs/comparison.md says how it "
         "is decided)."
     )

@@ -18,7 +18,7 @@ Partition = Literal["iid", "dirichlet", "shards"]
 FederatedStrategy = Literal["fedavg", "fedprox", "fedadam", "fedavgm", "scaffold"]
 FEDERATED_STRATEGIES: tuple[str, ...] = typing.get_args(FederatedStrategy)
 Compression = Literal["none", "fp16", "int8", "topk"]
-Engine = Literal["batched", "sequential"]
+Engine = Literal["inprocess", "flower"]
 
 
 class FedProxSettings(Section):
@@ -49,6 +49,15 @@ class ScaffoldSettings(Section):
     lr: float = Field(1.0, gt=0)  # the server's step along the mean client change (1: take the mean)
 
 
+class FlowerSettings(Section):
+    """``engine: flower``: the clients as a Flower ClientApp, the server as a ServerApp (``flwr``'s simulation runtime
+    in the stage; a SuperLink and SuperNodes once exported)."""
+
+    round_timeout: float = Field(600.0, gt=0)  # seconds a round waits for its replies; a late client is a dropout
+    client_cpus: float = Field(1.0, gt=0)  # simulation: CPU cores each simulated client reserves (Ray's resources)
+    client_gpus: float = Field(0.0, ge=0)  # simulation: share of a GPU each simulated client reserves; 0: CPU only
+
+
 class DifferentialPrivacySettings(Section):
     """DP-FedAvg (McMahan et al. 2018): clipped client changes, Gaussian noise, an (epsilon, delta) accountant."""
 
@@ -70,8 +79,10 @@ class FederatedConfig(StageSection):
     local_epochs: int = Field(1, ge=1)
     local_batch_size: int = Field(32, ge=1)
     client_dropout: float = Field(0.0, ge=0, le=1)  # probability that a sampled client never reports back
-    engine: Engine = "batched"  # batched: a round's clients train as one computation (where every feature batches)
+    engine: Engine = "inprocess"  # inprocess: every client in this process | flower: as a Flower app (simulated)
+    batched: bool = True  # inprocess: a round's clients train as one computation (where every feature batches)
     clients_per_batch: int = Field(256, ge=1)  # batched: clients trained at once (each holds ~5 copies of the weights)
+    flower: FlowerSettings = Field(default_factory=FlowerSettings)
     compression: Compression = "none"
     topk_fraction: float = Field(0.1, gt=0, le=1)  # topk: the share of update entries sent
     error_feedback: bool = True  # lossy compression: a client adds what its last update lost to its next one
@@ -83,6 +94,16 @@ class FederatedConfig(StageSection):
     personalization_steps: int = Field(10, ge=0)  # local fine-tuning steps per client after training; 0 = none
     init_from_base: bool = False
     centralized: bool = True  # also train the centralised baseline on the pooled data
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_moved(cls, value: object) -> object:
+        if value in ("batched", "sequential"):
+            raise ValueError(
+                f"'{value}' is no longer an engine: allowed 'inprocess' or 'flower'; how in-process clients train is "
+                f"federated.batched (set engine: inprocess, batched: {str(value == 'batched').lower()})"
+            )
+        return value
 
     @field_validator("partitions", "strategies")
     @classmethod
@@ -102,6 +123,10 @@ class FederatedConfig(StageSection):
 
 
 def check_federated(params: Params) -> None:
+    if params.federated.engine == "flower":
+        from pipeline.paradigms.federated.flower import require_flower
+
+        require_flower()
     split = params.prepare.federated
     if params.model.batch_norm and split.min_samples_per_client < 2:
         raise ValueError(

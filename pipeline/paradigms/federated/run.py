@@ -15,7 +15,6 @@ Data: ``full.npz`` (all classes) and ``federated.npz`` (which client holds each 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,19 +27,18 @@ from pipeline.data.prepared import TaskData, load_task, read_arrays
 from pipeline.errors import DataError
 from pipeline.io import atomic_dir
 from pipeline.memory import PeakMemory
-from pipeline.models.classifier import Classifier
 from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.federated import PARADIGM
-from pipeline.paradigms.federated.batched import cannot_batch
-from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
+from pipeline.paradigms.federated.client import LocalTrainer
+from pipeline.paradigms.federated.config import FederatedConfig
+from pipeline.paradigms.federated.flower.recipe import ClientRecipe
 from pipeline.paradigms.federated.layout import StateLayout
+from pipeline.paradigms.federated.parties import Federation, federation
 from pipeline.paradigms.federated.personalization import personalize
-from pipeline.paradigms.federated.privacy import PrivacyAccountant, PrivateMean
+from pipeline.paradigms.federated.privacy import PrivacyAccountant
 from pipeline.paradigms.federated.server import Server
 from pipeline.paradigms.federated.simulation import RoundRecord, clients_per_round, run_rounds
-from pipeline.paradigms.federated.strategies import build_strategy
-from pipeline.paradigms.federated.wire import Codec
 from pipeline.paradigms.fitted import train_classifier
 from pipeline.paths import StagePaths
 from pipeline.seeding import rng_for, seed_everything
@@ -70,7 +68,7 @@ def run_federated(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.sta
             for strategy in cfg.strategies:
                 variant = f"{partition}/{strategy}"
                 runs[variant], histories[variant] = federate(
-                    params, data, partitions[partition], partition, strategy, start, out, reference
+                    params, data, partitions[partition], partition, strategy, start, out, reference, paths
                 )
     write_federated_plots(paths.plots, runs, histories)
     return runs
@@ -108,6 +106,11 @@ def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Ten
         tags={"init": _init_tag(params), "epoch_budget": str(budget["max_epochs"])},
     )
     return entry
+
+
+def privacy_accountant(cfg: FederatedConfig) -> Optional[PrivacyAccountant]:
+    """DP-FedAvg's accountant (epsilon spent per round) when ``federated.dp.enabled``, else None."""
+    return PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
 
 
 def _init_tag(params: Params) -> str:
@@ -164,52 +167,6 @@ class RoundMonitor:
         )
 
 
-@dataclass
-class Federation:
-    """One federated run's parties: the clients' shared trainer (and its model), the clients, the server; and
-    how the clients train (``engine``, and why not batched when ``federated.engine`` asked for it)."""
-
-    model: Classifier
-    layout: StateLayout
-    trainer: LocalTrainer
-    clients: list[Client]
-    server: Server
-    not_batched: Optional[str] = None
-
-    @property
-    def engine(self) -> str:
-        return "sequential" if self.trainer.batched is None else "batched"
-
-
-def federation(
-    params: Params, data: TaskData, assignment: np.ndarray, strategy: str, start: dict, variant: str
-) -> Federation:
-    """The clients that ``assignment`` makes, and a server, both halves of ``strategy``, from the weights ``start``."""
-    cfg = params.federated
-    seed_everything(params.seed)
-    model = classifier_with(params.model, data, start)
-    layout = StateLayout.of(model)
-    codec = Codec(cfg.compression, layout, cfg.topk_fraction)
-    chosen = build_strategy(strategy, cfg, layout, int(assignment.max()) + 1)
-    trainer = LocalTrainer(
-        model,
-        data.num_classes,
-        params.trainer_for(STAGE),
-        codec,
-        cfg.local_batch_size,
-        objective=chosen.client_half(),
-        down_parts=tuple(chosen.down_parts()),
-        error_feedback=cfg.error_feedback,
-    )
-    clients = make_clients(data.X["train"], data.y["train"], assignment, trainer.device)
-    private_mean = _private_mean(params, variant, len(clients))
-    server = Server(trainer.weights(), codec, chosen.server_half(), tuple(chosen.up_parts()), private_mean)
-    not_batched = cannot_batch(trainer.objective, trainer.precision) if cfg.engine == "batched" else None
-    if cfg.engine == "batched" and not_batched is None:
-        trainer.batch_clients(cfg.clients_per_batch)
-    return Federation(model, layout, trainer, clients, server, not_batched)
-
-
 def federate(
     params: Params,
     data: TaskData,
@@ -219,15 +176,14 @@ def federate(
     start: dict[str, torch.Tensor],
     out: Path,
     centralized_acc: Optional[float] = None,
+    paths: StagePaths = StagePaths.of(PARADIGM.stage),
 ) -> tuple[dict, list[dict]]:
     """One federated run; returns ``{"run_id": ..., <metric>: value}`` and its per-round history."""
     cfg = params.federated
     spec = RunSpec.of(PARADIGM, f"{partition}/{strategy}")
     fed = federation(params, data, assignment, strategy, start, spec.variant)
     trainer, clients, server = fed.trainer, fed.clients, fed.server
-    accountant = (
-        PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
-    )
+    accountant = privacy_accountant(cfg)
     tags = {
         "partition": partition,
         "strategy": strategy,
@@ -235,21 +191,20 @@ def federate(
         "init": _init_tag(params),
         "clients": str(len(clients)),
         "dp": str(cfg.dp.enabled).lower(),
-        "engine": fed.engine,
+        "engine": cfg.engine,
+        "client_training": fed.client_training,
     }
     if fed.not_batched:
-        tags["engine_reason"] = fed.not_batched
+        tags["client_training_reason"] = fed.not_batched
         print(f"[{spec.label}] clients train one after another: {fed.not_batched}", file=sys.stderr, flush=True)
     with tracked_run(params, spec, tags) as run:
         monitor = RoundMonitor(trainer, server, data, spec.label, cfg.rounds, run.log_step, accountant)
         with PeakMemory(trainer.device) as peak:
-            records = run_rounds(
-                server, trainer, clients, cfg, rng_for(params.seed, f"{STAGE}/{spec.variant}"), monitor
-            )
+            records = _rounds(params, fed, data, paths, partition, strategy, spec.label, monitor)
         trainer.start_from(server.global_)
         logits = trainer.predict(monitor.X["test"])
         last = monitor.history[-1]
-        metrics = _final_metrics(logits, data, records, fed.layout)
+        metrics = final_metrics(logits, data, records, fed.layout)
         metrics |= {k: last[k] for k in ("val/acc", "val/loss")}  # the model the run ends with (no best-round pick)
         metrics |= {"fl/clients": len(clients), "fl/clients_per_round": clients_per_round(cfg, len(clients))}
         if centralized_acc is not None:
@@ -292,14 +247,35 @@ def federate(
         return run.finish(trained, data, {OUTPUT: data.classes}, saved), monitor.history
 
 
-def _private_mean(params: Params, variant: str, num_clients: int) -> Optional[Callable[[torch.Tensor], PrivateMean]]:
-    """DP-FedAvg's noisy mean when ``federated.dp.enabled``, else None (FedAvg's weighted mean)."""
+def _rounds(
+    params: Params,
+    fed: Federation,
+    data: TaskData,
+    paths: StagePaths,
+    partition: str,
+    strategy: str,
+    label: str,
+    monitor: RoundMonitor,
+) -> list[RoundRecord]:
+    """Every round on ``federated.engine``: the same server and client code in this process, or as a Flower app on
+    Flower's simulation runtime (each client rebuilt in a worker from the prepared files, ``paths``)."""
     cfg = params.federated
-    if not cfg.dp.enabled:
-        return None
-    dp, expected = cfg.dp, cfg.client_fraction * num_clients
-    noise = torch.Generator().manual_seed(int(rng_for(params.seed, f"{STAGE}/{variant}/dp").integers(2**62)))
-    return lambda start: PrivateMean(start, dp.clip_norm, dp.noise_multiplier, expected, noise)
+    rng = rng_for(params.seed, f"{STAGE}/{partition}/{strategy}")
+    if cfg.engine == "inprocess":
+        return run_rounds(fed.server, fed.trainer, fed.clients, cfg, rng, monitor)
+    from pipeline.paradigms.federated.flower.simulation import simulate_on_flower
+
+    recipe = ClientRecipe.of(
+        params,
+        strategy,
+        partition,
+        len(fed.clients),
+        data.input_shape,
+        data.num_classes,
+        paths.prepared(PARADIGM.task),
+        paths.prepared("federated"),
+    )
+    return simulate_on_flower(fed.server, recipe, len(fed.clients), cfg, rng, monitor, label)
 
 
 def _log_rounds_figure(history: list[dict], centralized_acc: Optional[float], label: str) -> None:
@@ -314,7 +290,7 @@ def _log_rounds_figure(history: list[dict], centralized_acc: Optional[float], la
     figures.close(fig)
 
 
-def _final_metrics(
+def final_metrics(
     logits: torch.Tensor, data: TaskData, records: list[RoundRecord], layout: StateLayout
 ) -> dict[str, float]:
     """The test scores of the final global model, communication totals and time split of the whole simulation."""

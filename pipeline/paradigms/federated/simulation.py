@@ -55,6 +55,60 @@ def sample_clients(cfg: FederatedConfig, num_clients: int, rng: np.random.Genera
     return np.sort(rng.choice(num_clients, size=clients_per_round(cfg, num_clients), replace=False))
 
 
+@dataclass
+class RoundPlan:
+    """Who a round asks (``sampled``), who of them never reports (``dropped``), and each one's shuffling seed:
+    every engine draws them from the run's ``rng`` in this order, so a seed fixes the same clients everywhere."""
+
+    sampled: np.ndarray
+    dropped: np.ndarray
+    seeds: np.ndarray
+
+    @classmethod
+    def draw(cls, cfg: FederatedConfig, num_clients: int, rng: np.random.Generator) -> "RoundPlan":
+        sampled = sample_clients(cfg, num_clients, rng)
+        dropped = rng.random(len(sampled)) < cfg.client_dropout
+        return cls(sampled, dropped, rng.integers(2**62, size=len(sampled)))
+
+    def reporting(self) -> list[tuple[int, int]]:
+        """``(client, seed)`` of each sampled client that does not drop out, in client order."""
+        return [(int(k), int(seed)) for k, seed, drops in zip(self.sampled, self.seeds, self.dropped) if not drops]
+
+
+class RoundTally:
+    """One round's figures as the replies reach the server: every engine feeds it the same way."""
+
+    def __init__(self, round_: int, plan: RoundPlan, message: bytes):
+        self.round, self.started = round_, time.perf_counter()
+        self.sampled, self.down = len(plan.sampled), len(message) * len(plan.sampled)
+        self.up = self.examples = 0
+        self.local = self.loss_sum = 0.0
+
+    def reply(self, server: Server, reply: bytes, examples: int, seconds: float, loss: float) -> None:
+        """A client's encoded update and how it trained: aggregated, and counted."""
+        server.receive(reply, examples)
+        self.up += len(reply)
+        self.local += seconds
+        self.examples += examples
+        self.loss_sum += loss * examples
+
+    def close(self, server: Server, local_epochs: int) -> RoundRecord:
+        reported = server.close_round()
+        loss = self.loss_sum / self.examples if self.examples else float("nan")
+        return RoundRecord(
+            self.round,
+            self.sampled,
+            reported,
+            self.down,
+            self.up,
+            time.perf_counter() - self.started,
+            self.local,
+            local_epochs * self.examples,
+            loss,
+            server.clipped,
+        )
+
+
 def run_rounds(
     server: Server,
     trainer: LocalTrainer,
@@ -63,40 +117,19 @@ def run_rounds(
     rng: np.random.Generator,
     after_round: Callable[[RoundRecord], None],
 ) -> list[RoundRecord]:
-    """``rng`` draws the sampled clients, the dropouts and each client's shuffling seed, so a seed fixes the run."""
+    """The in-process engine. ``rng`` draws the sampled clients, the dropouts and each client's shuffling seed
+    (:class:`RoundPlan`), so a seed fixes the run."""
     records = []
     for r in range(1, cfg.rounds + 1):
-        started = time.perf_counter()
-        sampled = sample_clients(cfg, len(clients), rng)
-        m = len(sampled)
-        dropped = rng.random(m) < cfg.client_dropout
-        seeds = rng.integers(2**62, size=m)
+        plan = RoundPlan.draw(cfg, len(clients), rng)
         message = server.broadcast()
-        up = examples = 0
-        local = loss_sum = 0.0
-        down = len(message) * m
-        reporting = [clients[k] for k, drops in zip(sampled, dropped) if not drops]
-        generators = [torch.Generator().manual_seed(int(seed)) for seed, drops in zip(seeds, dropped) if not drops]
-        for client, reply, done in trainer.rounds(reporting, message, cfg.local_epochs, generators):
-            server.receive(reply, len(client))
-            up += len(reply)
-            local += done.seconds
-            examples += len(client)
-            loss_sum += done.loss * len(client)
-        reported = server.close_round()
-        loss = loss_sum / examples if examples else float("nan")
-        record = RoundRecord(
-            r,
-            m,
-            reported,
-            down,
-            up,
-            time.perf_counter() - started,
-            local,
-            cfg.local_epochs * examples,
-            loss,
-            server.clipped,
-        )
-        records.append(record)
-        after_round(record)
+        tally = RoundTally(r, plan, message)
+        reporting = plan.reporting()
+        generators = [torch.Generator().manual_seed(seed) for _, seed in reporting]
+        for client, reply, done in trainer.rounds(
+            [clients[k] for k, _ in reporting], message, cfg.local_epochs, generators
+        ):
+            tally.reply(server, reply, len(client), done.seconds, done.loss)
+        records.append(tally.close(server, cfg.local_epochs))
+        after_round(records[-1])
     return records

@@ -55,6 +55,14 @@ class ClientHalf:
         """What the client sends after its update (see :meth:`Strategy.up_parts`)."""
         return []
 
+    def client_state(self, client: Client) -> Optional[torch.Tensor]:
+        """What this half keeps for ``client`` between its rounds (None: nothing), for a client that lives in
+        another process each round (a Flower ClientApp keeps it in its node's state)."""
+        return None
+
+    def restore_client_state(self, client: Client, state: Optional[torch.Tensor]) -> None:
+        """Take back what :meth:`client_state` gave for ``client`` (None: the client has none yet)."""
+
 
 class ServerHalf:
     """FedAvg's server: the clients' weighted mean is the next global model."""
@@ -235,6 +243,15 @@ class ControlVariates(ClientHalf):
     def reply(self, trainer: LocalTrainer, client: Client) -> list[torch.Tensor]:
         change, self.change, self.correction = self.change, None, []  # personalisation afterwards trains uncorrected
         return [change]
+
+    def client_state(self, client: Client) -> Optional[torch.Tensor]:
+        return self.controls.get(client.id)
+
+    def restore_client_state(self, client: Client, state: Optional[torch.Tensor]) -> None:
+        if state is None:
+            self.controls.pop(client.id, None)
+        else:
+            self.controls[client.id] = state
 
     def _full(self, values: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(self.params.numel())
