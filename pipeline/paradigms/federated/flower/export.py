@@ -124,12 +124,14 @@ def _readme(out: Path, num_clients: int) -> str:
         f"""\
         # A paradigm-lab federated run as a Flower app
 
-        Every machine below has paradigm-lab installed (`make setup`, which installs Flower). On one machine,
-        the SuperLink (the server's side; its Fleet, control and runtime APIs share one port):
+        Every machine below has paradigm-lab installed (`make setup`, which installs Flower) and its `.venv/bin`
+        on PATH. On one machine, the SuperLink (the server's side; its Fleet, control and runtime APIs share one
+        port):
 
             flower-superlink --insecure --disable-runtime-dependency-installation --host 0.0.0.0 --port 9092
 
-        On the machine of each client K in 0..{last}, with its file `clients/client-K.npz` copied there:
+        On the machine of each client K in 0..{last}, with its file `clients/client-K.npz` copied there (several
+        SuperNodes on one machine each need their own `--port`):
 
             flower-supernode --insecure --superlink SUPERLINK_HOST:9092 \\
                 --node-config "partition-id=K data='/path/to/client-K.npz'"
@@ -139,7 +141,7 @@ def _readme(out: Path, num_clients: int) -> str:
             python -m pipeline.paradigms.federated.flower run {out} --superlink SUPERLINK_HOST:9092 --insecure
 
         The global model's scores, round by round, are in `{out / "output" / "result.json"}` and its weights in
-        `global.pt` there, on the SuperLink's machine. For TLS and SuperNode authentication, see the README of
-        paradigm-lab ("Federated learning on Flower").
+        `global.pt` there, on the SuperLink's machine. For TLS and SuperNode authentication, see paradigm-lab's
+        docs/federated.md ("Federated learning on Flower").
         """
     )
