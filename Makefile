@@ -30,8 +30,9 @@ run: setup
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse the link above"
 
 # Two workers, a test file each at a time: the dvc repro tests take one core, the rest of the suite the other.
+# --no-loadscope-reorder: files in conftest's order (the longest first), not xdist's (the most tests first).
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check .

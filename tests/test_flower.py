@@ -62,6 +62,7 @@ def prepared(tmp_path_factory):
 
 def test_the_flower_engine_runs_the_same_rounds_as_the_inprocess_engine(prepared):
     """SCAFFOLD: each client's control variate kept between its rounds in the node's Flower state."""
+    pythonpath = os.environ.get("PYTHONPATH")
     inprocess = run_federated(flower_params(), stage_paths("federated", prepared, "inprocess"))["iid/scaffold"]
     flower = run_federated(flower_params(engine="flower"), stage_paths("federated", prepared, "flower"))["iid/scaffold"]
     client = MlflowClient()
@@ -71,6 +72,7 @@ def test_the_flower_engine_runs_the_same_rounds_as_the_inprocess_engine(prepared
         assert run.data.tags["engine"] == name
         histories[name] = [m.value for m in client.get_metric_history(entry["run_id"], "test/acc")]
     assert len(histories["flower"]) == ROUNDS
+    assert os.environ.get("PYTHONPATH") == pythonpath  # Ray's setting undone: later subprocesses inherit it
     assert histories["flower"] == histories["inprocess"]
     for key in ("comm/bytes_down_total", "comm/bytes_up_total", "test/acc"):
         assert flower[key] == inprocess[key], key

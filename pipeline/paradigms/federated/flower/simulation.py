@@ -65,7 +65,10 @@ def simulate_on_flower(
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Flower's and Ray's own per-round logging off: the round monitor already prints one line per round."""
+    """Flower's and Ray's own per-round logging off: the round monitor already prints one line per round. And
+    this process's PYTHONPATH as it was: Flower's Ray backend sets it (for its workers) in our environment, where
+    every later subprocess would inherit it."""
+    pythonpath = os.environ.get("PYTHONPATH")
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
     flwr_logger.setLevel(logging.ERROR)  # also run_simulation's deprecation notice (docs/federated.md)
@@ -75,3 +78,7 @@ def _quiet() -> Iterator[None]:
         yield
     finally:
         flwr_logger.setLevel(level)
+        if pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = pythonpath
