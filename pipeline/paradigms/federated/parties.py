@@ -94,6 +94,12 @@ def federation(
     return Federation(model, trainer.layout, trainer, clients, server, not_batched)
 
 
+def round_rng(params: Params, variant: str) -> np.random.Generator:
+    """What draws each round's sampled clients, dropouts and shuffling seeds in the run of ``variant``
+    (``<partition>/<strategy>``): one stream whichever engine, or deployment, runs the rounds."""
+    return rng_for(params.seed, f"{STAGE}/{variant}")
+
+
 def _private_mean(params: Params, variant: str, num_clients: int) -> Optional[Callable[[torch.Tensor], PrivateMean]]:
     """DP-FedAvg's noisy mean when ``federated.dp.enabled``, else None (FedAvg's weighted mean)."""
     cfg = params.federated

@@ -34,7 +34,7 @@ from pipeline.paradigms.federated.client import LocalTrainer
 from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.paradigms.federated.flower.recipe import ClientRecipe
 from pipeline.paradigms.federated.layout import StateLayout
-from pipeline.paradigms.federated.parties import Federation, federation
+from pipeline.paradigms.federated.parties import Federation, federation, round_rng
 from pipeline.paradigms.federated.personalization import personalize
 from pipeline.paradigms.federated.privacy import PrivacyAccountant
 from pipeline.paradigms.federated.server import Server
@@ -260,7 +260,7 @@ def _rounds(
     """Every round on ``federated.engine``: the same server and client code in this process, or as a Flower app on
     Flower's simulation runtime (each client rebuilt in a worker from the prepared files, ``paths``)."""
     cfg = params.federated
-    rng = rng_for(params.seed, f"{STAGE}/{partition}/{strategy}")
+    rng = round_rng(params, f"{partition}/{strategy}")
     if cfg.engine == "inprocess":
         return run_rounds(fed.server, fed.trainer, fed.clients, cfg, rng, monitor)
     from pipeline.paradigms.federated.flower.simulation import simulate_on_flower

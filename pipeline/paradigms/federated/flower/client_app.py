@@ -20,7 +20,7 @@ from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.federated.client import Client, LocalTrainer
 from pipeline.paradigms.federated.flower.messages import TrainReply, TrainRequest, identity
 from pipeline.paradigms.federated.flower.recipe import ClientRecipe, client_number
-from pipeline.paradigms.federated.parties import local_trainer
+from pipeline.paradigms.federated.parties import STAGE, local_trainer
 from pipeline.paradigms.federated.wire import from_bytes, to_bytes
 from pipeline.training.threads import use_threads
 
@@ -57,7 +57,7 @@ def client_app(recipe_for: Callable[[Context], ClientRecipe]) -> ClientApp:
 def _trainer(recipe: ClientRecipe) -> LocalTrainer:
     if recipe.key not in _trainers:
         params = recipe.params()
-        use_threads(params.trainer_for("federated").num_threads)
+        use_threads(params.trainer_for(STAGE).num_threads)
         model = build_classifier(params.model, recipe.input_shape, recipe.num_classes)
         _trainers[recipe.key], _ = local_trainer(params, model, recipe.num_classes, recipe.strategy, recipe.num_clients)
     return _trainers[recipe.key]

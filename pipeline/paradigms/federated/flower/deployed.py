@@ -26,9 +26,9 @@ from pipeline.paradigms.federated.flower.client_app import client_app
 from pipeline.paradigms.federated.flower.export import HELD_OUT, START
 from pipeline.paradigms.federated.flower.recipe import ClientRecipe
 from pipeline.paradigms.federated.flower.server_app import serve
-from pipeline.paradigms.federated.parties import local_trainer, make_server
+from pipeline.paradigms.federated.parties import local_trainer, make_server, round_rng
 from pipeline.paradigms.federated.run import RoundMonitor, final_metrics, privacy_accountant
-from pipeline.seeding import rng_for, seed_everything
+from pipeline.seeding import seed_everything
 from pipeline.training.threads import use_threads
 
 RESULT, GLOBAL = "result.json", "global.pt"
@@ -70,8 +70,7 @@ def federate_deployed(grid: Grid, recipe: ClientRecipe, server_data: Path, outpu
     monitor = RoundMonitor(
         trainer, server, data, label, cfg.rounds, lambda metrics, step: None, privacy_accountant(cfg)
     )
-    rng = rng_for(params.seed, f"{PARADIGM.stage}/{recipe.partition}/{recipe.strategy}")
-    records = serve(grid, server, recipe.num_clients, cfg, rng, monitor, label)
+    records = serve(grid, server, recipe.num_clients, cfg, round_rng(params, variant), monitor, label)
     trainer.start_from(server.global_)
     metrics = final_metrics(trainer.predict(monitor.X["test"]), data, records, trainer.layout)
     result = {"variant": variant, "clients": recipe.num_clients, "metrics": metrics, "history": monitor.history}
