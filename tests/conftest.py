@@ -73,6 +73,15 @@ def pretrained_workspace(root: Path, params: Params) -> Iterator[Path]:
         yield root
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of this test process's own (tests/services.py); tests create and drop databases on it."""
+    from tests.services import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
 @pytest.fixture
 def tracking_dir(tmp_path, monkeypatch) -> Path:
     """Run in a temp dir with its own SQLite MLflow store (as a team's MLFLOW_TRACKING_URI would)."""

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
 from tests.conftest import PROJECT_ROOT, make_params
+from tests.services import free_port, mlflow_server, postgres_server
 
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
 TRAINING = tuple(entry.stage for entry in paradigms())
@@ -43,7 +43,19 @@ def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
+def team_server(tmp_path_factory):
+    """A team's tracking server: ``mlflow server`` on a PostgreSQL backend store, proxying artifacts to a folder;
+    (its URL, the artifacts folder)."""
+    root = tmp_path_factory.mktemp("team-server")
+    with postgres_server() as postgres:
+        backend = postgres.create("mlflow")
+        with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
+            yield url, root / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, team_server):
+    """The pipeline run by `dvc repro` in a new git repo, every stage logging to the team's tracking server."""
     root = tmp_path_factory.mktemp("repo")
     for name in COPIED:
         source = PROJECT_ROOT / name
@@ -56,7 +68,7 @@ def repo(tmp_path_factory):
     env = dict(os.environ)
     # the `python` and `dvc` of this environment
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    env["MLFLOW_TRACKING_URI"] = team_server[0]
     env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
@@ -394,12 +406,6 @@ def test_a_registry_that_refuses_fails_compare_in_one_line(repo):
     assert "Traceback" not in failed.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
     """Until ``url`` answers (a server coming up), failing if ``process`` ends or ``seconds`` pass."""
     deadline = time.monotonic() + seconds
@@ -422,7 +428,7 @@ def test_second_repro_has_nothing_to_do(repo):
 
 def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
     root, env, _ = repo
-    for stage in ("pretrain", "finetune", "multitask", "federated", "active_learning"):
+    for stage in ("pretrain", "federated", "active_learning"):  # a Lightning fit, federated and active-learning rounds
         before = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
         sh(["dvc", "repro", "--force", "--single-item", stage], root, env)
         after = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
@@ -440,7 +446,7 @@ def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
             ):
                 assert after[variant].get(key) == before[variant].get(key), (stage, variant, key)
     # byte-identical outputs: nothing downstream is stale but the comparison, which reads the new runs
-    assert ran(sh(["dvc", "repro"], root, env).stdout) == ["compare"]
+    assert list(json.loads(sh(["dvc", "status", "--json"], root, env).stdout)) == ["compare"]
 
 
 def test_changing_finetune_params_reruns_only_finetune(repo):
@@ -454,32 +460,34 @@ def test_changing_finetune_params_reruns_only_finetune(repo):
     assert set(json.loads((root / "metrics" / "finetune.json").read_text())["runs"]) == {"lora"}
 
 
-def test_a_sweeps_applied_params_rerun_only_the_stages_that_read_them(repo):
+def test_a_sweeps_applied_params_make_only_the_stage_that_reads_them_stale(repo):
+    """What `dvc repro` would run next (as the finetune test above runs it): only the stage whose params changed."""
     from pipeline.config.edit import apply_to_params
 
     root, env, _ = repo
+    before = (root / "params.yaml").read_text()
     apply_to_params(root / "params.yaml", {"finetune.lora.r": 3, "finetune.trainer.lr": 0.002})
-    assert ran(sh(["dvc", "repro"], root, env).stdout) == ["finetune", "compare"]
+    stale = json.loads(sh(["dvc", "status", "--json"], root, env).stdout)
+    assert stale == {"finetune": [{"changed deps": {"params.yaml": {"finetune": "modified"}}}]}
+    (root / "params.yaml").write_text(before)
 
 
-def test_changing_pretrain_params_reruns_pretrain_and_what_starts_from_it(repo):
+def test_changing_pretrain_params_makes_what_starts_from_the_base_stale(repo):
+    """Pretrain re-run with new params: `dvc status` then names exactly the stages whose inputs it changed (what
+    `dvc repro` would run next; running them is DVC's part, seen in the finetune test above)."""
     root, env, _ = repo
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["pretrain"]["trainer"] = {"max_epochs": 2}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    rerun = sh(["dvc", "repro"], root, env)
-    # not prepare, not scratch; multitask, federated and active learning too: they may start from the base
-    assert sorted(ran(rerun.stdout)) == [
-        "active_learning",
-        "compare",
-        "federated",
-        "finetune",
-        "multitask",
-        "pretrain",
-        "transfer",
-    ]
+    assert ran(sh(["dvc", "repro", "pretrain"], root, env).stdout) == ["pretrain"]
     history = (root / "plots" / "pretrain" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2  # header + the two epochs now asked for
+    stale = json.loads(sh(["dvc", "status", "--json"], root, env).stdout)
+    # not prepare, not scratch; multitask, federated and active learning too: they may start from the base
+    starts_from_base = ("transfer", "finetune", "multitask", "federated", "active_learning")
+    assert sorted(stale) == sorted([*starts_from_base, "compare"])
+    for stage in starts_from_base:
+        assert stale[stage] == [{"changed deps": {"models/pretrain/base.pt": "modified"}}], stage
 
 
 def test_dvc_shows_metrics_and_renders_plots(repo):
@@ -503,29 +511,12 @@ def test_dvc_shows_metrics_and_renders_plots(repo):
     assert not errors, errors
 
 
-def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
-    """What `mlflow ui` shows, read through its REST API on a loopback port."""
+def test_the_team_server_on_postgresql_holds_every_stage_its_artifacts_and_the_reports_links(repo, team_server):
+    """What `mlflow ui` shows of the team's server, read through its REST API: every stage's runs and metrics, the
+    compare run and its report, every model; the artifacts in the server's folder; the report linking to it."""
     root, env, _ = repo
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            env["MLFLOW_TRACKING_URI"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    url, artifacts = team_server
+    base = f"{url}/api/2.0/mlflow"
 
     def call(path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -533,57 +524,50 @@ def test_mlflow_server_shows_every_stage_with_its_metrics(repo):
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
-    try:
-        for _ in range(120):  # up to a minute for the server to come up
-            try:
-                experiment = call("experiments/get-by-name?experiment_name=paradigm-lab")["experiment"]
-                break
-            except urllib.error.HTTPError:
-                raise
-            except OSError:  # not listening yet
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer within a minute")
-        runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-        stages = {}
-        for run in runs:
-            tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
-            stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"].get("metrics", []))
-        assert set(STAGES) <= set(stages)
-        assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
-        # the comparison: the compare run of metrics/compare.json, its report, tables and figures as artifacts
-        compare_id = json.loads((root / "metrics" / "compare.json").read_text())["runs"]["compare"]["run_id"]
-        compare = call(f"runs/get?run_id={compare_id}")["run"]
-        assert {t["key"]: t["value"] for t in compare["data"]["tags"]}["stage"] == "compare"
-        assert "memory/runs_outside_tolerance" in {m["key"] for m in compare["data"]["metrics"]}
-        listed = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison")["files"]}
-        assert {"comparison/comparison.md", "comparison/every_run.json", "comparison/figures"} <= listed
-        figures = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison/figures")["files"]}
-        assert "comparison/figures/accuracy_vs_trainable_params.png" in figures
-        url = f"http://127.0.0.1:{port}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            report = response.read().decode()
-        assert "## Memory check" in report and all(
-            f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/")
-        )
-        # the UI opens the experiment on its runs (a model-training experiment), the compare run with its headlines
-        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
-        note = {t["key"]: t["value"] for t in compare["data"]["tags"]}["mlflow.note.content"]
-        assert note.startswith("## Paradigm comparison") and "Transfer vs fine-tune vs scratch" in note
-        # each question's champion in the registry, and its model's files
-        for question in registered_questions(root, MlflowClient(env["MLFLOW_TRACKING_URI"])):
-            found = call(f"registered-models/alias?name=paradigm-lab-{question}&alias=champion")["model_version"]
-            assert found["aliases"] == ["champion"] and found["run_id"]
-        models, page = [], {}
-        while page is not None:  # every page of the experiment's logged models
-            found = call("logged-models/search", {"experiment_ids": [experiment["experiment_id"]], **page})
-            models += found.get("models", [])
-            page = {"page_token": found["next_page_token"]} if found.get("next_page_token") else None
-        current = {run_id for stage in TRAINING for run_id in current_runs(root, stage).values()}
-        assert current <= {model["info"]["source_run_id"] for model in models}  # every run behind the outputs
-        model_id = models[0]["info"]["model_id"]
-        files = {f["path"] for f in call(f"logged-models/{model_id}/artifacts/directories")["files"]}
-        assert {"MLmodel", "artifacts"} <= files, files
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    experiment = call("experiments/get-by-name?experiment_name=paradigm-lab")["experiment"]
+    runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    stages = {}
+    for run in runs:
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+        stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"].get("metrics", []))
+    assert set(STAGES) <= set(stages)
+    assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
+    # the comparison: the compare run of metrics/compare.json, its report, tables and figures as artifacts
+    compare_id = json.loads((root / "metrics" / "compare.json").read_text())["runs"]["compare"]["run_id"]
+    compare = call(f"runs/get?run_id={compare_id}")["run"]
+    assert {t["key"]: t["value"] for t in compare["data"]["tags"]}["stage"] == "compare"
+    assert "memory/runs_outside_tolerance" in {m["key"] for m in compare["data"]["metrics"]}
+    listed = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison")["files"]}
+    assert {"comparison/comparison.md", "comparison/every_run.json", "comparison/figures"} <= listed
+    figures = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison/figures")["files"]}
+    assert "comparison/figures/accuracy_vs_trainable_params.png" in figures
+    artifact = f"{url}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}"
+    with urllib.request.urlopen(artifact, timeout=10) as response:
+        report = response.read().decode()
+    assert "## Memory check" in report and all(
+        f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/")
+    )
+    # the UI opens the experiment on its runs (a model-training experiment), the compare run with its headlines
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+    note = {t["key"]: t["value"] for t in compare["data"]["tags"]}["mlflow.note.content"]
+    assert note.startswith("## Paradigm comparison") and "Transfer vs fine-tune vs scratch" in note
+    # each question's champion in the registry, and its model's files
+    for question in registered_questions(root, MlflowClient(env["MLFLOW_TRACKING_URI"])):
+        found = call(f"registered-models/alias?name=paradigm-lab-{question}&alias=champion")["model_version"]
+        assert found["aliases"] == ["champion"] and found["run_id"]
+    models, page = [], {}
+    while page is not None:  # every page of the experiment's logged models
+        found = call("logged-models/search", {"experiment_ids": [experiment["experiment_id"]], **page})
+        models += found.get("models", [])
+        page = {"page_token": found["next_page_token"]} if found.get("next_page_token") else None
+    current = {run_id for stage in TRAINING for run_id in current_runs(root, stage).values()}
+    assert current <= {model["info"]["source_run_id"] for model in models}  # every run behind the outputs
+    model_id = models[0]["info"]["model_id"]
+    files = {f["path"] for f in call(f"logged-models/{model_id}/artifacts/directories")["files"]}
+    assert {"MLmodel", "artifacts"} <= files, files
+    # proxied artifacts: written by the server into its own folder, none beside the stages
+    assert list(artifacts.glob(f"*/{compare_id}/artifacts/comparison/comparison.md"))
+    assert not (root / "mlartifacts").exists() and not (root / "mlruns").exists()
+    report = (root / "reports" / "comparison.md").read_text()
+    links = re.findall(r"\]\((http[^)]+)\)", report)
+    assert links and all(link.startswith(f"{url}/#/experiments/") for link in links), links[:3]

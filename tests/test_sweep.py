@@ -97,15 +97,33 @@ def first_to_print(workers: list[Worker], lines: queue.Queue, text: str, timeout
             return worker
 
 
-@pytest.mark.parametrize("storage", ["journal", "sqlite"])
-def test_two_workers_on_one_storage_run_exactly_the_trials_asked_for(workspace, tmp_path, storage):
+@pytest.fixture
+def study_storage(request, tmp_path):
+    """A study's storage URL of the kind the test is parametrized with; a PostgreSQL database is made for the test
+    on the session's server (tests/services.py) and dropped after it."""
+    kind = request.param
+    if kind == "journal":
+        yield f"journal:{tmp_path / 'study.log'}"
+    elif kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'study.db'}"
+    else:
+        postgres = request.getfixturevalue("postgres")
+        name = f"optuna_{tmp_path.name.lower().replace('-', '_')}"[:60]
+        yield postgres.create(name)
+        postgres.drop(name)
+
+
+@pytest.mark.parametrize(
+    ("study_storage", "num_workers"), [("journal", 2), ("sqlite", 2), ("postgresql", 3)], indirect=["study_storage"]
+)
+def test_workers_on_one_storage_run_exactly_the_trials_asked_for(workspace, tmp_path, study_storage, num_workers):
     root, _ = workspace
-    url = f"journal:{tmp_path / 'study.log'}" if storage == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    url = study_storage
     env = worker_env(tmp_path)
     command = sweep_command("--n-trials", "6", "--study", "shared", "--storage", url)
     workers = [
         subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        for _ in range(num_workers)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, err) in zip(workers, outputs):
@@ -254,12 +272,12 @@ def bad_storages(tmp_path) -> list[tuple[str, str]]:
         (f"sqlite:///{tmp_path}/missing/optuna.db", r"folder \S+/missing does not exist; create it"),
         (f"journal:{tmp_path}", r"is a folder; give the path of a journal file in it"),
     ]
-    if importlib.util.find_spec("psycopg") is None:  # PostgreSQL's default driver: not a dependency
+    if importlib.util.find_spec("MySQLdb") is None:  # MySQL's default driver: not a dependency (psycopg is, for tests)
         cases.append(
             (
-                "postgresql://sweeper:secret@localhost/optuna",
-                r"--storage 'postgresql://sweeper:\*\*\*@localhost/optuna': its database driver psycopg is not "
-                r"installed; install it \(pip install 'psycopg\[binary\]'\)",
+                "mysql://sweeper:secret@localhost/optuna",
+                r"--storage 'mysql://sweeper:\*\*\*@localhost/optuna': its database driver MySQLdb is not "
+                r"installed; install it \(pip install 'mysqlclient'\)",
             )
         )
     return cases
@@ -305,9 +323,10 @@ def test_a_worker_with_no_trial_left_waits_for_a_dead_workers_trial_and_takes_it
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
 
 
-def test_a_worker_killed_mid_trial_has_its_trial_retried_by_the_other_worker(workspace, tmp_path):
+@pytest.mark.parametrize("study_storage", ["sqlite", "postgresql"], indirect=True)
+def test_a_worker_killed_mid_trial_has_its_trial_retried_by_the_other_worker(workspace, tmp_path, study_storage):
     root, _ = workspace
-    url = f"sqlite:///{tmp_path / 'study.db'}"
+    url = study_storage
     command = sweep_command("--n-trials", "2", "--study", "killed", "--storage", url, "--heartbeat", "1")
     env, lines = worker_env(tmp_path), queue.Queue()
     workers = [Worker(command, root, env, lines) for _ in range(2)]

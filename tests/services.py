@@ -1,0 +1,146 @@
+"""Real services for the team-setup tests: a PostgreSQL server and an MLflow tracking server on loopback.
+
+Each starts in a temporary folder on a free port and is stopped (then killed) on the way out, with whatever
+it wrote. PostgreSQL is the system's (Debian's ``postgresql`` package: ``.ci/run`` installs it where it is
+missing); it refuses to run as root, so as root it runs as the ``postgres`` user the package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+START_SECONDS = 60
+INSTALL = "install PostgreSQL's server (apt-get install postgresql; .ci/run does)"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_bin(command: str) -> str:
+    """A PostgreSQL server command (initdb, pg_ctl): on PATH, or in Debian's versioned folder."""
+    found = shutil.which(command) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{command}"))[-1:]), None)
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {command} is not on this machine: {INSTALL}")
+    return found
+
+
+def _as_server_user(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+
+    def url(self, database: str, driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create(self, database: str) -> str:
+        """A new, empty database; its SQLAlchemy URL."""
+        self._sql(f'CREATE DATABASE "{database}"')
+        return self.url(database)
+
+    def drop(self, database: str) -> None:
+        self._sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    def _sql(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as connection:
+            connection.execute(statement)
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A PostgreSQL server in a folder of its own (the ``postgres`` user must reach it, so not under pytest's
+    private temporary folders), trusting connections from loopback only; removed with its data afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="paradigm-lab-postgres-"))
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data, port = root / "pgdata", free_port()
+    pg_ctl = postgres_bin("pg_ctl")
+    try:
+        subprocess.run(
+            _as_server_user([postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"]),
+            check=True,
+            capture_output=True,
+            timeout=START_SECONDS,
+        )
+        yield Postgres(port)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# MLflow's job runner (eight processes, about 2 GB) serves GenAI features (trace scoring and archival) that no
+# stage uses: off, as README's team-server recipe has it.
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+@contextmanager
+def mlflow_server(backend_store: str, artifacts: Path, log: Path, job_runner: bool = False) -> Iterator[str]:
+    """``mlflow server`` on ``backend_store`` proxying artifacts to the folder ``artifacts``; its URL.
+    ``job_runner``: with MLflow's job runner, as ``mlflow server`` starts by default."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    with open(log, "w") as out:
+        env = os.environ if job_runner else os.environ | NO_JOB_RUNNER
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 2 * START_SECONDS  # it creates its tables first
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {server.returncode}: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not answer within {2 * START_SECONDS} s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()

@@ -1,0 +1,128 @@
+"""Past one machine, for real: a DVC remote that a fresh clone pulls from, and queued experiments run two at a
+time, every stage logging to a team tracking server (``mlflow server`` on PostgreSQL, artifacts proxied).
+
+A small pipeline (prepare and pretrain of the project's dvc.yaml, tiny params) in a new git repo; what runs
+the whole pipeline against the team server is tests/test_dvc_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking.contract import CONTRACT_METRICS
+from tests.conftest import PROJECT_ROOT, make_params
+from tests.services import mlflow_server
+
+COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
+TARGET = "pretrain"  # with prepare before it: what these tests reproduce
+QUEUED_LRS = (0.002, 0.004, 0.008)
+QUEUE_SECONDS = 420
+
+
+def sh(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory, postgres):
+    """A repo whose prepare and pretrain ran against the team server and were pushed to a local-folder remote."""
+    root = tmp_path_factory.mktemp("team")
+    database = f"mlflow_{root.name.lower().replace('-', '_')}"
+    backend = postgres.create(database)
+    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
+        repo = root / "repo"
+        for name in COPIED:
+            source, copy = PROJECT_ROOT / name, repo / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, copy)
+        params = make_params(trainer={"max_epochs": 2})
+        (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+        env = dict(
+            os.environ, MLFLOW_TRACKING_URI=url, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        )
+        env |= {
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        }
+        sh(["git", "init", "-q"], repo, env)
+        sh(["dvc", "remote", "add", "-d", "shared", str(root / "remote")], repo, env)
+        sh(["dvc", "repro", TARGET], repo, env)
+        sh(["git", "add", "-A"], repo, env)
+        sh(["git", "commit", "-qm", "pipeline and its lock"], repo, env)
+        sh(["dvc", "push"], repo, env)
+        try:
+            yield repo, env, url
+        finally:
+            subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True, timeout=60)
+    postgres.drop(database)
+
+
+def test_a_fresh_clone_pulls_the_outputs_from_the_remote_and_has_nothing_to_reproduce(team, tmp_path):
+    repo, env, _ = team
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    assert not (clone / "models" / "pretrain" / "base.pt").exists()  # in the remote, not in git
+    sh(["dvc", "pull", "--with-deps", TARGET], clone, env)
+    for output in ("data/prepared/full.npz", "data/prepared/source.npz", "models/pretrain/base.pt"):
+        assert (clone / output).read_bytes() == (repo / output).read_bytes(), output
+    again = sh(["dvc", "repro", TARGET], clone, env).stdout
+    assert "Running stage" not in again and "Data and pipelines are up to date." in again, again
+
+
+def test_queued_experiments_run_two_at_a_time_and_log_to_the_team_server(team):
+    repo, env, url = team
+    for lr in QUEUED_LRS:
+        sh(["dvc", "exp", "run", "--queue", "-S", f"{TARGET}.trainer.lr={lr}", TARGET], repo, env)
+    sh(["dvc", "queue", "start", "--jobs", "2"], repo, env)
+    client = MlflowClient(url)
+    experiment_id = client.get_experiment_by_name("paradigm-lab").experiment_id
+    deadline = time.monotonic() + QUEUE_SECONDS
+    for tick in itertools.count():
+        # the server is asked each second (cheap); DVC (a process start) once the runs ended, or every 10 s, so
+        # that a failed experiment ends the wait
+        ended = len(queued_runs(client, experiment_id)) == len(QUEUED_LRS)
+        status = sh(["dvc", "queue", "status"], repo, env).stdout if ended or tick % 10 == 9 else ""
+        if status and not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, f"the queue did not finish in {QUEUE_SECONDS} s:\n{status}"
+        time.sleep(1)
+    assert status.count("Success") == len(QUEUED_LRS), status
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
+    lrs, accuracies = set(), []
+    for experiment in experiments:
+        data = experiment["revs"][0]["data"]
+        lrs.add(data["params"]["params.yaml"]["data"][TARGET]["trainer"]["lr"])
+        accuracies.append(data["metrics"][f"metrics/{TARGET}.json"]["data"])
+    assert lrs == set(QUEUED_LRS) and len(accuracies) == len(QUEUED_LRS)
+    queued = queued_runs(client, experiment_id)
+    assert sorted(float(run.data.params["trainer.lr"]) for run in queued) == sorted(QUEUED_LRS)
+    for run in queued:  # two stages logging at once: each run whole, every epoch of its history there
+        assert set(CONTRACT_METRICS) <= set(run.data.metrics), set(CONTRACT_METRICS) - set(run.data.metrics)
+        epochs = int(run.data.metrics["train/epochs"])
+        steps = {m.step for m in client.get_metric_history(run.info.run_id, "val/loss")}
+        assert epochs > 0 and len(steps) >= epochs, (epochs, sorted(steps))
+
+
+def queued_runs(client: MlflowClient, experiment: str) -> list:
+    """The finished runs of the queued experiments on the team server."""
+    runs = client.search_runs([experiment], f"tags.stage = '{TARGET}' and attributes.status = 'FINISHED'")
+    return [run for run in runs if float(run.data.params["trainer.lr"]) in QUEUED_LRS]
