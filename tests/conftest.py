@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Iterator, Optional
 
 import pytest
 import torch
+import yaml
 
 from pipeline.config.loading import parse_params
 from pipeline.config.params import Params
@@ -71,6 +74,41 @@ def pretrained_workspace(root: Path, params: Params) -> Iterator[Path]:
         write_prepared(prepare_data(params), StagePaths.of("prepare", root).data)
         run_pretrain(params, StagePaths.of("pretrain", root))
         yield root
+
+
+# What a test's own git repo needs of the project to run the pipeline with `dvc repro`.
+PIPELINE_FILES = (
+    "pipeline",
+    "stages",
+    "dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvc/plots",
+)
+
+
+def pipeline_repo(root: Path, params: Params, tracking_uri: str) -> dict[str, str]:
+    """The project's pipeline with ``params`` as params.yaml in the folder ``root`` (not yet a git repo); the
+    environment its commands run in: this environment's ``python`` and ``dvc``, the tracking store, a git author."""
+    for name in PIPELINE_FILES:
+        source, target = PROJECT_ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    return dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        MLFLOW_TRACKING_URI=tracking_uri,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,10 +26,9 @@ from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING_ONLY
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
-from tests.conftest import PROJECT_ROOT, make_params
-from tests.services import free_port, mlflow_server, postgres_server
+from tests.conftest import make_params, pipeline_repo
+from tests.services import free_port, mlflow_server
 
-COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
 TRAINING = tuple(entry.stage for entry in paradigms())
 STAGES = ("prepare", *TRAINING, "compare")
 
@@ -43,33 +40,21 @@ def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def team_server(tmp_path_factory):
+def team_server(tmp_path_factory, postgres):
     """A team's tracking server: ``mlflow server`` on a PostgreSQL backend store, proxying artifacts to a folder;
     (its URL, the artifacts folder)."""
     root = tmp_path_factory.mktemp("team-server")
-    with postgres_server() as postgres:
-        backend = postgres.create("mlflow")
-        with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
-            yield url, root / "artifacts"
+    backend = postgres.create("mlflow_pipeline")
+    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
+        yield url, root / "artifacts"
+    postgres.drop("mlflow_pipeline")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, team_server):
     """The pipeline run by `dvc repro` in a new git repo, every stage logging to the team's tracking server."""
     root = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json"), sort_keys=False))
-    env = dict(os.environ)
-    # the `python` and `dvc` of this environment
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["MLFLOW_TRACKING_URI"] = team_server[0]
-    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = pipeline_repo(root, make_params(), team_server[0])
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "pipeline"], root, env)

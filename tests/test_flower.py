@@ -29,6 +29,7 @@ from pipeline.paradigms.federated.run import run_federated
 from pipeline.paths import StagePaths
 from pipeline.training.scores import classification_scores
 from tests.conftest import make_params, pretrained_workspace, stage_paths
+from tests.services import free_port
 
 BIN = Path(sys.executable).parent
 CLIENTS, ROUNDS = 3, 2
@@ -76,12 +77,6 @@ def test_the_flower_engine_runs_the_same_rounds_as_the_inprocess_engine(prepared
     assert histories["flower"] == histories["inprocess"]
     for key in ("comm/bytes_down_total", "comm/bytes_up_total", "test/acc"):
         assert flower[key] == inprocess[key], key
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.contract import CONTRACT_METRICS
-from tests.conftest import PROJECT_ROOT, make_params
+from tests.conftest import make_params, pipeline_repo
 from tests.services import mlflow_server
 
-COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots"]
 TARGET = "pretrain"  # with prepare before it: what these tests reproduce
 QUEUED_LRS = (0.002, 0.004, 0.008)
 QUEUE_SECONDS = 420
@@ -44,24 +39,7 @@ def team(tmp_path_factory, postgres):
     backend = postgres.create(database)
     with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
         repo = root / "repo"
-        for name in COPIED:
-            source, copy = PROJECT_ROOT / name, repo / name
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy(source, copy)
-        params = make_params(trainer={"max_epochs": 2})
-        (repo / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
-        env = dict(
-            os.environ, MLFLOW_TRACKING_URI=url, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        )
-        env |= {
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@t",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t",
-        }
+        env = pipeline_repo(repo, make_params(trainer={"max_epochs": 2}), url)
         sh(["git", "init", "-q"], repo, env)
         sh(["dvc", "remote", "add", "-d", "shared", str(root / "remote")], repo, env)
         sh(["dvc", "repro", TARGET], repo, env)
