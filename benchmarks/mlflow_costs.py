@@ -34,9 +34,13 @@ from pipeline.tracking.mlflow_model import MODEL_LOGGING_METRIC
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(command: list[str], workspace: Path) -> float:
+def timed(command: list[str], workspace: Path, tracking: str | None = None) -> float:
+    """Seconds ``command`` takes in ``workspace``, logging to ``tracking`` (None: the workspace's own
+    sqlite:///mlflow.db, whatever MLFLOW_TRACKING_URI this process has)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the workspace's own sqlite:///mlflow.db
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking:
+        env["MLFLOW_TRACKING_URI"] = tracking
     started = time.perf_counter()
     subprocess.run(command, cwd=workspace, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started

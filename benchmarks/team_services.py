@@ -34,20 +34,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from benchmarks.common import show_table
-from benchmarks.mlflow_costs import clone
+from benchmarks.mlflow_costs import clone, timed
 from tests.services import mlflow_server, postgres_server
-
-BIN = Path(sys.executable).parent
-
-
-def run(command: list[str], workspace: Path, tracking: str | None) -> float:
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if tracking:
-        env["MLFLOW_TRACKING_URI"] = tracking
-    started = time.perf_counter()
-    subprocess.run(command, cwd=workspace, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def count_runs(tracking: str, since_ms: int) -> int:
@@ -60,7 +48,7 @@ def tracking_rows(workspace: Path, server: str, repeats: int) -> list[dict]:
     rows = []
     for repeat, (store, uri) in itertools.product(range(repeats), (("SQLite", None), ("server on PostgreSQL", server))):
         since = int(time.time() * 1000)
-        seconds = run([sys.executable, "-m", "dvc", "repro", "--force"], workspace, uri)
+        seconds = timed([sys.executable, "-m", "dvc", "repro", "--force"], workspace, uri)
         runs = count_runs(uri or f"sqlite:///{workspace / 'mlflow.db'}", since)
         rows.append({"store": store, "repeat": repeat, "seconds": seconds, "runs": runs})
         print(rows[-1], flush=True)
@@ -98,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="paradigm-lab-team-") as tmp, postgres_server() as postgres:
         workspace = clone("HEAD", Path(tmp) / "workspace")
-        run([sys.executable, "-m", "dvc", "repro", "pretrain"], workspace, None)  # what a finetune sweep reads
+        timed([sys.executable, "-m", "dvc", "repro", "pretrain"], workspace)  # what a finetune sweep reads
         if args.skip != "tracking":
             with mlflow_server(postgres.create("mlflow"), Path(tmp) / "artifacts", Path(tmp) / "server.log") as url:
                 rows = pd.DataFrame(tracking_rows(workspace, url, args.repeats))

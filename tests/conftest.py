@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
@@ -111,6 +112,13 @@ def pipeline_repo(root: Path, params: Params, tracking_uri: str) -> dict[str, st
     )
 
 
+def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """A command (git, dvc, a stage) that must succeed; its output, or a failure that shows it."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL server of this test process's own (tests/services.py); tests create and drop databases on it."""
@@ -118,6 +126,20 @@ def postgres():
 
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory, postgres):
+    """A team's tracking server for the module's tests: ``mlflow server`` on a PostgreSQL database of its own,
+    proxying artifacts to a folder; (its URL, the artifacts folder)."""
+    from tests.services import mlflow_server
+
+    root = tmp_path_factory.mktemp("team-server")
+    database = f"mlflow_{root.name.lower().replace('-', '_')}"
+    backend = postgres.create(database)
+    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
+        yield url, root / "artifacts"
+    postgres.drop(database)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 START_SECONDS = 60
 INSTALL = "install PostgreSQL's server (apt-get install postgresql; .ci/run does)"
@@ -120,27 +121,44 @@ def mlflow_server(backend_store: str, artifacts: Path, log: Path, job_runner: bo
         "--workers",
         "2",
     ]
-    with open(log, "w") as out:
-        env = os.environ if job_runner else os.environ | NO_JOB_RUNNER
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 2 * START_SECONDS  # it creates its tables first
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {server.returncode}: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not answer within {2 * START_SECONDS} s") from None
-                time.sleep(0.5)
+    env = os.environ if job_runner else os.environ | NO_JOB_RUNNER
+    with processes() as started, open(log, "w") as out:
+        started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/health", started[0], 2 * START_SECONDS, log)  # it creates its tables first
         yield url
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """Started processes, each in its own session, stopped (then killed) with their children on the way out."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
     finally:
-        os.killpg(server.pid, 15)
+        for proc in started:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in started:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float, log: Optional[Path] = None) -> None:
+    """Until ``url`` answers (a server coming up); RuntimeError if ``process`` ends first (with the end of its
+    ``log``) or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            said = f": {log.read_text()[-2000:]}" if log is not None else ""
+            raise RuntimeError(f"{' '.join(map(str, process.args[:2]))} exited with {process.returncode}{said}")
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-            server.wait()
+            urllib.request.urlopen(url, timeout=5).close()
+            return
+        except OSError:  # not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {seconds} s") from None
+            time.sleep(0.5)

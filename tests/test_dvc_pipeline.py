@@ -26,28 +26,11 @@ from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING_ONLY
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
-from tests.conftest import make_params, pipeline_repo
-from tests.services import free_port, mlflow_server
+from tests.conftest import make_params, pipeline_repo, sh
+from tests.services import free_port, wait_for
 
 TRAINING = tuple(entry.stage for entry in paradigms())
 STAGES = ("prepare", *TRAINING, "compare")
-
-
-def sh(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def team_server(tmp_path_factory, postgres):
-    """A team's tracking server: ``mlflow server`` on a PostgreSQL backend store, proxying artifacts to a folder;
-    (its URL, the artifacts folder)."""
-    root = tmp_path_factory.mktemp("team-server")
-    backend = postgres.create("mlflow_pipeline")
-    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
-        yield url, root / "artifacts"
-    postgres.drop("mlflow_pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +290,7 @@ def test_mlflow_models_serve_answers_invocations_with_the_same_predictions(repo)
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/ping", server)
+        wait_for(f"http://127.0.0.1:{port}/ping", server, 120)
         body = json.dumps({"inputs": raw.tolist()}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
@@ -389,19 +372,6 @@ def test_a_registry_that_refuses_fails_compare_in_one_line(repo):
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: the MLflow model registry {dead}") and "tracking.register: false" in last
     assert "Traceback" not in failed.stderr
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
-    """Until ``url`` answers (a server coming up), failing if ``process`` ends or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the server exited with {process.returncode}"
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:  # not listening yet
-            time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {seconds} s")
 
 
 def test_second_repro_has_nothing_to_do(repo):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,7 @@ from pipeline.paradigms.federated.run import run_federated
 from pipeline.paths import StagePaths
 from pipeline.training.scores import classification_scores
 from tests.conftest import make_params, pretrained_workspace, stage_paths
-from tests.services import free_port
+from tests.services import free_port, processes
 
 BIN = Path(sys.executable).parent
 CLIENTS, ROUNDS = 3, 2
@@ -77,24 +75,6 @@ def test_the_flower_engine_runs_the_same_rounds_as_the_inprocess_engine(prepared
     assert histories["flower"] == histories["inprocess"]
     for key in ("comm/bytes_down_total", "comm/bytes_up_total", "test/acc"):
         assert flower[key] == inprocess[key], key
-
-
-@contextmanager
-def processes():
-    """Started processes, each in its own session, stopped (then killed) on the way out."""
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen) -> None:

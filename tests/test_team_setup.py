@@ -11,46 +11,35 @@ import itertools
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.contract import CONTRACT_METRICS
-from tests.conftest import make_params, pipeline_repo
-from tests.services import mlflow_server
+from tests.conftest import make_params, pipeline_repo, sh
 
 TARGET = "pretrain"  # with prepare before it: what these tests reproduce
 QUEUED_LRS = (0.002, 0.004, 0.008)
 QUEUE_SECONDS = 420
 
 
-def sh(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
-def team(tmp_path_factory, postgres):
+def team(tmp_path_factory, team_server):
     """A repo whose prepare and pretrain ran against the team server and were pushed to a local-folder remote."""
     root = tmp_path_factory.mktemp("team")
-    database = f"mlflow_{root.name.lower().replace('-', '_')}"
-    backend = postgres.create(database)
-    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
-        repo = root / "repo"
-        env = pipeline_repo(repo, make_params(trainer={"max_epochs": 2}), url)
-        sh(["git", "init", "-q"], repo, env)
-        sh(["dvc", "remote", "add", "-d", "shared", str(root / "remote")], repo, env)
-        sh(["dvc", "repro", TARGET], repo, env)
-        sh(["git", "add", "-A"], repo, env)
-        sh(["git", "commit", "-qm", "pipeline and its lock"], repo, env)
-        sh(["dvc", "push"], repo, env)
-        try:
-            yield repo, env, url
-        finally:
-            subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True, timeout=60)
-    postgres.drop(database)
+    url, _ = team_server
+    repo = root / "repo"
+    env = pipeline_repo(repo, make_params(trainer={"max_epochs": 2}), url)
+    sh(["git", "init", "-q"], repo, env)
+    sh(["dvc", "remote", "add", "-d", "shared", str(root / "remote")], repo, env)
+    sh(["dvc", "repro", TARGET], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "pipeline and its lock"], repo, env)
+    sh(["dvc", "push"], repo, env)
+    try:
+        yield repo, env, url
+    finally:
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True, timeout=60)
 
 
 def test_a_fresh_clone_pulls_the_outputs_from_the_remote_and_has_nothing_to_reproduce(team, tmp_path):
