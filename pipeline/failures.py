@@ -9,7 +9,11 @@ recognised here keeps its traceback: that one is a bug. :func:`pipeline.stage.st
 from __future__ import annotations
 
 import errno
+import re
 from typing import Iterator, Optional
+from urllib.parse import urlsplit
+
+from pipeline.credentials import masked, user_of
 
 # Exit codes: 2 for the user's input (pipeline.errors.UserError), 3 for a fault around the project.
 USER_ERROR_EXIT = 2
@@ -46,32 +50,88 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         error = error.__cause__ or error.__context__
 
 
-def tracking_uri() -> str:
+def tracking_uri(shown: bool = True) -> str:
+    """The tracking URI; ``shown``: as an error line may show it, its password masked."""
     import mlflow
 
-    return mlflow.get_tracking_uri()
+    return masked(mlflow.get_tracking_uri()) if shown else mlflow.get_tracking_uri()
 
 
 def _server(error: BaseException) -> Optional[str]:
-    """An MLflow tracking server that does not answer, times out or refuses the request."""
+    """An MLflow tracking server that does not answer, times out, does not prove who it is, or refuses the
+    request (a wrong password, none at all, or a user without the permission)."""
     import requests
 
+    if isinstance(error, requests.exceptions.SSLError):
+        return untrusted_server(tracking_uri(), describe_tls(error))
     if isinstance(error, (requests.ConnectionError, requests.Timeout)) or _named(error, "MaxRetryError"):
         timed_out = isinstance(error, requests.Timeout) or "timed out" in str(error)
         return unreachable_server(tracking_uri(), "timed out" if timed_out else "no answer")
+    status = refusal_status(error)
+    return None if status is None else refused_request(status, _endpoint(str(error)))
+
+
+def refusal_status(error: BaseException) -> Optional[int]:
+    """401 or 403 when the server refused the request (who asked, or what they may do): MLflow's REST errors carry
+    an error code, an artifact upload's a ``requests`` response."""
     code = getattr(error, "error_code", "")
-    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+    if code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
+        return 401
+    if code == "PERMISSION_DENIED":
+        return 403
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if status in (401, 403) else None
+
+
+def _endpoint(text: str) -> str:
+    """The path of the request MLflow names in a refused request's message, or ''."""
+    found = re.search(r"(https?://\S+|/api/\S+)", text)
+    return urlsplit(found.group(1).rstrip(".,')\"")).path if found else ""
+
+
+# What a refused request was for, by its path: what to ask the server's admin for.
+_NEEDS = (
+    (("registered-models", "model-versions"), "change the model registry: registering champions needs EDIT on the "
+     "registered models (or on the workspace, to create them)"),
+    (("/runs/", "/experiments/", "logged-models", "mlflow-artifacts"), "write to this experiment: a stage needs "
+     "EDIT on it"),
+)  # fmt: skip
+
+
+def refused_request(status: int, endpoint: str = "") -> str:
+    """One line for a request the tracking server refused: its status, who asked, what was refused, the fix."""
+    uri, user = tracking_uri(), user_of(tracking_uri(shown=False))
+    if status == 401 and user is None:
         return (
-            f"the MLflow tracking server {tracking_uri()} refused the request ({code}): set "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) for it"
+            f"401: the MLflow tracking server {uri} asks who you are and no credentials were given: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
         )
-    return None
+    if status == 401:
+        return (
+            f"401: the MLflow tracking server {uri} refused the credentials of user {user} (a wrong password, or no "
+            "such user): check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    what = next((need for paths, need in _NEEDS if any(p in endpoint for p in paths)), f"call {endpoint or 'it'}")
+    return f"403: user {user} may not {what}; ask the admin of the MLflow tracking server {uri}"
 
 
 def unreachable_server(uri: str, reason: str) -> str:
     return (
-        f"the MLflow tracking server {uri} is unreachable ({reason}): start it, or point MLFLOW_TRACKING_URI at "
-        "one that runs (unset it to track into the local sqlite:///mlflow.db)"
+        f"the MLflow tracking server {masked(uri)} is unreachable ({reason}): start it, or point MLFLOW_TRACKING_URI "
+        "at one that runs (unset it to track into the local sqlite:///mlflow.db)"
+    )
+
+
+def describe_tls(error: BaseException) -> str:
+    """Why a TLS handshake failed, in a few words (not the connection pool's paragraph)."""
+    found = re.search(r"certificate verify failed: ([^(]+)", str(error))
+    return found.group(1).strip() if found else "the TLS handshake failed"
+
+
+def untrusted_server(uri: str, reason: str) -> str:
+    return (
+        f"the MLflow tracking server {masked(uri)} did not prove who it is over TLS ({reason}): point "
+        "MLFLOW_TRACKING_SERVER_CERT_PATH at the certificate (or CA bundle) that signed its certificate"
     )
 
 

@@ -14,6 +14,7 @@ from typing import Callable, NoReturn
 
 from pipeline.config.loading import load_params
 from pipeline.config.params import Params
+from pipeline.credentials import masked
 from pipeline.errors import OutsideFault, UserError
 from pipeline.failures import FAULT_EXIT, INTERRUPTED_EXIT, USER_ERROR_EXIT, describe
 from pipeline.tracking.store import open_store
@@ -63,5 +64,5 @@ def stage_entry(main: Callable[[Params], None]) -> Callable[[], None]:
 
 
 def _exit(message: str, code: int) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {masked(message)}", file=sys.stderr, flush=True)  # a URI in a message from a library too
     sys.exit(code)

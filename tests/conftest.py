@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -128,18 +128,62 @@ def postgres():
         yield server
 
 
+# Who may do what on the team server (README's team recipe): alice runs the stages, bob browses, carol may write to
+# the experiment but was given no registered model. alice's password is a sentinel that nothing the project
+# writes may contain (tests/test_dvc_pipeline.py plants it in every channel a user can pass it through).
+SENTINEL = "sentinel-Pw-7f3c9e1b"
+TEAM = {"alice": ("EDIT", SENTINEL), "bob": ("READ", "bob-password-8d2a"), "carol": ("EDIT", "carol-password-4e6b")}
+ADMIN_PASSWORD = "admin-password-5a1d"
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    """A team's tracking server: its URL (without credentials), proxied artifacts folder, TLS certificate, each
+    user's password (``admin`` too), and its PostgreSQL databases (runs and models, users and permissions)."""
+
+    url: str
+    artifacts: Path
+    certificate: Path
+    passwords: dict[str, str]
+    databases: tuple[str, str]
+    experiment: str = "paradigm-lab"
+
+    def uri(self, user: str, password: Optional[str] = None) -> str:
+        """The URL with ``user``'s credentials in it."""
+        from tests.services import with_credentials
+
+        return with_credentials(self.url, user, password or self.passwords[user])
+
+    def env(self, user: Optional[str], password: Optional[str] = None) -> dict[str, str]:
+        """What a machine that runs stages as ``user`` sets (None: no credentials at all)."""
+        found = {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.certificate)}
+        if user is not None:
+            found |= {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password or self.passwords[user]}
+        return found
+
+
 @pytest.fixture(scope="module")
 def team_server(tmp_path_factory, postgres):
-    """A team's tracking server for the module's tests: ``mlflow server`` on a PostgreSQL database of its own,
-    proxying artifacts to a folder; (its URL, the artifacts folder)."""
-    from tests.services import mlflow_server
+    """A team's tracking server for the module's tests, as README's recipe sets it up: ``mlflow server`` on a
+    PostgreSQL database of its own, proxying artifacts to a folder, with MLflow's basic-auth app (its users in a
+    second database) behind TLS; the experiment made by the admin, with :data:`TEAM`'s permissions on it. This
+    process trusts its certificate while the module runs."""
+    from tests.services import Secured, add_team, mlflow_server
 
     root = tmp_path_factory.mktemp("team-server")
     database = f"mlflow_{root.name.lower().replace('-', '_')}"
-    backend = postgres.create(database)
-    with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log") as url:
-        yield url, root / "artifacts"
+    backend, users = postgres.create(database), postgres.create(f"{database}_auth")
+    secured = Secured.make(root, users, ADMIN_PASSWORD)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(secured.certificate))
+        with mlflow_server(backend, root / "artifacts", root / "mlflow-server.log", secured=secured) as url:
+            passwords = {"admin": ADMIN_PASSWORD} | {user: password for user, (_, password) in TEAM.items()}
+            databases = (database, f"{database}_auth")
+            server = TeamServer(url, root / "artifacts", secured.certificate, passwords, databases)
+            add_team(url, ADMIN_PASSWORD, server.experiment, TEAM)
+            yield server
     postgres.drop(database)
+    postgres.drop(f"{database}_auth")
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,11 @@ class Postgres:
     def drop(self, database: str) -> None:
         self._sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
+    def dump(self, database: str) -> bytes:
+        """Everything the database holds, as pg_dump writes it (schema and rows)."""
+        command = [postgres_bin("pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database]
+        return subprocess.run(command, check=True, capture_output=True, timeout=120).stdout
+
     def _sql(self, statement: str) -> None:
         import psycopg
 
@@ -102,9 +109,12 @@ NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 @contextmanager
-def mlflow_server(backend_store: str, artifacts: Path, log: Path, job_runner: bool = False) -> Iterator[str]:
+def mlflow_server(
+    backend_store: str, artifacts: Path, log: Path, job_runner: bool = False, secured: Optional[Secured] = None
+) -> Iterator[str]:
     """``mlflow server`` on ``backend_store`` proxying artifacts to the folder ``artifacts``; its URL.
-    ``job_runner``: with MLflow's job runner, as ``mlflow server`` starts by default."""
+    ``job_runner``: with MLflow's job runner, as ``mlflow server`` starts by default. ``secured``: with MLflow's
+    basic-auth app behind TLS, as README's team recipe runs it."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"),
@@ -122,11 +132,78 @@ def mlflow_server(backend_store: str, artifacts: Path, log: Path, job_runner: bo
         "2",
     ]
     env = os.environ if job_runner else os.environ | NO_JOB_RUNNER
+    scheme, probe = "http", None
+    if secured is not None:
+        command += ["--app-name", "basic-auth", "--uvicorn-opts", secured.uvicorn_opts]
+        env, scheme, probe = env | secured.server_env, "https", secured.certificate
     with processes() as started, open(log, "w") as out:
         started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/health", started[0], 2 * START_SECONDS, log)  # it creates its tables first
+        url = f"{scheme}://127.0.0.1:{port}"
+        wait_for(f"{url}/health", started[0], 2 * START_SECONDS, log, probe)  # it creates its tables first
         yield url
+
+
+@dataclass(frozen=True)
+class Secured:
+    """What README's team recipe adds to ``mlflow server``: a self-signed certificate for TLS, and the basic-auth
+    app's config (its users and permissions in a database of their own; nobody may do anything until granted)."""
+
+    certificate: Path
+    key: Path
+    auth_config: Path
+    admin_password: str
+
+    @classmethod
+    def make(cls, folder: Path, auth_database: str, admin_password: str) -> Secured:
+        """The certificate (for 127.0.0.1 and localhost) and the auth config, written into ``folder``."""
+        certificate, key = folder / "server.crt", folder / "server.key"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(certificate)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        config = folder / "auth.ini"
+        config.write_text(
+            "[mlflow]\n"
+            "default_permission = NO_PERMISSIONS\n"
+            f"database_uri = {auth_database}\n"
+            "admin_username = admin\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        return cls(certificate, key, config, admin_password)
+
+    @property
+    def uvicorn_opts(self) -> str:
+        return f"--ssl-keyfile {self.key} --ssl-certfile {self.certificate}"
+
+    @property
+    def server_env(self) -> dict[str, str]:
+        return {
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,  # the admin's password from the first start on
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),  # the UI's CSRF protection
+        }
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` with ``user``'s credentials in it (MLflow and ``requests`` accept them there)."""
+    return url.replace("://", f"://{user}:{password}@", 1)
+
+
+def add_team(url: str, admin_password: str, experiment: str, team: dict[str, tuple[str, str]]) -> str:
+    """As README's recipe, as the admin: the experiment, then each user of ``team`` (name -> permission,
+    password) with that permission on it; the experiment's id."""
+    from mlflow.server.auth.client import AuthServiceClient
+    from mlflow.tracking import MlflowClient
+
+    admin = with_credentials(url, "admin", admin_password)
+    experiment_id = MlflowClient(admin).create_experiment(experiment)
+    for user, (permission, password) in team.items():
+        AuthServiceClient(admin).create_user(user, password)
+        AuthServiceClient(admin).grant_user_permission(user, "experiment", experiment_id, permission)
+    return experiment_id
 
 
 @contextmanager
@@ -147,16 +224,19 @@ def processes() -> Iterator[list[subprocess.Popen]]:
                 proc.wait()
 
 
-def wait_for(url: str, process: subprocess.Popen, seconds: float, log: Optional[Path] = None) -> None:
+def wait_for(
+    url: str, process: subprocess.Popen, seconds: float, log: Optional[Path] = None, certificate: Optional[Path] = None
+) -> None:
     """Until ``url`` answers (a server coming up); RuntimeError if ``process`` ends first (with the end of its
-    ``log``) or ``seconds`` pass."""
+    ``log``) or ``seconds`` pass. ``certificate``: the one an https server must prove itself with."""
+    context = ssl.create_default_context(cafile=str(certificate)) if certificate is not None else None
     deadline = time.monotonic() + seconds
     while True:
         if process.poll() is not None:
             said = f": {log.read_text()[-2000:]}" if log is not None else ""
             raise RuntimeError(f"{' '.join(map(str, process.args[:2]))} exited with {process.returncode}{said}")
         try:
-            urllib.request.urlopen(url, timeout=5).close()
+            urllib.request.urlopen(url, timeout=5, context=context).close()
             return
         except OSError:  # not listening yet
             if time.monotonic() > deadline:

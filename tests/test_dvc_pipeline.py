@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -26,32 +27,58 @@ from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING_ONLY
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
-from tests.conftest import make_params, pipeline_repo, sh
+from tests.conftest import SENTINEL, TeamServer, make_params, pipeline_repo, sh
 from tests.services import free_port, wait_for
 
 TRAINING = tuple(entry.stage for entry in paradigms())
 STAGES = ("prepare", *TRAINING, "compare")
 
 
+def secret_channels(server: TeamServer) -> dict[str, str]:
+    """alice's password (the sentinel) in every channel a user can pass a credential through: the tracking URI,
+    the registry URI, MLflow's credential variables, and a cloud key the environment happens to hold."""
+    return {
+        "MLFLOW_TRACKING_URI": server.uri("alice"),
+        "MLFLOW_REGISTRY_URI": server.uri("alice"),
+        "MLFLOW_TRACKING_USERNAME": "alice",
+        "MLFLOW_TRACKING_PASSWORD": SENTINEL,
+        "MLFLOW_TRACKING_SERVER_CERT_PATH": str(server.certificate),
+        "AWS_SECRET_ACCESS_KEY": SENTINEL,
+    }
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, team_server):
-    """The pipeline run by `dvc repro` in a new git repo, every stage logging to the team's tracking server."""
+    """The pipeline run by `dvc repro` in a new git repo, every stage logging to the team's tracking server as alice,
+    whose password is in every channel (:func:`secret_channels`); the third item holds all the commands printed."""
     root = tmp_path_factory.mktemp("repo")
-    env = pipeline_repo(root, make_params(), team_server[0])
+    env = pipeline_repo(root, make_params(sweep=SWEEP), team_server.url) | secret_channels(team_server)
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "pipeline"], root, env)
     # Every training stage is first killed (kill -9) mid-run; dvc repro must then complete as if nothing happened.
-    outputs = [sh(["dvc", "repro", "prepare"], root, env).stdout]
-    assert kill_stages(root, env, {"pretrain": 1}) == ["pretrain"]
-    outputs.append(sh(["dvc", "repro", "pretrain"], root, env).stdout)
+    said: list[str] = []  # everything the commands printed, stdout and stderr
+
+    def repro(*target: str) -> str:
+        result = sh(["dvc", "repro", *target], root, env)
+        said.append(said_by(result))
+        return result.stdout
+
+    outputs = [repro("prepare")]
+    assert kill_stages(root, env, {"pretrain": 1}, said) == ["pretrain"]
+    outputs.append(repro("pretrain"))
     after_pretrain = [stage for stage in TRAINING if stage not in ("pretrain", *AFTER_DISTILL)]
-    assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in after_pretrain}) == after_pretrain
-    outputs.append(sh(["dvc", "repro", "distill"], root, env).stdout)  # the teacher compress starts from
-    assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in AFTER_DISTILL}) == list(AFTER_DISTILL)
+    assert kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in after_pretrain}, said) == after_pretrain
+    outputs.append(repro("distill"))  # the teacher compress starts from
+    killed = kill_stages(root, env, {stage: KILL_AT.get(stage, 1) for stage in AFTER_DISTILL}, said)
+    assert killed == list(AFTER_DISTILL)
     assert leftovers(root) and running_runs(env)  # what the kills left: the repro below must deal with it
-    outputs.append(sh(["dvc", "repro"], root, env).stdout)
-    return root, env, subprocess.CompletedProcess([], 0, "".join(outputs), "")
+    outputs.append(repro())
+    return root, env, subprocess.CompletedProcess([], 0, "".join(outputs), "".join(said))
+
+
+def said_by(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
 
 
 # Which progress line (epoch or round) of a stage's run the fault-injection kill comes at: the first
@@ -59,11 +86,13 @@ def repo(tmp_path_factory, team_server):
 KILL_AT = {"finetune": 4, "multitask": 2, "federated": 3, "active_learning": 2, "compress": 2}
 AFTER_DISTILL = ("compress",)  # stages that read distill's teacher: killed once it is there
 PROGRESS = re.compile(r"\] (epoch|round) \d+/\d+")
+SWEEP = {"scratch": {"space": {"scratch.trainer.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}}}
 
 
-def kill_stages(root: Path, env: dict, at: dict[str, int]) -> list[str]:
+def kill_stages(root: Path, env: dict, at: dict[str, int], said: list[str]) -> list[str]:
     """Start the stages together (as `python -m stages.<stage>`, what dvc.yaml runs) and SIGKILL each at its
-    ``at[stage]``-th progress line; the stages that were killed (not those that ended first)."""
+    ``at[stage]``-th progress line; the stages that were killed (not those that ended first). What they printed on
+    stderr is added to ``said``."""
     started = {
         stage: subprocess.Popen(
             [sys.executable, "-m", f"stages.{stage}"],
@@ -79,11 +108,12 @@ def kill_stages(root: Path, env: dict, at: dict[str, int]) -> list[str]:
     def watch(stage: str) -> None:
         seen = 0
         for line in started[stage].stderr:
+            said.append(line)
             seen += bool(PROGRESS.search(line))
             if seen == at[stage]:
                 started[stage].send_signal(signal.SIGKILL)
                 break
-        started[stage].stderr.read()
+        said.append(started[stage].stderr.read())
 
     watchers = [threading.Thread(target=watch, args=(stage,)) for stage in started]
     for thread in watchers:
@@ -470,14 +500,24 @@ def test_the_team_server_on_postgresql_holds_every_stage_its_artifacts_and_the_r
     """What `mlflow ui` shows of the team's server, read through its REST API: every stage's runs and metrics, the
     compare run and its report, every model; the artifacts in the server's folder; the report linking to it."""
     root, env, _ = repo
-    url, artifacts = team_server
+    url, artifacts = team_server.url, team_server.artifacts
     base = f"{url}/api/2.0/mlflow"
 
+    def get(address: str, body: dict | None = None) -> requests.Response:
+        """As alice, trusting only the server's own certificate."""
+        response = requests.request(
+            "GET" if body is None else "POST",
+            address,
+            json=body,
+            auth=("alice", SENTINEL),
+            verify=str(team_server.certificate),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response
+
     def call(path: str, body: dict | None = None) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{base}/{path}", data, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+        return get(f"{base}/{path}", body).json()
 
     experiment = call("experiments/get-by-name?experiment_name=paradigm-lab")["experiment"]
     runs = call("runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
@@ -496,9 +536,7 @@ def test_the_team_server_on_postgresql_holds_every_stage_its_artifacts_and_the_r
     assert {"comparison/comparison.md", "comparison/every_run.json", "comparison/figures"} <= listed
     figures = {f["path"] for f in call(f"artifacts/list?run_id={compare_id}&path=comparison/figures")["files"]}
     assert "comparison/figures/accuracy_vs_trainable_params.png" in figures
-    artifact = f"{url}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}"
-    with urllib.request.urlopen(artifact, timeout=10) as response:
-        report = response.read().decode()
+    report = get(f"{url}/get-artifact?path=comparison/comparison.md&run_uuid={compare_id}").text
     assert "## Memory check" in report and all(
         f"| {stage}" in report for stage in ("pretrain", "federated/", "active_learning/")
     )
@@ -526,3 +564,69 @@ def test_the_team_server_on_postgresql_holds_every_stage_its_artifacts_and_the_r
     report = (root / "reports" / "comparison.md").read_text()
     links = re.findall(r"\]\((http[^)]+)\)", report)
     assert links and all(link.startswith(f"{url}/#/experiments/") for link in links), links[:3]
+
+
+def test_registering_champions_needs_permission_on_the_registered_models(repo, team_server):
+    """carol may write to the experiment but was granted none of the registered models alice's compare made:
+    compare fails at the registry, in one line, before it writes any output."""
+    root, env, _ = repo
+    written = {
+        path: path.read_bytes() for path in [*(root / "reports").rglob("*.*"), root / "metrics" / "compare.json"]
+    }
+    carol = secret_channels(team_server) | {
+        "MLFLOW_TRACKING_URI": team_server.url,
+        "MLFLOW_REGISTRY_URI": team_server.url,
+        **team_server.env("carol"),
+    }
+    failed = subprocess.run(
+        [sys.executable, "-m", "stages.compare"], cwd=root, env=env | carol, capture_output=True, text=True, timeout=300
+    )
+    assert failed.returncode == FAULT_EXIT, failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: 403: user carol may not change the model registry: registering champions needs EDIT on the registered "
+        f"models (or on the workspace, to create them); ask the admin of the MLflow tracking server {team_server.url}"
+    ], failed.stderr
+    assert {path: path.read_bytes() for path in written} == written
+
+
+def test_no_password_reaches_a_file_the_store_or_the_terminal(repo, team_server, postgres):
+    """alice's password, planted in every channel (:func:`secret_channels`) and in a sweep's storage URL, after the
+    pipeline, its comparison and a sweep (whose workers log to the server as alice): in no file the project wrote,
+    nowhere in the MLflow store (its whole databases: runs' params, tags and metrics, registered models and their
+    versions; and every artifact), nowhere in what the commands printed, a refused storage's error included."""
+    root, env, first = repo
+    study = postgres.create("optuna_secrets")
+    try:
+        storage = study.replace("postgres@", f"postgres:{SENTINEL}@")
+        sweep = sh(
+            [sys.executable, "-m", "pipeline.sweep", "scratch", "--n-trials", "2", "--storage", storage], root, env
+        )
+        unknown = storage.replace("postgresql+psycopg", "mysql")  # a driver that is not installed: exit 2, one line
+        refused = subprocess.run(
+            [sys.executable, "-m", "pipeline.sweep", "scratch", "--n-trials", "1", "--storage", unknown],
+            cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        stores = {name: postgres.dump(name) for name in (*team_server.databases, "optuna_secrets")}
+    finally:
+        postgres.drop("optuna_secrets")
+    assert "this worker ran 2 trials" in sweep.stdout and refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: --storage 'mysql://postgres:***@127.0.0.1:"), refused.stderr
+    trials = MlflowClient(team_server.uri("alice")).search_runs(
+        [MlflowClient(team_server.uri("alice")).get_experiment_by_name(team_server.experiment).experiment_id],
+        "tags.sweep_role = 'trial'",
+    )
+    assert len(trials) == 2  # the sweep's worker wrote to the server as alice
+    printed = {"the commands' output": first.stderr + said_by(sweep) + said_by(refused)}
+    files = {
+        str(path): path.read_bytes()
+        for folder in (root, team_server.artifacts)
+        for path in folder.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    }
+    assert len(files) > 100 and len(stores) == 3  # the workspace, the cache, every run's artifacts
+    secret = SENTINEL.encode()
+    leaks = [where for where, text in printed.items() if SENTINEL in text]
+    leaks += [where for where, data in {**files, **stores}.items() if secret in data]
+    assert leaks == []
+    assert SENTINEL in env["MLFLOW_TRACKING_URI"] and SENTINEL in storage  # it was there to leak

@@ -1,5 +1,6 @@
-"""Past one machine, for real: a DVC remote that a fresh clone pulls from, and queued experiments run two at a
-time, every stage logging to a team tracking server (``mlflow server`` on PostgreSQL, artifacts proxied).
+"""Past one machine, for real: a DVC remote that a fresh clone pulls from, queued experiments run two at a time,
+every stage logging to a team tracking server (``mlflow server`` on PostgreSQL, artifacts proxied, MLflow's
+basic-auth app behind TLS) as a user who may write to the experiment; and the users it must refuse.
 
 A small pipeline (prepare and pretrain of the project's dvc.yaml, tiny params) in a new git repo; what runs
 the whole pipeline against the team server is tests/test_dvc_pipeline.py.
@@ -10,11 +11,14 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import sys
 import time
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.failures import FAULT_EXIT
 from pipeline.tracking.contract import CONTRACT_METRICS
 from tests.conftest import make_params, pipeline_repo, sh
 
@@ -27,9 +31,8 @@ QUEUE_SECONDS = 420
 def team(tmp_path_factory, team_server):
     """A repo whose prepare and pretrain ran against the team server and were pushed to a local-folder remote."""
     root = tmp_path_factory.mktemp("team")
-    url, _ = team_server
     repo = root / "repo"
-    env = pipeline_repo(repo, make_params(trainer={"max_epochs": 2}), url)
+    env = pipeline_repo(repo, make_params(trainer={"max_epochs": 2}), team_server.url) | team_server.env("alice")
     sh(["git", "init", "-q"], repo, env)
     sh(["dvc", "remote", "add", "-d", "shared", str(root / "remote")], repo, env)
     sh(["dvc", "repro", TARGET], repo, env)
@@ -37,7 +40,7 @@ def team(tmp_path_factory, team_server):
     sh(["git", "commit", "-qm", "pipeline and its lock"], repo, env)
     sh(["dvc", "push"], repo, env)
     try:
-        yield repo, env, url
+        yield repo, env, team_server
     finally:
         subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True, timeout=60)
 
@@ -55,12 +58,12 @@ def test_a_fresh_clone_pulls_the_outputs_from_the_remote_and_has_nothing_to_repr
 
 
 def test_queued_experiments_run_two_at_a_time_and_log_to_the_team_server(team):
-    repo, env, url = team
+    repo, env, server = team
     for lr in QUEUED_LRS:
         sh(["dvc", "exp", "run", "--queue", "-S", f"{TARGET}.trainer.lr={lr}", TARGET], repo, env)
     sh(["dvc", "queue", "start", "--jobs", "2"], repo, env)
-    client = MlflowClient(url)
-    experiment_id = client.get_experiment_by_name("paradigm-lab").experiment_id
+    client = MlflowClient(server.uri("alice"))
+    experiment_id = client.get_experiment_by_name(server.experiment).experiment_id
     deadline = time.monotonic() + QUEUE_SECONDS
     for tick in itertools.count():
         # the server is asked each second (cheap); DVC (a process start) once the runs ended, or every 10 s, so
@@ -93,3 +96,50 @@ def queued_runs(client: MlflowClient, experiment: str) -> list:
     """The finished runs of the queued experiments on the team server."""
     runs = client.search_runs([experiment], f"tags.stage = '{TARGET}' and attributes.status = 'FINISHED'")
     return [run for run in runs if float(run.data.params["trainer.lr"]) in QUEUED_LRS]
+
+
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+OUTPUTS = ("models/pretrain/base.pt", "metrics/pretrain.json", "plots/pretrain/history.csv")
+REFUSED = {  # who runs the stage (user, password: None for theirs) and the line the server's refusal gives
+    "a user who may only read": ("bob", None, "403: user bob may not write to experiment paradigm-lab (its permission "
+                                 "there is READ) on the MLflow tracking server https://127.0.0.1:"),
+    "a wrong password": ("alice", "not-her-password", "401: the MLflow tracking server https://127.0.0.1:"),
+    "no credentials": (None, None, "401: the MLflow tracking server https://127.0.0.1:"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("who", REFUSED)
+def test_a_stage_the_server_refuses_fails_in_seconds_in_one_line_and_writes_nothing(team, who):
+    """Before any training: no progress line, no run on the server, every output as it was, exit 3 and one line
+    that names the status, the user and what to do."""
+    repo, env, server = team
+    user, password, said = REFUSED[who]
+    client = MlflowClient(server.uri("alice"))
+    experiment = client.get_experiment_by_name(server.experiment).experiment_id
+    runs, outputs = len(client.search_runs([experiment])), {path: (repo / path).read_bytes() for path in OUTPUTS}
+    started = time.perf_counter()
+    failed = subprocess.run(
+        [sys.executable, "-m", "stages.pretrain"],
+        cwd=repo,
+        env={key: value for key, value in env.items() if not key.startswith(CREDENTIALS)} | server.env(user, password),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.perf_counter() - started < 60  # the imports and one request: no training
+    assert failed.returncode == FAULT_EXIT, failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {said}"), failed.stderr
+    assert "Traceback" not in failed.stderr and "epoch" not in failed.stderr
+    assert len(client.search_runs([experiment])) == runs
+    assert {path: (repo / path).read_bytes() for path in OUTPUTS} == outputs
+
+
+def test_a_user_who_may_read_browses_the_runs_but_may_not_write(team):
+    _, _, server = team
+    bob = MlflowClient(server.uri("bob"))
+    experiment = bob.get_experiment_by_name(server.experiment).experiment_id
+    assert {run.data.tags["stage"] for run in bob.search_runs([experiment])} >= {"prepare", TARGET}
+    with pytest.raises(MlflowException) as refused:
+        bob.create_run(experiment)
+    assert refused.value.error_code == "PERMISSION_DENIED"

@@ -24,8 +24,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare.sections import Champion
+from pipeline.credentials import masked
 from pipeline.errors import OutsideFault
-from pipeline.failures import describe
+from pipeline.failures import describe, refusal_status
 from pipeline.tracking.runs import MODEL_NAME
 
 ALIAS = "champion"
@@ -57,20 +58,21 @@ def register_champions(
         line = describe(err) or (str(err).splitlines()[0] if isinstance(err, MlflowException) else None)
         if line is None:
             raise
+        if any(refusal_status(cause) for cause in (err, err.__cause__) if cause is not None):
+            raise OutsideFault(line) from None  # who may register is the server's to grant: its line says so
         raise OutsideFault(
-            f"the MLflow model registry {mlflow.get_registry_uri()} cannot register the comparison's champions "
+            f"the MLflow model registry {masked(mlflow.get_registry_uri())} cannot register the comparison's champions "
             f"({line}); point MLFLOW_REGISTRY_URI (or MLFLOW_TRACKING_URI) at a store with a model registry, or "
             "set tracking.register: false"
         ) from None
 
 
 def _register(client: MlflowClient, name: str, champion: Champion, compare_run_id: str) -> Registered:
-    try:
-        client.get_registered_model(name)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
+    try:  # created first, not looked up first: a server with authentication hides a model nobody granted yet
         client.create_registered_model(name, description=champion.asks, tags={"question": champion.question})
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
     current = _alias_version(client, name)
     if current is not None and current.run_id == champion.run_id:
         return Registered(name, current.version, champion, moved=False)

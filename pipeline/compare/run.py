@@ -37,6 +37,7 @@ from pipeline.compare.sources import (
 )
 from pipeline.compare.table import by_variant, shown
 from pipeline.config.params import Params
+from pipeline.credentials import masked
 from pipeline.io import write_text
 from pipeline.paradigms import paradigms
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORTS_DIR
@@ -92,7 +93,7 @@ def run_compare(
         )
         link = run_url(ui, run.info.experiment_id, run.info.run_id)
         images = write_charts([chart for section in answered for chart in section.charts], plots_dir, figures_dir)
-        source = f"`{tracking_uri}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
+        source = f"`{masked(tracking_uri)}`, experiment `{params.tracking.experiment}`, {len(runs)} runs"
         write_text(reports_dir / "comparison.md", markdown(answered, images, source, link))
         write_csv(reports_dir / "comparison.csv", runs.to_dict("records"), list(runs.columns))
         summary = terminal_summary(table, answered) + "".join(f"registry: {entry.line()}\n" for entry in registered)

@@ -21,6 +21,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.credentials import masked, without_credentials
 from pipeline.errors import DataError, UserError
 from pipeline.paths import metrics_file
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, run_label
@@ -102,8 +103,8 @@ def _finished_run(item: ListedRun, client: MlflowClient):
         run = None
     if run is None or run.info.lifecycle_stage == "deleted":
         raise UserError(
-            f"compare: {where}, which is not in the store at {client.tracking_uri} (deleted, or MLFLOW_TRACKING_URI "
-            f"points to another store); re-run `dvc repro --force {item.stage}`"
+            f"compare: {where}, which is not in the store at {masked(client.tracking_uri)} (deleted, or "
+            f"MLFLOW_TRACKING_URI points to another store); re-run `dvc repro --force {item.stage}`"
         )
     if run.info.status != "FINISHED":
         raise UserError(
@@ -161,7 +162,8 @@ def experiment_url(ui: str, experiment_id: str) -> str:
 
 
 def ui_url(configured: str | None, tracking_uri: str) -> str:
-    """Where the MLflow UI is: as configured, else the tracking server itself, else `mlflow ui`'s default."""
+    """Where the MLflow UI is: as configured, else the tracking server itself, else `mlflow ui`'s default; never
+    with the credentials a URI may carry (the links are written into reports that others read)."""
     if configured:
-        return configured
-    return tracking_uri if urlparse(tracking_uri).scheme in ("http", "https") else LOCAL_UI
+        return without_credentials(configured)
+    return without_credentials(tracking_uri) if urlparse(tracking_uri).scheme in ("http", "https") else LOCAL_UI

@@ -18,6 +18,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.params import Params
+from pipeline.credentials import masked
 from pipeline.paradigms import paradigm
 from pipeline.sweep.objective import pruning, run_trial
 from pipeline.sweep.space import check_space, stage_sweep, suggest, with_values
@@ -102,7 +103,7 @@ def _one_trial(
     except Exception as error:  # noqa: BLE001 - any failure of one trial is that trial's, recorded; the sweep goes on
         run.failed(values, error)
         study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        _progress(study, trial, "failed", f"{type(error).__name__}: {error}")
+        _progress(study, trial, "failed", masked(f"{type(error).__name__}: {error}"))
     else:
         run.finished(values, metric, value)
         study.tell(trial, value, skip_if_finished=True)  # skip: another worker failed it as stale (this one stalled)

@@ -37,6 +37,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from pipeline.credentials import masked
 from pipeline.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -60,7 +61,7 @@ def check_storage(url: Optional[str]) -> None:
         dialect = parsed.get_dialect()  # NoSuchModuleError (an ArgumentError) for an unknown scheme
     except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise UserError(f"--storage {url!r}: not an Optuna storage; {ALLOWED}") from None
-    shown = parsed.render_as_string(hide_password=True)
+    shown = masked(url)
     try:
         dialect.import_dbapi()
     except ImportError as err:

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as optuna_plots
 
 from pipeline.config.edit import flatten
+from pipeline.credentials import masked
 from pipeline.tracking import figures
 from pipeline.tracking.runs import experiment_id
 from pipeline.tracking.store import owner_tags
@@ -61,8 +62,8 @@ class TrialRun:
 
     def failed(self, params: dict, error: BaseException) -> None:
         mlflow.log_params(params)
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
-        mlflow.log_text("".join(traceback.format_exception(error)), "error.txt")
+        mlflow.set_tag("error", masked(f"{type(error).__name__}: {error}")[:5000])
+        mlflow.log_text(masked("".join(traceback.format_exception(error))), "error.txt")
         self._end("failed", "FAILED")
 
     def _end(self, state: str, status: str) -> None:

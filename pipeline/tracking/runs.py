@@ -21,6 +21,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from pipeline.config.edit import flatten
+from pipeline.credentials import masked
 from pipeline.tracking.store import REMOTE_SCHEMES, open_store, owner_tags
 from pipeline.training.threads import use_threads
 
@@ -120,8 +121,9 @@ def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
     ) as run:
         if "trainer" in effective:  # a stage that trains: its thread count, set here as every training run opens
             mlflow.set_tag("torch_threads", use_threads(effective["trainer"]["num_threads"]))
-        mlflow.log_params(flatten(effective))
-        mlflow.log_dict(effective, "params/resolved_params.yaml")
+        shown = json.loads(masked(json.dumps(effective)))  # a password in a URI of params.yaml is not logged
+        mlflow.log_params(flatten(shown))
+        mlflow.log_dict(shown, "params/resolved_params.yaml")
         yield run
 
 

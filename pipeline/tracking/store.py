@@ -21,14 +21,16 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import mlflow
 import psutil
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import TrackingConfig
+from pipeline.credentials import masked, user_of
 from pipeline.errors import OutsideFault
-from pipeline.failures import describe, unreachable_server
+from pipeline.failures import describe, describe_tls, unreachable_server, untrusted_server
 from pipeline.ranks import is_global_zero
 
 # MLflow's defaults retry a dead server for minutes (7 retries, back-off factor 2, 120 s timeout).
@@ -44,6 +46,11 @@ QUIET_LOGGERS = ("mlflow.store.db.utils",)
 REMOTE_SCHEMES = ("http", "https", "databricks")
 OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+QUIET_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+# MLflow's basic-auth app (mlflow server --app-name basic-auth): a user's permission on a resource, a user
+PERMISSION_ENDPOINT = "/api/3.0/mlflow/users/permissions/get"
+USER_ENDPOINT = "/api/2.0/mlflow/users/get"
+WRITE_PERMISSIONS = ("EDIT", "MANAGE")
 
 
 def resolve_tracking_uri(cfg: TrackingConfig) -> str:
@@ -69,8 +76,10 @@ def open_store(cfg: TrackingConfig) -> str:
         os.environ.setdefault(name, value)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if masked(uri) != uri:  # MLflow prints each run's link, built from the URI: with its password
+        os.environ[QUIET_LINKS] = "true"
+    mlflow.set_tracking_uri(uri)  # first: an error line about the store names it
     _checked(uri, cfg.experiment)
-    mlflow.set_tracking_uri(uri)
     return uri
 
 
@@ -80,27 +89,74 @@ def _checked(uri: str, experiment: str) -> None:
     try:
         client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            _check_may_write(uri, found.experiment_id, experiment)
         closed = close_orphaned_runs(client, found.experiment_id) if found is not None else []
         if closed:
             print(f"tracking: marked KILLED {len(closed)} run(s) whose process ended while RUNNING", file=sys.stderr)
+    except OutsideFault:
+        raise
     except Exception as err:
         line = describe(err)
         if line is None:
             raise
-        raise OutsideFault(line if uri in line else f"the MLflow store {uri}: {line}") from None
+        shown = masked(uri)
+        raise OutsideFault(line if shown in line else f"the MLflow store {shown}: {line}") from None
 
 
 def _probe_server(uri: str) -> None:
-    """One quick request to a tracking server, without retries: any answer will do, silence fails."""
+    """One quick request to a tracking server, without retries: any answer will do, silence fails; a server
+    whose TLS certificate is not trusted fails too (MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH and
+    MLFLOW_TRACKING_INSECURE_TLS apply, as to every later request)."""
     if uri.split(":", 1)[0] not in ("http", "https"):
         return
     import requests
+    from mlflow.utils.credentials import get_default_host_creds
 
+    creds = get_default_host_creds(uri)
+    verify = creds.server_cert_path or not creds.ignore_tls_verification
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
+        requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S, verify=verify)
+    except requests.exceptions.SSLError as err:
+        raise OutsideFault(untrusted_server(uri, describe_tls(err))) from None
     except requests.RequestException as err:
         reason = "timed out" if isinstance(err, requests.Timeout) else "no answer"
         raise OutsideFault(unreachable_server(uri, reason)) from None
+
+
+def _check_may_write(uri: str, experiment_id: str, experiment: str) -> None:
+    """On a server with MLflow's basic-auth app, the user's permission on the experiment, asked before any work:
+    a user who may only read fails the stage now, in one line, not after its training. A server without
+    authentication (the question is unknown to it), and a token instead of a user name, are not asked."""
+    user = user_of(uri)
+    if user is None or urlsplit(uri).scheme not in ("http", "https"):
+        return
+    question = {"username": user, "resource_type": "experiment", "resource_id": experiment_id}
+    answer = _ask(uri, PERMISSION_ENDPOINT, question)
+    if answer is None or answer.get("permission") in WRITE_PERMISSIONS:
+        return
+    if (_ask(uri, USER_ENDPOINT, {"username": user}) or {}).get("user", {}).get("is_admin"):
+        return  # an admin may write anywhere, whatever the experiment's grants say
+    raise OutsideFault(
+        f"403: user {user} may not write to experiment {experiment} (its permission there is "
+        f"{answer.get('permission')}) on the MLflow tracking server {masked(uri)}; ask the server's admin for EDIT"
+    )
+
+
+def _ask(uri: str, endpoint: str, query: dict[str, str]) -> dict | None:
+    """A GET to one of the basic-auth app's endpoints (its own client would import the whole server, seconds of
+    start-up); None where the server has no such endpoint."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    response = http_request(get_default_host_creds(uri), endpoint, "GET", params=query, max_retries=0)
+    try:
+        return verify_rest_response(response, endpoint).json()
+    except MlflowException as err:
+        if err.get_http_status_code() == 404:
+            return None
+        raise
 
 
 @contextmanager
