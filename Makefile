@@ -1,5 +1,6 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
-# `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check. All reuse .venv.
+# `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check, and the layers contract
+# (import-linter, pyproject.toml). All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
 # `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`,
 # `make benchmark-distill-compress`, `make benchmark-grad-accumulation`: the tables of docs/benchmarks.md.
@@ -37,6 +38,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # The transfer / fine-tuning / scratch table in docs/benchmarks.md (about 5 minutes on two cores).
 benchmark-transfer: setup

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.active_learning.run import run_active_learning
 from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 SHARE_LIMIT = 0.7  # the bar: random's final accuracy with at most 70 % of random's labels

@@ -40,13 +40,13 @@ import torch
 
 from benchmarks.common import base_params, benchmark_parser, with_overrides
 from benchmarks.devices import add_device_option, describe, device_overrides, model_words, pick_device, synthetic_images
-from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.active_learning import PARADIGM, rounds
 from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
 from pipeline.paradigms.active_learning.labels import LabelState
 from pipeline.paradigms.active_learning.learner import Learner
 from pipeline.paradigms.active_learning.strategies import QueryStrategy, query_strategy
+from pipeline.params import parse_params
 from pipeline.seeding import rng_for, seed_everything
 from pipeline.training.clock import now
 

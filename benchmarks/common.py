@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 import pandas as pd
 import yaml
 
-from pipeline.config.loading import load_params
+from pipeline.params import load_params
 
 
 def benchmark_parser(doc: str, name: str, csv_columns: str) -> argparse.ArgumentParser:

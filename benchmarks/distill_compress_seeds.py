@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.compress.run import run_compress
 from pipeline.paradigms.distill.run import run_distill
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 SHOWN = {

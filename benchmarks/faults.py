@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.common import show_table
-from pipeline.config.loading import load_params
+from pipeline.params import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = {

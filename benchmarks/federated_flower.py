@@ -36,9 +36,9 @@ import torch
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
 from benchmarks.federated_scale import per_round_seconds, write_synthetic_digits
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.federated.run import run_federated
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 ENGINES = {

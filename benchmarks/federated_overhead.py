@@ -28,12 +28,12 @@ import pandas as pd
 import torch
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task, read_arrays
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.federated.client import make_clients
 from pipeline.paradigms.federated.run import run_federated
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
 from pipeline.training.optimizers import build_optimizer

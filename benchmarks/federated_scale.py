@@ -45,7 +45,7 @@ import pandas as pd
 from benchmarks.common import base_params, benchmark_parser, scratch_store, with_overrides
 from benchmarks.devices import add_device_option, describe, device_overrides, model_words, pick_device
 from benchmarks.federated_overhead import measure, run_folder
-from pipeline.config.loading import parse_params
+from pipeline.params import parse_params
 
 
 def write_synthetic_digits(path: Path, examples: int, noise: float, seed: int) -> Path:

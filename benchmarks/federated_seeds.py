@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store, with_overrides
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.federated.run import CENTRALIZED, run_federated
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 ISSUE_SETTING = [

@@ -55,15 +55,14 @@ from torch import nn
 
 from benchmarks.common import base_params, benchmark_parser
 from benchmarks.devices import autocast, describe, grad_scaler, model_words, synthetic_images, train_step
-from pipeline.config.loading import parse_params
-from pipeline.config.params import Params
 from pipeline.memory import estimate_training_memory, model_state_bytes
 from pipeline.models.classifier import build_classifier
 from pipeline.models.freezing import hold_frozen_norms
-from pipeline.models.lightning_module import ClassificationModule
 from pipeline.paradigms.finetune.run import adapt
 from pipeline.paradigms.transfer.run import freeze_for_transfer
+from pipeline.params import Params, parse_params
 from pipeline.seeding import seed_everything
+from pipeline.training.lightning_module import ClassificationModule
 
 VARIANTS = ("full", "partial", "lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa", "transfer")
 DEFAULT_SETTING = ["model.backbone=mlp", "model.hidden_sizes=[4096, 4096, 4096]"]

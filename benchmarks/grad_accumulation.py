@@ -21,16 +21,15 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task
 from pipeline.memory.activations import MEASURED
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms import scratch
 from pipeline.paradigms.fitted import train_classifier
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
-from pipeline.tracking.contract import RunSpec
 from pipeline.tracking.figures import close
 
 SPLITS = ((64, 1), (16, 4), (8, 8))  # batch size × accumulated batches: 64 examples a step
@@ -40,7 +39,7 @@ def run_one(params, work: Path, batch: int, accumulate: int) -> dict:
     task = load_task(StagePaths.of("prepare", work).prepared("full"))
     seed_everything(params.seed)
     model = build_classifier(params.model, task.input_shape, task.num_classes)
-    spec = RunSpec.of(scratch.PARADIGM, f"{batch}x{accumulate}")
+    spec = scratch.PARADIGM.run_spec(f"{batch}x{accumulate}")
     entry, _ = train_classifier(params, spec, model, task, work / f"{batch}x{accumulate}.pt")
     return {
         "activations": entry[MEASURED],

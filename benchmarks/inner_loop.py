@@ -30,12 +30,12 @@ import pandas as pd
 import torch
 
 from benchmarks.common import base_params, benchmark_parser
-from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
 from pipeline.paradigms.active_learning.learner import Learner
 from pipeline.paradigms.federated.client import Client, LocalTrainer
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.wire import Codec
+from pipeline.params import parse_params
 from pipeline.training.in_memory import TensorSet
 from pipeline.training.optimizers import build_optimizer
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.multitask.run import COSTS, SHARED, run_multitask
 from pipeline.paradigms.pretrain.run import run_pretrain
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 COST_COLUMNS = {

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, mean_std, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paradigms.sanity import check_results
@@ -32,6 +31,7 @@ from pipeline.paradigms.scratch import PARADIGM as SCRATCH
 from pipeline.paradigms.scratch.run import run_scratch
 from pipeline.paradigms.transfer import PARADIGM as TRANSFER
 from pipeline.paradigms.transfer.run import run_transfer
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 NOISE = {"absolute 0.3": {"noise_unit": "absolute", "noise_std": 0.3},

@@ -62,13 +62,13 @@ from benchmarks.devices import (
     synthetic_images,
     train_step,
 )
-from pipeline.config.loading import parse_params
 from pipeline.models.classifier import build_classifier
-from pipeline.models.lightning_module import ClassificationModule
 from pipeline.paradigms.pretrain import PARADIGM
+from pipeline.params import parse_params
 from pipeline.seeding import seed_everything
-from pipeline.tracking.runs import RunSpec, stage_run
+from pipeline.tracking.runs import stage_run
 from pipeline.training.clock import now
+from pipeline.training.lightning_module import ClassificationModule
 from pipeline.training.optimizers import build_optimizer
 from pipeline.training.runner import fit_and_test, make_loaders
 
@@ -116,7 +116,7 @@ def pipeline_epochs(params, X, y, shape, classes, seed, log) -> tuple[list[dict]
     timer = EpochTimer()
     with (
         contextlib.redirect_stderr(log),
-        stage_run(params, RunSpec.of(PARADIGM, "throughput", paradigm="benchmark")) as run,
+        stage_run(params, PARADIGM.run_spec("throughput", paradigm="benchmark")) as run,
     ):
         trained = fit_and_test(
             module, make_loaders(X, y, cfg, seed), cfg, seed, run, label="throughput", extra_callbacks=[timer]

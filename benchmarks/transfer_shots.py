@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import base_params, benchmark_parser, scratch_store
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.paradigms.finetune.run import run_finetune
 from pipeline.paradigms.pretrain.run import run_pretrain
 from pipeline.paradigms.scratch.run import run_scratch
 from pipeline.paradigms.transfer.run import run_transfer
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 
 

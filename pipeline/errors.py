@@ -1,5 +1,5 @@
 """Errors the user can fix: their input (bad params, bad data; exit code 2) or a fault around the project
-(exit code 3). Each is reported as one line by :mod:`pipeline.stage`."""
+(exit code 3). Each is reported as one line by :mod:`pipeline.cli`."""
 
 
 class UserError(Exception):

@@ -3,7 +3,7 @@ or refuses, a store that is corrupt or locked, a folder that cannot be written.
 
 Such a failure is not a bug to report but a fault to fix where it happened, so the user gets what failed,
 where, and what to do, instead of a traceback from MLflow, SQLAlchemy or the file system. Anything not
-recognised here keeps its traceback: that one is a bug. :func:`pipeline.stage.stage_entry` asks here.
+recognised here keeps its traceback: that one is a bug. :func:`pipeline.cli.cli_entry` asks here.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """DVC stage `active_learning`: query strategies against labelling at random, round after round."""
 
-from pipeline.config.params import Params
 from pipeline.paradigms.active_learning import PARADIGM
 from pipeline.paradigms.active_learning.run import run_active_learning
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.sanity import check_results
+from pipeline.params import Params
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 

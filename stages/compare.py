@@ -1,8 +1,8 @@
 """DVC stage `compare`: every paradigm's runs side by side, in a report, in DVC and in MLflow."""
 
 from pipeline.compare.run import STAGE, run_compare
-from pipeline.config.params import Params
 from pipeline.io import write_json
+from pipeline.params import Params
 from pipeline.paths import metrics_file
 from pipeline.stage import stage_entry
 

@@ -1,10 +1,10 @@
 """DVC stage `federated`: federated clients against centralised training on the pooled data."""
 
-from pipeline.config.params import Params
 from pipeline.paradigms.federated import PARADIGM
 from pipeline.paradigms.federated.run import run_federated
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.sanity import check_results
+from pipeline.params import Params
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 

@@ -1,10 +1,10 @@
 """DVC stage `multitask`: one shared-body multi-task model against one separate model per task."""
 
-from pipeline.config.params import Params
 from pipeline.paradigms.multitask import PARADIGM
 from pipeline.paradigms.multitask.run import run_multitask
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.paradigms.sanity import check_results
+from pipeline.params import Params
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
 

@@ -1,11 +1,11 @@
 """DVC stage `prepare`: load the dataset and write every split later stages use."""
 
-from pipeline.config.params import Params
-from pipeline.data.prepare import SPEC, prepare_data, write_prepared
-from pipeline.data.report import log_prepared
+from pipeline.data.prepare import prepare_data, write_prepared
+from pipeline.params import Params
 from pipeline.paths import PREPARED_DIR
 from pipeline.stage import stage_entry
 from pipeline.tracking.outputs import write_stage_metrics
+from pipeline.tracking.prepared_data import SPEC, log_prepared
 from pipeline.tracking.runs import stage_run
 
 

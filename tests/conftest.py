@@ -16,8 +16,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config.loading import parse_params
-from pipeline.config.params import Params
+from pipeline.params import Params, parse_params
 from pipeline.paths import StagePaths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

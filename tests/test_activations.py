@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pipeline.config.schema import ModelConfig, TrainerConfig
 from pipeline.memory.activations import SavedTensorBytes, predict_activation_bytes
 from pipeline.models.classifier import build_classifier
-from pipeline.models.lightning_module import ClassificationModule, classification_loss
+from pipeline.training.lightning_module import ClassificationModule, classification_loss
 
 
 def loss(module: nn.Module, batch: tuple) -> torch.Tensor:

@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.compare.charts import accuracy_chart, write_charts
 from pipeline.compare.deployment import deployment_cost, pareto_front, per_run
 from pipeline.compare.run import run_compare
-from pipeline.compare.sections import Results, memory_check
 from pipeline.compare.sources import fetch_predictions
-from pipeline.compare.table import by_variant, number
 from pipeline.errors import UserError
 from pipeline.paradigms import paradigms, registered
 from pipeline.paradigms.repeats import over_seeds
+from pipeline.reporting.charts import accuracy_chart, write_charts
+from pipeline.reporting.sections import Results, memory_check
+from pipeline.reporting.table import by_variant, number
 from pipeline.tracking.outputs import write_stage_metrics
 from tests import toy_paradigm
 from tests.conftest import PROJECT_ROOT, make_params, pretrained_workspace, stage_paths

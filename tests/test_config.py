@@ -9,11 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.config.loading import load_params, parse_params
-from pipeline.config.params import Params
 from pipeline.config.schema import MAX_SEED, StageSection, TrainerConfig, TrainerOverrides
 from pipeline.errors import ConfigError
 from pipeline.paradigms import paradigms
+from pipeline.params import Params, load_params, parse_params
 from tests.conftest import PROJECT_ROOT
 
 
@@ -122,7 +121,7 @@ def test_every_paradigm_section_has_trainer_overrides_and_a_stage_script():
 
 
 def test_the_gpu_profile_names_keys_params_yaml_has_and_makes_valid_params():
-    from pipeline.config.profile import profile_values
+    from pipeline.profile import profile_values
 
     values = profile_values(PROJECT_ROOT / "params-gpu.yaml", PROJECT_ROOT / "params.yaml")
     assert values["model.backbone"] == "resnet" and values["data.source"] == "torchvision"
@@ -131,7 +130,7 @@ def test_the_gpu_profile_names_keys_params_yaml_has_and_makes_valid_params():
 def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
     shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "pipeline.config.profile", *args],
+        [sys.executable, "-m", "pipeline.profile", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -264,8 +264,8 @@ def test_torchvision_source_without_torchvision_says_what_to_install(tmp_path):
     ],
 )
 def test_image_source_params_are_checked(data, key):
-    from pipeline.config.loading import parse_params
     from pipeline.errors import ConfigError
+    from pipeline.params import parse_params
 
     with pytest.raises(ConfigError, match=key):
         parse_params({"data": data})

@@ -12,7 +12,6 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from pipeline.config.loading import parse_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.data.prepared import load_task
 from pipeline.deployment.weights import count_nonzero_weights, count_weights
@@ -24,6 +23,7 @@ from pipeline.paradigms.compress.pruning import permanent, prunable, prune_globa
 from pipeline.paradigms.compress.run import run_compress
 from pipeline.paradigms.distill.loss import UNLABELLED, distillation_loss
 from pipeline.paradigms.distill.run import labelled_share, run_distill
+from pipeline.params import parse_params
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
 from tests.conftest import deep_merge, make_params, stage_paths

@@ -13,10 +13,10 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.loading import parse_params
 from pipeline.data.prepared import load_task
 from pipeline.io import atomic_dir, write_text
 from pipeline.models.checkpoint import load_classifier
+from pipeline.params import parse_params
 from pipeline.ranks import is_global_zero
 from pipeline.tracking.store import resolve_tracking_uri
 from tests.conftest import TINY, deep_merge, make_params

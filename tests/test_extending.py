@@ -10,12 +10,12 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.params import Params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError, UserError
 from pipeline.paradigms import BUILT_IN, paradigm, paradigms, registered
 from pipeline.paradigms.active_learning.config import QUERY_STRATEGIES
 from pipeline.paradigms.active_learning.strategies import STRATEGIES as QUERY_CLASSES
+from pipeline.params import Params
 from pipeline.paths import StagePaths
 from pipeline.sweep.run import run_sweep
 from tests import toy_paradigm
@@ -87,7 +87,7 @@ def test_loading_params_imports_no_paradigm_code_nor_torch():
     import subprocess
 
     code = (
-        "import sys; from pipeline.config.loading import load_params; load_params(); "
+        "import sys; from pipeline.params import load_params; load_params(); "
         "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'lightning') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)

@@ -19,8 +19,8 @@ from pipeline.data.splits import client_class_counts, label_skew, partition_shar
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
 from pipeline.models.reuse import starting_classifier
-from pipeline.paradigms.federated.batched import cannot_batch
-from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
+from pipeline.paradigms.federated.batched import BatchedClients, cannot_batch
+from pipeline.paradigms.federated.client import Client, ClientHalf, LocalTrainer, make_clients
 from pipeline.paradigms.federated.config import FEDERATED_STRATEGIES, FederatedConfig
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.run import federate, federation, run_federated
@@ -28,7 +28,6 @@ from pipeline.paradigms.federated.server import Server, fedavg
 from pipeline.paradigms.federated.simulation import run_rounds
 from pipeline.paradigms.federated.strategies import (
     STRATEGIES,
-    ClientHalf,
     Scaffold,
     ServerAdam,
     ServerMomentum,
@@ -583,12 +582,11 @@ def test_batched_clients_train_as_the_sequential_engine_up_to_float_order(model_
         codec = Codec("none", layout)
         half = build_strategy(strategy, cfg, layout, len(sizes)).client_half()
         trainer = LocalTrainer(model, 3, trainer_cfg, codec, batch_size=4, objective=half)
-        if batched:
-            trainer.batch_clients(clients_per_batch=4)  # two groups of clients: 4, then 2
+        engine = BatchedClients(trainer, clients_per_batch=4) if batched else trainer  # two groups: 4, then 2
         clients = [Client(k, X, y) for k, (X, y) in enumerate(random_clients(sizes))]
         start = trainer.weights()
         server = Server(start, codec)
-        records = run_rounds(server, trainer, clients, cfg, rng_for(0, "test"), after_round=lambda record: None)
+        records = run_rounds(server, engine, clients, cfg, rng_for(0, "test"), after_round=lambda record: None)
         runs.append((server.global_, [r.train_loss for r in records], trainer.state_bytes))
     (sequential, seq_losses, seq_bytes), (batched, batched_losses, batched_bytes) = runs
     assert (sequential - start).abs().max() > 1e-3  # the clients trained: far beyond the tolerance below
@@ -608,7 +606,7 @@ def test_what_cannot_batch_trains_one_client_after_another_and_says_why(prepared
     assignment = read_arrays(paths.prepared("federated"))["iid"]
     start = starting_classifier(params.model, data, prepared / "none.pt", False, params.seed).state_dict()
     scaffold = federation(params, data, assignment, "scaffold", start, "iid/scaffold")
-    assert (scaffold.client_training, scaffold.trainer.batched) == ("sequential", None)
+    assert (scaffold.client_training, scaffold.batched) == ("sequential", None)
     assert "SCAFFOLD" in scaffold.not_batched
     fedprox = federation(params, data, assignment, "fedprox", start, "iid/fedprox")
     assert (fedprox.client_training, fedprox.not_batched) == ("batched", None)

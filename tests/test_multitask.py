@@ -21,11 +21,11 @@ from pipeline.models.checkpoint import load_classifier, load_multitask
 from pipeline.models.classifier import build_classifier
 from pipeline.models.loss_weighting import FixedWeighting, UncertaintyWeighting
 from pipeline.models.multitask import Branch, build_multitask_net
-from pipeline.models.multitask_module import MultiTaskModule
 from pipeline.paradigms.multitask.config import TaskSpec
 from pipeline.paradigms.multitask.run import run_multitask
 from pipeline.paradigms.multitask.task_labels import derive_task_labels
 from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
+from pipeline.training.multitask_module import MultiTaskModule
 from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
 
 TINY_MULTITASK = {"trainer": {"max_epochs": 3, "batch_size": 128}}

@@ -120,8 +120,8 @@ def test_a_stage_on_a_buried_target_task_warns_once_and_tags_its_runs(signals, t
     ],
 )
 def test_a_wrong_scale_or_noise_unit_is_one_line_naming_key_value_and_choices(update, line):
-    from pipeline.config.loading import parse_params
     from pipeline.errors import ConfigError
+    from pipeline.params import parse_params
 
     with pytest.raises(ConfigError) as info:
         parse_params(update)

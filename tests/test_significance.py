@@ -16,13 +16,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.compare import sources
-from pipeline.compare.sections import Results, memory_check
-from pipeline.compare.significance import Scores, compare
 from pipeline.compare.sources import ListedRun, fetch_predictions, fetch_runs
-from pipeline.compare.table import by_variant
 from pipeline.paradigms.active_learning.compare import compare_with_random
 from pipeline.paradigms.multitask.compare import compare_with_separate_models
 from pipeline.paradigms.transfer.compare import compare_on_target
+from pipeline.reporting.sections import Results, memory_check
+from pipeline.reporting.significance import Scores, compare
+from pipeline.reporting.table import by_variant
 from pipeline.tracking import contract
 from pipeline.tracking.runs import experiment_id
 

@@ -18,10 +18,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.edit import apply_to_params, exp_run_command
-from pipeline.config.loading import load_params
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError
 from pipeline.paradigms.scratch.run import run_scratch
+from pipeline.params import load_params
 from pipeline.sweep.__main__ import main as sweep_main
 from pipeline.sweep.objective import pruning
 from pipeline.sweep.run import run_sweep

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config.loading import load_params, parse_params, read_yaml
+from pipeline.config.loading import read_yaml
 from pipeline.config.schema import DataConfig, ModelConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import load_task
@@ -20,6 +20,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.io import write_npz
 from pipeline.models.checkpoint import load_classifier
 from pipeline.models.classifier import build_classifier
+from pipeline.params import load_params, parse_params
 from pipeline.seeding import rng_for
 from tests.conftest import make_params
 

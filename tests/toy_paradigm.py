@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import Field
 
-from pipeline.compare.sections import Results, Section, col, flag_sanity, headline_seeds, linked, seeds, verdict_words
-from pipeline.compare.significance import compare
-from pipeline.compare.table import markdown_table, number
 from pipeline.config.schema import StageSection
 from pipeline.paradigms import Paradigm, Ref
 from pipeline.paths import MODEL_FILE, StagePaths
+from pipeline.reporting.sections import Results, Section, col, flag_sanity, headline_seeds, linked, seeds, verdict_words
+from pipeline.reporting.significance import compare
+from pipeline.reporting.table import markdown_table, number
 
 if TYPE_CHECKING:
-    from pipeline.config.params import Params
+    from pipeline.params import Params
 
 
 class NarrowConfig(StageSection):
@@ -43,7 +43,7 @@ def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dic
     from pipeline.models.classifier import build_classifier
     from pipeline.paradigms.fitted import train_classifier
     from pipeline.seeding import seed_everything
-    from pipeline.tracking.contract import RunSpec, SavedModel
+    from pipeline.tracking.contract import SavedModel
 
     paths = paths or StagePaths.of(PARADIGM.stage)
     task = load_task(paths.prepared(PARADIGM.task))
@@ -55,7 +55,7 @@ def run_narrow(params: Params, paths: StagePaths | None = None) -> dict[str, dic
         lambda path: save_classifier(path, model, narrow, task.input_shape, task.classes),
         lambda: model,  # the network the run's MLflow Model serves
     )
-    entry, _ = train_classifier(params, RunSpec.of(PARADIGM, "narrow"), model, task, saved)
+    entry, _ = train_classifier(params, PARADIGM.run_spec("narrow"), model, task, saved)
     return {"narrow": entry}
 
 

@@ -1,6 +1,6 @@
 """Each question's winner in the MLflow Model Registry: ``<experiment>-<question>@champion``.
 
-For every question the comparison answers (a section's :class:`~pipeline.compare.sections.Champion`),
+For every question the comparison answers (a section's :class:`~pipeline.reporting.sections.Champion`),
 the winning run's MLflow Model (``runs:/<run id>/model``) becomes a version of the registered model
 ``<experiment>-<question>`` and the alias :data:`ALIAS` points at it. The alias moves only when the
 winner changed: a comparison that picks the run the alias already names adds no version, and a winner
@@ -23,10 +23,10 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.compare.sections import Champion
 from pipeline.credentials import masked
 from pipeline.errors import OutsideFault
 from pipeline.failures import describe, refusal_status
+from pipeline.reporting.sections import Champion
 from pipeline.tracking.runs import MODEL_NAME
 
 ALIAS = "champion"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.compare.sections import Section, seeds
-from pipeline.compare.table import cell, shown
+from pipeline.reporting.sections import Section, seeds
+from pipeline.reporting.table import cell, shown
 
 TERMINAL = {
     "run": lambda row: row["label"],

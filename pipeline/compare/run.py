@@ -21,11 +21,9 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipeline.compare.charts import write_charts
 from pipeline.compare.deployment import deployment_cost, per_run
 from pipeline.compare.registry import register_champions
 from pipeline.compare.report import markdown, mlflow_note, terminal_summary
-from pipeline.compare.sections import EVERY_RUN, Results, every_run, memory_check
 from pipeline.compare.sources import (
     experiment_url,
     fetch_predictions,
@@ -35,12 +33,14 @@ from pipeline.compare.sources import (
     run_url,
     ui_url,
 )
-from pipeline.compare.table import by_variant, shown
-from pipeline.config.params import Params
 from pipeline.credentials import masked
 from pipeline.io import write_text
 from pipeline.paradigms import paradigms
+from pipeline.params import Params
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORTS_DIR
+from pipeline.reporting.charts import write_charts
+from pipeline.reporting.sections import EVERY_RUN, Results, every_run, memory_check
+from pipeline.reporting.table import by_variant, shown
 from pipeline.tracking.outputs import write_csv
 from pipeline.tracking.runs import RunSpec, stage_run
 from pipeline.tracking.store import resolve_tracking_uri

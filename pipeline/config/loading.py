@@ -1,33 +1,21 @@
-"""Read params.yaml and turn schema violations into one readable line per problem."""
+"""Read a params file and turn schema violations into one readable line per problem.
+
+Which schema is the caller's: the whole params.yaml's is put together above the paradigms (:mod:`pipeline.params`).
+"""
 
 from __future__ import annotations
 
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.config.params import Params, params_model
 from pipeline.errors import ConfigError
 
-DEFAULT_PARAMS_FILE = Path("params.yaml")
-
-
-def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate a params file; raise :class:`ConfigError` naming the key on any problem.
-
-    An empty file is refused here (a profile may be empty, a run's params may not): it would run every stage on the
-    defaults without a word, which is rarely what an emptied or truncated file meant."""
-    raw = read_yaml(path)
-    if raw == {}:
-        raise ConfigError(
-            f"{path}: empty; restore it with `git checkout {path}`, or write in it the sections to change "
-            "(the rest keep their defaults)"
-        )
-    return parse_params(raw, source=str(path))
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _RepeatedKey(ValueError):
@@ -86,11 +74,11 @@ def read_yaml(path: str | Path) -> Any:
     return raw if raw is not None else {}
 
 
-def parse_params(raw: Any, source: str = "params") -> Params:
-    """Validate a params mapping (as read from YAML)."""
+def validated(raw: Any, model: type[ModelT], source: str) -> ModelT:
+    """``raw`` (a params tree as read from YAML) checked against ``model``, or a :class:`ConfigError` with one line
+    per problem, each naming the key, the value and what is allowed."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
-    model = params_model()
     try:
         return model.model_validate(raw)
     except ValidationError as err:

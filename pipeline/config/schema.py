@@ -3,7 +3,7 @@
 Every section forbids unknown keys, so a typo stops the stage instead of being ignored.
 The shared sections (``seed``, ``repeats``, ``data``, ``model``, ``trainer``, ``tracking``, ``deployment``, ``prepare``,
 ``compare``, ``sweep``) are here; each paradigm's section lives with its code
-(``pipeline/paradigms/<stage>/config.py``) and :mod:`pipeline.config.params` puts them together.
+(``pipeline/paradigms/<stage>/config.py``) and :mod:`pipeline.params` puts them together.
 A paradigm's section may carry ``trainer:`` overrides of the shared trainer options
 (:class:`StageSection`); :meth:`SharedParams.trainer_for` merges them.
 """
@@ -308,7 +308,10 @@ MAX_SEED = 2**31 - 1
 
 
 class SharedParams(Section):
-    """The sections every stage shares; :func:`pipeline.config.params.params_model` adds one per paradigm."""
+    """The sections every stage shares; :func:`pipeline.params.params_model` adds one per paradigm.
+
+    Code below the registry (the paradigms, tracking, data) names its params by this class: the object it gets is
+    the whole file's model, a subclass, so a paradigm finds its own section on it (``params.<stage>``)."""
 
     # each registered paradigm's rules across sections (``checks(params)`` raises ValueError), set by params_model
     cross_checks: ClassVar[tuple[Callable[[Any], None], ...]] = ()

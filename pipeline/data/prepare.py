@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.params import Params
-from pipeline.config.schema import PrepareConfig
+from pipeline.config.schema import PrepareConfig, SharedParams
 from pipeline.data.baselines import fit_baselines
 from pipeline.data.prepared import SPLITS, TaskData, save_task
 from pipeline.data.scaling import SCALING_FILE, Scaling, fit_scaling
@@ -39,9 +38,7 @@ from pipeline.data.splits import (
 from pipeline.errors import ConfigError
 from pipeline.io import write_npz
 from pipeline.seeding import rng_for
-from pipeline.tracking.runs import RunSpec
 
-SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
 NOISE_WARNING_RATIO = 1.0  # domain-shift noise above this many source standard deviations draws a warning
 
 
@@ -84,7 +81,7 @@ class PreparedData:
         return out
 
 
-def prepare_data(params: Params) -> PreparedData:
+def prepare_data(params: SharedParams) -> PreparedData:
     raw = load_dataset(params.data)
     where = raw.name if params.data.source == "digits" else str(params.data.path)
     source_ids, target_ids = _transfer_halves(raw, params, where)
@@ -134,7 +131,7 @@ def write_prepared(prepared: PreparedData, out_dir: str | Path) -> None:
     prepared.scaling.save(out_dir / SCALING_FILE)
 
 
-def _transfer_halves(dataset: Dataset, params: Params, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _transfer_halves(dataset: Dataset, params: SharedParams, where: str) -> tuple[np.ndarray, np.ndarray]:
     """The ids of the source task and of the target task (``prepare.target_kind``)."""
     cfg = params.prepare
     all_ids = np.arange(len(dataset.y))
@@ -146,7 +143,9 @@ def _transfer_halves(dataset: Dataset, params: Params, where: str) -> tuple[np.n
     )
 
 
-def _target_task(dataset: Dataset, ids: np.ndarray, source_train: np.ndarray, params: Params, where: str) -> TaskData:
+def _target_task(
+    dataset: Dataset, ids: np.ndarray, source_train: np.ndarray, params: SharedParams, where: str
+) -> TaskData:
     """The scarce target task; under ``domain_shift`` its inputs carry Gaussian noise, scaled per
     ``prepare.noise_unit`` against the source training inputs ``source_train``."""
     cfg = params.prepare
@@ -201,7 +200,12 @@ def _source_class_indices(dataset: Dataset, source_classes: list[int] | None) ->
 
 
 def _split(
-    dataset: Dataset, ids: np.ndarray, params: Params, where: str, name: str, not_in_test: np.ndarray | None = None
+    dataset: Dataset,
+    ids: np.ndarray,
+    params: SharedParams,
+    where: str,
+    name: str,
+    not_in_test: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """A task with plenty of labels: stratified train/val/test fractions of ``ids``."""
     rng = rng_for(params.seed, f"{name}/split")
@@ -210,7 +214,7 @@ def _split(
     )
 
 
-def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: Params, where: str) -> TaskData:
+def _scarce_task(dataset: Dataset, X: np.ndarray, ids: np.ndarray, params: SharedParams, where: str) -> TaskData:
     """The target task: a test fraction, then ``target_val_per_class`` and ``shots_per_class`` labels per class."""
     cfg = params.prepare
     rng = rng_for(params.seed, "target/split")

@@ -14,15 +14,15 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData
-from pipeline.models.lightning_module import OUTPUT, ClassificationModule, OptimizerFactory
 from pipeline.tracking.contract import Metrics, RunSpec, SavedModel, Trained, tracked_run
+from pipeline.training.lightning_module import OUTPUT, ClassificationModule, OptimizerFactory
 from pipeline.training.runner import fit_and_test, make_loaders
 
 
 def train_classifier(
-    params: Params,
+    params: SharedParams,
     spec: RunSpec,
     model: nn.Module,
     task: TaskData,
@@ -48,7 +48,7 @@ def train_classifier(
 
 
 def fit_tracked(
-    params: Params,
+    params: SharedParams,
     spec: RunSpec,
     module: pl.LightningModule,
     loaders: dict[str, DataLoader],

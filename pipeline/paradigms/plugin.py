@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 if TYPE_CHECKING:
     from pipeline.config.schema import StageSection
+    from pipeline.tracking.runs import RunSpec
 
 Task = Literal["source", "target", "full"]  # prepare's tasks: data/prepared/<task>.npz
 Baseline = Literal["chance", "majority", "logistic"]  # pipeline.data.baselines
@@ -82,6 +83,12 @@ class Paradigm:
         return cls(
             stage, config, task, Ref(f"{package}.run:run_{stage}"), section, sweep_metric, checks, judged_against
         )
+
+    def run_spec(self, variant: str, paradigm: Optional[str] = None) -> RunSpec:
+        """A run of its stage; ``paradigm`` tags a control trained alongside (e.g. ``single_task``)."""
+        from pipeline.tracking.runs import RunSpec  # here, not above: a declaration stays light (no MLflow)
+
+        return RunSpec(self.stage, paradigm or self.stage, variant, self.sections)
 
     @property
     def sections(self) -> tuple[str, ...]:

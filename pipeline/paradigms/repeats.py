@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 
 StageRuns = dict[str, dict]  # variant -> {"run_id": ..., <metric>: value}
 
 
-def over_seeds(run_stage: Callable[[Params], StageRuns], params: Params) -> StageRuns:
+def over_seeds(run_stage: Callable[[SharedParams], StageRuns], params: SharedParams) -> StageRuns:
     extra: StageRuns = {}
     for seed in range(params.seed + 1, params.seed + params.repeats):
         for variant, entry in run_stage(params.model_copy(update={"seed": seed})).items():

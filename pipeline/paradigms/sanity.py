@@ -18,7 +18,7 @@ from typing import Optional
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import read_judgement
 from pipeline.paradigms.plugin import Paradigm
 from pipeline.paradigms.repeats import StageRuns
@@ -48,7 +48,7 @@ def judge(baselines: dict[str, float], best: float, judged_against: tuple[str, .
 
 
 def check_results(
-    paradigm: Paradigm, runs: StageRuns, params: Params, prepared_dir: Path = PREPARED_DIR
+    paradigm: Paradigm, runs: StageRuns, params: SharedParams, prepared_dir: Path = PREPARED_DIR
 ) -> Optional[str]:
     """The stage's warning, printed and tagged on its ``runs``; None when all is well."""
     baselines, notes = read_judgement(Path(prepared_dir) / f"{paradigm.task}.npz")

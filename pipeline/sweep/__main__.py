@@ -11,10 +11,10 @@ import argparse
 import math
 import time
 
+from pipeline.cli import ArgumentParser, cli_entry
 from pipeline.config.edit import apply_to_params, exp_run_command
-from pipeline.config.loading import DEFAULT_PARAMS_FILE, load_params
 from pipeline.paradigms import paradigms
-from pipeline.stage import ArgumentParser, cli_entry
+from pipeline.params import DEFAULT_PARAMS_FILE, load_params
 from pipeline.sweep.storage import DEFAULT_STORAGE, HEARTBEAT_S, check_storage
 from pipeline.sweep.study import IDLE_WAIT_S
 

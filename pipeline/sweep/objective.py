@@ -17,9 +17,9 @@ from typing import Iterator
 import lightning.pytorch as pl
 import optuna
 
-from pipeline.config.params import Params
 from pipeline.paradigms import paradigm
 from pipeline.paradigms.repeats import StageRuns, over_seeds
+from pipeline.params import Params
 from pipeline.paths import StagePaths
 from pipeline.training.runner import FIT_CALLBACKS
 

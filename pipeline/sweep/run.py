@@ -17,9 +17,9 @@ from typing import Any, Optional
 import optuna
 from mlflow.tracking import MlflowClient
 
-from pipeline.config.params import Params
 from pipeline.credentials import masked
 from pipeline.paradigms import paradigm
+from pipeline.params import Params
 from pipeline.sweep.objective import pruning, run_trial
 from pipeline.sweep.space import check_space, stage_sweep, suggest, with_values
 from pipeline.sweep.storage import HEARTBEAT_S, check_storage, storage_for

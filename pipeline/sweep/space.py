@@ -13,10 +13,10 @@ from typing import Any
 import optuna
 
 from pipeline.config.edit import set_dotted
-from pipeline.config.loading import parse_params, section_model
-from pipeline.config.params import Params, params_model
+from pipeline.config.loading import section_model
 from pipeline.config.schema import SearchDimension, StageSweep
 from pipeline.errors import ConfigError
+from pipeline.params import Params, params_model, parse_params
 
 
 def stage_sweep(params: Params, stage: str) -> StageSweep:

@@ -23,14 +23,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import mlflow
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config.schema import DeploymentConfig, ModelConfig
+from pipeline.config.schema import DeploymentConfig, ModelConfig, SharedParams
 from pipeline.data.prepared import TaskData
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC
 from pipeline.deployment.inference import LATENCY_P50, LATENCY_P95, THROUGHPUT, measure_inference
@@ -45,9 +45,6 @@ from pipeline.tracking.datasets import log_datasets
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC, MODEL_LOGGING_METRIC, log_mlflow_model
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, RunSpec, stage_run
 from pipeline.tracking.step_metrics import StepMetrics
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
 
 __all__ = ["CONTRACT_METRICS", "CONTRACT_TAGS", "RunSpec", "SavedModel", "Trained", "TrackedRun", "tracked_run"]
 
@@ -191,7 +188,7 @@ class TrackedRun:
 
 
 @contextmanager
-def tracked_run(params: Params, spec: RunSpec, tags: Optional[dict[str, str]] = None) -> Iterator[TrackedRun]:
+def tracked_run(params: SharedParams, spec: RunSpec, tags: Optional[dict[str, str]] = None) -> Iterator[TrackedRun]:
     """The stage's MLflow run for ``spec`` (FINISHED on success, FAILED if the block raises), with ``tags``."""
     with stage_run(params, spec) as run:
         mlflow.set_tags(tags or {})

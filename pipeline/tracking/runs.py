@@ -22,12 +22,11 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.config.edit import flatten
 from pipeline.credentials import masked
+from pipeline.threads import use_threads
 from pipeline.tracking.store import REMOTE_SCHEMES, open_store, owner_tags
-from pipeline.training.threads import use_threads
 
 if TYPE_CHECKING:
-    from pipeline.config.params import Params
-    from pipeline.paradigms.plugin import Paradigm
+    from pipeline.config.schema import SharedParams
 
 LOCAL_ARTIFACTS_DIR = Path("mlartifacts")
 # A run's test answers: per output <output>_true and <output>_pred, int arrays in test-split order. The run
@@ -81,11 +80,6 @@ class RunSpec:
     variant: str
     sections: tuple[str, ...]
 
-    @classmethod
-    def of(cls, entry: Paradigm, variant: str, paradigm: Optional[str] = None) -> RunSpec:
-        """A run of ``entry``'s stage; ``paradigm`` tags a control trained alongside (e.g. ``centralized``)."""
-        return cls(entry.stage, paradigm or entry.stage, variant, entry.sections)
-
     @property
     def label(self) -> str:
         """How progress lines and reports name the run (:func:`run_label`)."""
@@ -93,7 +87,7 @@ class RunSpec:
 
 
 @contextmanager
-def stage_run(params: Params, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
+def stage_run(params: SharedParams, spec: RunSpec) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run for one stage and variant: FINISHED on success, FAILED if the block raises.
 
     ``spec.sections`` are the params.yaml sections the stage depends on (as in dvc.yaml); their
@@ -133,7 +127,7 @@ def run_label(stage: str, variant: str, separator: str = "/") -> str:
     return stage if variant in ("", stage) else f"{stage}{separator}{variant}"
 
 
-def _effective_trainer(params: Params, stage: str) -> dict[str, Any]:
+def _effective_trainer(params: SharedParams, stage: str) -> dict[str, Any]:
     section = getattr(params, stage, None)
     if section is None or not hasattr(section, "trainer"):
         return {}

@@ -21,9 +21,9 @@ from torch import nn
 from pipeline.config.schema import TrainerConfig
 from pipeline.memory import model_state_bytes
 from pipeline.memory.activations import ESTIMATED, MEASURED, SavedTensorBytes, predict_activation_bytes
-from pipeline.models.lightning_module import ClassificationModule
 from pipeline.tracking.contract import Trained
 from pipeline.training.clock import now
+from pipeline.training.lightning_module import ClassificationModule
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

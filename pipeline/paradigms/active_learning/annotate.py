@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.config.loading import load_params
-from pipeline.config.params import Params
+from pipeline.cli import ArgumentParser, cli_entry
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.errors import DataError, UserError
 from pipeline.io import atomic_dir, write_text
@@ -38,10 +38,9 @@ from pipeline.paradigms.active_learning.learner import Learner
 from pipeline.paradigms.active_learning.rounds import PseudoLabels, evaluate, query, query_size, train_round
 from pipeline.paradigms.active_learning.session import Session, positions_of
 from pipeline.paradigms.active_learning.strategies import STRATEGIES, query_strategy
+from pipeline.params import load_params
 from pipeline.paths import StagePaths
 from pipeline.seeding import rng_for
-from pipeline.stage import ArgumentParser, cli_entry
-from pipeline.tracking.contract import RunSpec
 from pipeline.tracking.figures import as_image
 from pipeline.tracking.runs import stage_run
 from pipeline.tracking.store import open_store
@@ -52,7 +51,7 @@ PIXELS_PER_CELL = 16  # an 8x8 digit becomes a 128x128 PNG
 
 
 def export_query(
-    params: Params,
+    params: SharedParams,
     folder: Path = LABELLING_DIR,
     strategy: Optional[str] = None,
     paths: StagePaths = StagePaths.of(PARADIGM.stage),
@@ -94,7 +93,7 @@ def export_query(
 
 
 def import_answers(
-    params: Params, csv: Path, folder: Path = LABELLING_DIR, paths: StagePaths = StagePaths.of(PARADIGM.stage)
+    params: SharedParams, csv: Path, folder: Path = LABELLING_DIR, paths: StagePaths = StagePaths.of(PARADIGM.stage)
 ) -> Session:
     """Add the answers in ``csv`` to the labelled set, or refuse them all and change nothing."""
     folder = Path(folder)
@@ -153,7 +152,9 @@ def read_answers(path: Path, expected: list[int], classes: list[str]) -> dict[in
     return dict(zip(table["id"].tolist(), table["label"].tolist()))
 
 
-def _open_session(params: Params, folder: Path, strategy: Optional[str], data: TaskData, paths: StagePaths) -> Session:
+def _open_session(
+    params: SharedParams, folder: Path, strategy: Optional[str], data: TaskData, paths: StagePaths
+) -> Session:
     session = Session.load(folder)
     if session is None:
         chosen = strategy or next((s for s in params.active_learning.strategies if s != CONTROL), CONTROL)
@@ -184,11 +185,11 @@ def _query_csv(folder: Path, round_: int) -> Path:
     return folder / f"round_{round_:02d}" / "query.csv"
 
 
-def _log_round(params: Params, session: Session, labels: int, row: dict[str, float]) -> None:
+def _log_round(params: SharedParams, session: Session, labels: int, row: dict[str, float]) -> None:
     """The model trained on ``labels`` labels, into the session's MLflow run (opened on the first export)."""
     open_store(params.tracking)
     if session.run_id is None:
-        with stage_run(params, RunSpec.of(PARADIGM, f"human/{session.strategy}")) as run:
+        with stage_run(params, PARADIGM.run_spec(f"human/{session.strategy}")) as run:
             mlflow.set_tags({"strategy": session.strategy, "oracle": "human"})
             mlflow.log_metrics(row, step=labels)
         session.run_id = run.info.run_id

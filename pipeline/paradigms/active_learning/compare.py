@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.compare.charts import curves_chart, mean_curves
-from pipeline.compare.sections import (
+from pipeline.paradigms.active_learning.config import CONTROL
+from pipeline.reporting.charts import curves_chart, mean_curves
+from pipeline.reporting.sections import (
     Champion,
     Results,
     Section,
@@ -20,8 +21,7 @@ from pipeline.compare.sections import (
     standing_phrase,
     variant,
 )
-from pipeline.compare.table import cell, markdown_table
-from pipeline.paradigms.active_learning.config import CONTROL
+from pipeline.reporting.table import cell, markdown_table
 
 TITLE = "Active-learning strategies vs random"
 QUESTION = "active-learning"

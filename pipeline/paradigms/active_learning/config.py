@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from pipeline.config.schema import StageSection, once_each, refuse_trainer_keys
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams, StageSection, once_each, refuse_trainer_keys
 
 # one class each in pipeline.paradigms.active_learning.strategies (a test keeps the two in step)
 QueryStrategy = Literal["random", "least_confidence", "margin", "entropy", "bald"]
@@ -55,7 +52,7 @@ class ActiveLearningConfig(StageSection):
         return f"{strategy}+pseudo" if self.cooperative else strategy
 
 
-def check_active_learning(params: Params) -> None:
+def check_active_learning(params: SharedParams) -> None:
     from pipeline.paradigms.active_learning.strategies import query_strategy  # numpy only: baal loads when ranking
 
     al = params.active_learning

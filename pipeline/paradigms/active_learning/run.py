@@ -23,11 +23,10 @@ import mlflow
 import numpy as np
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.io import atomic_dir
 from pipeline.memory import PeakMemory
-from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.active_learning import PARADIGM
 from pipeline.paradigms.active_learning.config import CONTROL
@@ -38,13 +37,14 @@ from pipeline.paradigms.active_learning.rounds import Row, Simulation, simulate
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
-from pipeline.tracking.contract import RunSpec, SavedModel, tracked_run
+from pipeline.tracking.contract import SavedModel, tracked_run
 from pipeline.tracking.outputs import write_csv
+from pipeline.training.lightning_module import OUTPUT
 
 SCORES = ("test", "val", "train")  # the last round's scores are the run's
 
 
-def run_active_learning(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_active_learning(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """Every strategy from the same seed set and start; the models folder appears once all are saved."""
     cfg = params.active_learning
     data = load_task(paths.prepared(PARADIGM.task))
@@ -65,7 +65,7 @@ def run_active_learning(params: Params, paths: StagePaths = StagePaths.of(PARADI
 
 
 def run_strategy(
-    params: Params,
+    params: SharedParams,
     data: TaskData,
     seed_state: LabelState,
     strategy: str,
@@ -75,7 +75,7 @@ def run_strategy(
 ) -> tuple[dict, list[Row]]:
     """One strategy's rounds in its own run; ``control`` is random's run entry (None for random itself)."""
     cfg, trainer_cfg = params.active_learning, params.trainer_for(PARADIGM.stage)
-    spec = RunSpec.of(PARADIGM, cfg.variant(strategy))
+    spec = PARADIGM.run_spec(cfg.variant(strategy))
     seed_everything(params.seed)
     model = classifier_with(params.model, data, start)
     learner = Learner(model, data.num_classes, trainer_cfg, cfg.train_steps, cfg.warm_start)

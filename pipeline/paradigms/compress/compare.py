@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from pipeline.compare.sections import (
+from pipeline.reporting.sections import (
     Results,
     Section,
     before_link,
@@ -19,8 +19,8 @@ from pipeline.compare.sections import (
     variant,
     verdict_cell,
 )
-from pipeline.compare.significance import compare
-from pipeline.compare.table import cell, markdown_table, number
+from pipeline.reporting.significance import compare
+from pipeline.reporting.table import cell, markdown_table, number
 
 TITLE = "Compression: smaller models against the uncompressed teacher (full task)"
 QUESTION = "compress"

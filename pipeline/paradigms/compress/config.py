@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 from pydantic import Field, field_validator
 
-from pipeline.config.schema import StageSection
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams, StageSection
 
 Sparsity = Annotated[float, Field(ge=0, lt=1)]
 
@@ -42,7 +39,7 @@ def prune_variant(sparsity: float) -> str:
     return f"prune-{sparsity:g}"
 
 
-def check_compress(params: Params) -> None:
+def check_compress(params: SharedParams) -> None:
     if params.compress.int8 is True and params.model.backbone != "mlp":
         raise ValueError(
             f"compress.int8 = true: dynamic int8 quantisation covers linear layers only, and the "

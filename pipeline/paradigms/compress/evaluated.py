@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import SPLITS, TaskData
 from pipeline.memory import PeakMemory
-from pipeline.models.lightning_module import OUTPUT
 from pipeline.tracking.contract import Metrics, RunSpec, SavedModel, Trained, tracked_run
+from pipeline.training.lightning_module import OUTPUT
 from pipeline.training.scores import classification_scores
 
 
@@ -35,7 +35,7 @@ def score(network: nn.Module, task: TaskData, device: torch.device) -> tuple[Met
 
 
 def evaluated_run(
-    params: Params,
+    params: SharedParams,
     spec: RunSpec,
     compress: Callable[[], nn.Module],
     task: TaskData,

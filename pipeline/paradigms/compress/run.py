@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config.params import Params
-from pipeline.config.schema import TrainerConfig
+from pipeline.config.schema import SharedParams, TrainerConfig
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC, relative_cost
 from pipeline.deployment.inference import LATENCY_P50, THROUGHPUT
@@ -36,7 +35,7 @@ from pipeline.paradigms.compress.pruning import permanent, prune_globally, spars
 from pipeline.paradigms.fitted import train_classifier
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
-from pipeline.tracking.contract import Metrics, RunSpec, SavedModel
+from pipeline.tracking.contract import Metrics, SavedModel
 from pipeline.tracking.outputs import write_csv
 
 PREFIX = "compress"  # each variant's metrics against the reference: compress/acc_drop, compress/size_ratio, ...
@@ -44,7 +43,7 @@ PLOTTED = ("test/acc", "compress/acc_drop", SIZE_METRIC, NONZERO_METRIC, LATENCY
 CPU = torch.device("cpu")
 
 
-def run_compress(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_compress(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """Every compression of the teacher in turn; the models folder appears once all of them are saved."""
     task = load_task(paths.prepared(PARADIGM.task))
     teacher, _ = load_classifier(paths.teacher, params.model, "distill")
@@ -59,7 +58,7 @@ def run_compress(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     with atomic_dir(paths.models) as out:
         runs["reference"] = evaluated_run(
             params,
-            RunSpec.of(PARADIGM, "reference"),
+            PARADIGM.run_spec("reference"),
             lambda: copy.deepcopy(teacher),
             task,
             lambda net: SavedModel.classifier(out / "reference.pt", net, model_cfg, task),
@@ -72,7 +71,7 @@ def run_compress(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
         if cfg.int8_for(model_cfg.backbone):
             runs["int8"] = evaluated_run(
                 params,
-                RunSpec.of(PARADIGM, "int8"),
+                PARADIGM.run_spec("int8"),
                 lambda: quantize_int8(teacher),
                 task,
                 lambda net: SavedModel(
@@ -89,7 +88,7 @@ def run_compress(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
         if cfg.fp16:
             runs["fp16"] = evaluated_run(
                 params,
-                RunSpec.of(PARADIGM, "fp16"),
+                PARADIGM.run_spec("fp16"),
                 lambda: HalfPrecision(teacher),
                 task,
                 lambda net: SavedModel(
@@ -106,7 +105,7 @@ def run_compress(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     return runs
 
 
-def _pruned(params: Params, teacher: Classifier, share: float, task: TaskData, out: Path, against) -> dict:
+def _pruned(params: SharedParams, teacher: Classifier, share: float, task: TaskData, out: Path, against) -> dict:
     """The teacher pruned to ``share`` of zeros, fine-tuned with them held, saved packed."""
     seed_everything(params.seed)
     model = prune_globally(copy.deepcopy(teacher), share)
@@ -118,7 +117,7 @@ def _pruned(params: Params, teacher: Classifier, share: float, task: TaskData, o
     )
     entry, _ = train_classifier(
         params,
-        RunSpec.of(PARADIGM, prune_variant(share)),
+        PARADIGM.run_spec(prune_variant(share)),
         model,
         task,
         saved,

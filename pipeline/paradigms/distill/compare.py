@@ -3,7 +3,7 @@ and both against their teacher's accuracy, size and latency."""
 
 from __future__ import annotations
 
-from pipeline.compare.sections import (
+from pipeline.reporting.sections import (
     Results,
     Section,
     before_link,
@@ -18,8 +18,8 @@ from pipeline.compare.sections import (
     variant,
     verdict_words,
 )
-from pipeline.compare.significance import compare
-from pipeline.compare.table import cell, markdown_table
+from pipeline.reporting.significance import compare
+from pipeline.reporting.table import cell, markdown_table
 
 TITLE = "Distillation: student from the teacher vs student from labels alone (full task)"
 QUESTION = "distill"

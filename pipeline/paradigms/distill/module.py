@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from pipeline.config.schema import TrainerConfig
-from pipeline.models.lightning_module import ClassificationModule, OptimizerFactory
 from pipeline.paradigms.distill.loss import distillation_loss
+from pipeline.training.lightning_module import ClassificationModule, OptimizerFactory
 
 
 class DistillationModule(ClassificationModule):

@@ -27,23 +27,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.config.params import Params
-from pipeline.config.schema import ModelConfig
+from pipeline.config.schema import ModelConfig, SharedParams
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC, relative_cost
 from pipeline.deployment.inference import LATENCY_P50
 from pipeline.deployment.weights import count_weights
 from pipeline.io import atomic_dir
 from pipeline.models.classifier import Classifier, build_classifier
-from pipeline.models.lightning_module import OUTPUT
 from pipeline.paradigms.distill import PARADIGM
 from pipeline.paradigms.distill.loss import UNLABELLED
 from pipeline.paradigms.distill.module import DistillationModule
 from pipeline.paradigms.fitted import fit_tracked, train_classifier
 from pipeline.paths import TEACHER_CHECKPOINT, StagePaths
 from pipeline.seeding import rng_for, seed_everything
-from pipeline.tracking.contract import Metrics, RunSpec, SavedModel
+from pipeline.tracking.contract import Metrics, SavedModel
 from pipeline.tracking.outputs import write_csv
+from pipeline.training.lightning_module import OUTPUT
 from pipeline.training.runner import make_loaders
 
 PREFIX = "distill"  # the students' metrics against the teacher: distill/size_ratio, distill/agreement, ...
@@ -51,7 +50,7 @@ PLOTTED = ("test/acc", "params/total", SIZE_METRIC, NONZERO_METRIC, LATENCY_P50)
 SCORE = "val/distilled_best_loss"  # the distilled student's best validation loss: what a sweep of the stage minimises
 
 
-def run_distill(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_distill(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """The teacher, the control student and the distilled student; the models folder appears once all are saved."""
     task = load_task(paths.prepared(PARADIGM.task))
     cfg, student_cfg = params.distill, params.distill.student.of(params.model)
@@ -60,7 +59,7 @@ def run_distill(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage
         seed_everything(params.seed)
         teacher = build_classifier(params.model, task.input_shape, task.num_classes)
         runs["teacher"], trained["teacher"] = train_classifier(
-            params, RunSpec.of(PARADIGM, "teacher"), teacher, task, out / TEACHER_CHECKPOINT.name
+            params, PARADIGM.run_spec("teacher"), teacher, task, out / TEACHER_CHECKPOINT.name
         )
         teacher_answers = trained["teacher"].predictions[OUTPUT][1]
 
@@ -77,7 +76,7 @@ def run_distill(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage
         known = labelled_share(task.y["train"], cfg.labelled_fraction, params.seed)
         runs["student"], trained["student"] = train_classifier(
             params,
-            RunSpec.of(PARADIGM, "student"),
+            PARADIGM.run_spec("student"),
             student,
             _only(task, known),
             SavedModel.classifier(out / "student.pt", student, student_cfg, task),
@@ -93,7 +92,7 @@ def run_distill(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage
 
 
 def _distil(
-    params: Params,
+    params: SharedParams,
     task: TaskData,
     known: np.ndarray,
     teacher: Classifier,
@@ -116,7 +115,7 @@ def _distil(
     )  # fmt: skip
     return fit_tracked(
         params,
-        RunSpec.of(PARADIGM, "distilled"),
+        PARADIGM.run_spec("distilled"),
         module,
         loaders,
         task,

@@ -18,19 +18,19 @@ trains its clients one after another.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
 from torch.func import functional_call, vmap
 
-from pipeline.models.lightning_module import classification_loss
+from pipeline.paradigms.federated.wire import to_bytes
 from pipeline.training.clock import now
 from pipeline.training.in_memory import TrainingPass
+from pipeline.training.lightning_module import classification_loss
 from pipeline.training.optimizers import build_optimizer
 
 if TYPE_CHECKING:
-    from pipeline.paradigms.federated.client import Client, LocalTrainer
-    from pipeline.paradigms.federated.strategies import ClientHalf
+    from pipeline.paradigms.federated.client import Client, ClientHalf, LocalTrainer
 
 
 def cannot_batch(objective: ClientHalf, precision: str) -> Optional[str]:
@@ -58,6 +58,20 @@ class BatchedClients:
         self.counters = {name: b for name, b in model.named_buffers() if not b.is_floating_point()}
         self.params: list[torch.Tensor] = []  # the stacked tensors that train: what the local objective sees
         self._room: Optional[torch.Tensor] = None
+
+    def rounds(
+        self, clients: list[Client], message: bytes, epochs: int, generators: list[torch.Generator]
+    ) -> Iterator[tuple[Client, bytes, TrainingPass]]:
+        """What :meth:`LocalTrainer.rounds <pipeline.paradigms.federated.client.LocalTrainer.rounds>` gives, each
+        client's reply to ``message`` and its pass, from groups of clients trained at once."""
+        trainer = self.trainer
+        start, extras = trainer.unpack(message)
+        for client in clients:
+            trainer.objective.on_message(trainer, client, extras)
+        order, weights, passes = self.train(clients, start, epochs, generators)
+        for k, row, done in zip(order, weights, passes):
+            client = clients[k]
+            yield client, to_bytes(trainer.encode(client, row, start) + trainer.objective.reply(trainer, client)), done
 
     def train(
         self, clients: list[Client], start: torch.Tensor, epochs: int, generators: list[torch.Generator]

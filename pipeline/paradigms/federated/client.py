@@ -3,21 +3,22 @@
 The simulation runs clients one after another in one process. One :class:`LocalTrainer` (an
 :class:`~pipeline.training.in_memory.InMemoryTrainer`) is built per run and each client
 resets it to the global weights (and a fresh optimizer state) before training on its data.
+:class:`ClientHalf` is what the trainer calls of a strategy's local objective; the strategies
+(:mod:`~pipeline.paradigms.federated.strategies`) implement it, and the batched engine builds on the trainer:
+the client knows neither.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import ClassVar, Iterator, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from pipeline.config.schema import TrainerConfig
-from pipeline.paradigms.federated.batched import BatchedClients
 from pipeline.paradigms.federated.layout import StateLayout
-from pipeline.paradigms.federated.strategies import ClientHalf
 from pipeline.paradigms.federated.wire import Codec, Part, from_bytes, to_bytes
 from pipeline.training.in_memory import Batches, InMemoryTrainer, TrainingPass
 
@@ -46,6 +47,44 @@ def _members(assignment: np.ndarray) -> list[torch.Tensor]:
     return [torch.from_numpy(np.nonzero(assignment == k)[0]) for k in range(int(assignment.max()) + 1)]
 
 
+class ClientHalf:
+    """A client's local objective, the client half of a strategy (:mod:`~pipeline.paradigms.federated.strategies`).
+
+    This base is FedAvg's client: plain local training, and nothing sent besides the update.
+
+    Unless ``not_batched`` says why not, the hooks also serve many clients trained as one computation
+    (:mod:`~pipeline.paradigms.federated.batched`): they then see the stacked weights (a leading client axis),
+    and :meth:`on_message` and :meth:`reply` keep no state of their own.
+    """
+
+    not_batched: ClassVar[Optional[str]] = None
+
+    def on_message(self, trainer: LocalTrainer, client: Client, extras: list[torch.Tensor]) -> None:
+        """A round's message arrived (``trainer`` holds the global weights): prepare this client's local training."""
+
+    def on_train_start(self, trainer: LocalTrainer) -> None:
+        """Local training starts from the trainer's current weights (a round, or personalisation)."""
+
+    def penalty(self, params: list[torch.Tensor]) -> Optional[torch.Tensor]:
+        """A term added to each local step's loss."""
+        return None
+
+    def correct_gradients(self) -> None:
+        """Change the gradients of each local step before the optimizer applies them."""
+
+    def reply(self, trainer: LocalTrainer, client: Client) -> list[torch.Tensor]:
+        """What the client sends after its update (a strategy's ``up_parts``)."""
+        return []
+
+    def client_state(self, client: Client) -> Optional[torch.Tensor]:
+        """What this half keeps for ``client`` between its rounds (None: nothing), for a client that lives in
+        another process each round (a Flower ClientApp keeps it in its node's state)."""
+        return None
+
+    def restore_client_state(self, client: Client, state: Optional[torch.Tensor]) -> None:
+        """Take back what :meth:`client_state` gave for ``client`` (None: the client has none yet)."""
+
+
 class LocalTrainer(InMemoryTrainer):
     """The trainer every client borrows: starts from the server's weights, answers with an encoded update.
 
@@ -71,7 +110,6 @@ class LocalTrainer(InMemoryTrainer):
         self.error_feedback = error_feedback and codec.lossy
         self.flat = self.layout.bind_flat(model)  # the model's weights and statistics, as one vector
         self._message_kinds = [(torch.float32, self.layout.numel), *down_parts]
-        self.batched: Optional[BatchedClients] = None  # set by batch_clients
 
     def start_from(self, weights: torch.Tensor) -> None:
         """The global weights, and an optimizer with no state (each local training starts afresh)."""
@@ -82,31 +120,24 @@ class LocalTrainer(InMemoryTrainer):
     def weights(self) -> torch.Tensor:
         return self.flat.detach().cpu().clone()
 
-    def batch_clients(self, clients_per_batch: int) -> None:
-        """From now on :meth:`rounds` trains up to ``clients_per_batch`` clients as one computation."""
-        self.batched = BatchedClients(self, clients_per_batch)
-
     def rounds(
         self, clients: list[Client], message: bytes, epochs: int, generators: list[torch.Generator]
     ) -> Iterator[tuple[Client, bytes, TrainingPass]]:
-        """Each client's :meth:`round`, one after another or, after :meth:`batch_clients`, many at once."""
-        if self.batched is None:
-            for client, generator in zip(clients, generators):
-                yield (client, *self.round(client, message, epochs, generator))
-            return
+        """Each client's :meth:`round`, one after another (:class:`~pipeline.paradigms.federated.batched.BatchedClients`
+        trains many at once)."""
+        for client, generator in zip(clients, generators):
+            yield (client, *self.round(client, message, epochs, generator))
+
+    def unpack(self, message: bytes) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The server's message: the global weights, and what the strategy sends besides."""
         start, *extras = from_bytes(message, self._message_kinds)
-        for client in clients:
-            self.objective.on_message(self, client, extras)
-        order, weights, passes = self.batched.train(clients, start, epochs, generators)
-        for k, row, done in zip(order, weights, passes):
-            client = clients[k]
-            yield client, to_bytes(self.encode(client, row, start) + self.objective.reply(self, client)), done
+        return start, extras
 
     def round(
         self, client: Client, message: bytes, epochs: int, generator: torch.Generator
     ) -> tuple[bytes, TrainingPass]:
         """What a client does with the server's message: train on its data, answer with its encoded update."""
-        start, *extras = from_bytes(message, self._message_kinds)
+        start, extras = self.unpack(message)
         self.start_from(start)
         self.objective.on_message(self, client, extras)
         done = self.train(client, generator, epochs=epochs)

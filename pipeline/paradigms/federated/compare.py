@@ -7,8 +7,8 @@ from typing import Optional
 
 import pandas as pd
 
-from pipeline.compare.charts import Chart, curves_chart, mean_curves
-from pipeline.compare.sections import (
+from pipeline.reporting.charts import Chart, curves_chart, mean_curves
+from pipeline.reporting.sections import (
     Results,
     Section,
     against_best,
@@ -24,8 +24,8 @@ from pipeline.compare.sections import (
     verdict_cell,
     verdict_words,
 )
-from pipeline.compare.significance import compare
-from pipeline.compare.table import cell, markdown_table
+from pipeline.reporting.significance import compare
+from pipeline.reporting.table import cell, markdown_table
 
 TITLE = "Federated (IID, non-IID, strategies) vs centralised"
 QUESTION = "federated"

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 import typing
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline.config.schema import Section, StageSection, once_each, refuse_trainer_keys
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import Section, SharedParams, StageSection, once_each, refuse_trainer_keys
 
 Partition = Literal["iid", "dirichlet", "shards"]
 # one class each in pipeline.paradigms.federated.strategies (a test keeps the two in step)
@@ -122,7 +119,7 @@ class FederatedConfig(StageSection):
         return max(1, math.ceil(self.rounds * self.client_fraction * self.local_epochs))
 
 
-def check_federated(params: Params) -> None:
+def check_federated(params: SharedParams) -> None:
     if params.federated.engine == "flower":
         from pipeline.paradigms.federated.flower import require_flower
 

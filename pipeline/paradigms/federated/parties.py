@@ -9,17 +9,17 @@ half, DP-FedAvg's noisy mean).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData
 from pipeline.models.classifier import Classifier
 from pipeline.models.reuse import classifier_with
 from pipeline.paradigms.federated import PARADIGM
-from pipeline.paradigms.federated.batched import cannot_batch
+from pipeline.paradigms.federated.batched import BatchedClients, cannot_batch
 from pipeline.paradigms.federated.client import Client, LocalTrainer, make_clients
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.privacy import PrivateMean
@@ -32,7 +32,7 @@ STAGE = PARADIGM.stage
 
 
 def local_trainer(
-    params: Params, model: Classifier, num_classes: int, strategy: str, num_clients: int
+    params: SharedParams, model: Classifier, num_classes: int, strategy: str, num_clients: int
 ) -> tuple[LocalTrainer, Strategy]:
     """The trainer a client trains ``model`` with under ``strategy`` (its client half, the codec), and the
     strategy, whose server half and message layout the server needs."""
@@ -53,7 +53,9 @@ def local_trainer(
     return trainer, chosen
 
 
-def make_server(params: Params, trainer: LocalTrainer, chosen: Strategy, variant: str, num_clients: int) -> Server:
+def make_server(
+    params: SharedParams, trainer: LocalTrainer, chosen: Strategy, variant: str, num_clients: int
+) -> Server:
     """The server, holding the trainer's current weights as the global model."""
     private_mean = _private_mean(params, variant, num_clients)
     return Server(trainer.weights(), trainer.codec, chosen.server_half(), tuple(chosen.up_parts()), private_mean)
@@ -69,15 +71,21 @@ class Federation:
     trainer: LocalTrainer
     clients: list[Client]
     server: Server
+    batched: Optional[BatchedClients] = None  # the clients train in groups at once; None: one after another
     not_batched: Optional[str] = None
 
     @property
     def client_training(self) -> str:
-        return "sequential" if self.trainer.batched is None else "batched"
+        return "sequential" if self.batched is None else "batched"
+
+    @property
+    def engine(self) -> Union[LocalTrainer, BatchedClients]:
+        """What trains a round's clients (:meth:`LocalTrainer.rounds`)."""
+        return self.trainer if self.batched is None else self.batched
 
 
 def federation(
-    params: Params, data: TaskData, assignment: np.ndarray, strategy: str, start: dict, variant: str
+    params: SharedParams, data: TaskData, assignment: np.ndarray, strategy: str, start: dict, variant: str
 ) -> Federation:
     """The clients that ``assignment`` makes, and a server, both halves of ``strategy``, from the weights ``start``."""
     cfg = params.federated
@@ -89,18 +97,19 @@ def federation(
     server = make_server(params, trainer, chosen, variant, len(clients))
     wants_batches = cfg.engine == "inprocess" and cfg.batched
     not_batched = cannot_batch(trainer.objective, trainer.precision) if wants_batches else None
-    if wants_batches and not_batched is None:
-        trainer.batch_clients(cfg.clients_per_batch)
-    return Federation(model, trainer.layout, trainer, clients, server, not_batched)
+    batched = BatchedClients(trainer, cfg.clients_per_batch) if wants_batches and not_batched is None else None
+    return Federation(model, trainer.layout, trainer, clients, server, batched, not_batched)
 
 
-def round_rng(params: Params, variant: str) -> np.random.Generator:
+def round_rng(params: SharedParams, variant: str) -> np.random.Generator:
     """What draws each round's sampled clients, dropouts and shuffling seeds in the run of ``variant``
     (``<partition>/<strategy>``): one stream whichever engine, or deployment, runs the rounds."""
     return rng_for(params.seed, f"{STAGE}/{variant}")
 
 
-def _private_mean(params: Params, variant: str, num_clients: int) -> Optional[Callable[[torch.Tensor], PrivateMean]]:
+def _private_mean(
+    params: SharedParams, variant: str, num_clients: int
+) -> Optional[Callable[[torch.Tensor], PrivateMean]]:
     """DP-FedAvg's noisy mean when ``federated.dp.enabled``, else None (FedAvg's weighted mean)."""
     cfg = params.federated
     if not cfg.dp.enabled:

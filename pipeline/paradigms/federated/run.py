@@ -22,12 +22,11 @@ import mlflow
 import numpy as np
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task, read_arrays
 from pipeline.errors import DataError
 from pipeline.io import atomic_dir
 from pipeline.memory import PeakMemory
-from pipeline.models.lightning_module import OUTPUT
 from pipeline.models.reuse import classifier_with, starting_classifier
 from pipeline.paradigms.federated import PARADIGM
 from pipeline.paradigms.federated.client import LocalTrainer
@@ -43,8 +42,9 @@ from pipeline.paradigms.fitted import train_classifier
 from pipeline.paths import StagePaths
 from pipeline.seeding import rng_for, seed_everything
 from pipeline.tracking import figures
-from pipeline.tracking.contract import RunSpec, SavedModel, tracked_run
+from pipeline.tracking.contract import SavedModel, tracked_run
 from pipeline.tracking.outputs import write_csv
+from pipeline.training.lightning_module import OUTPUT
 from pipeline.training.scores import classification_scores
 
 STAGE = PARADIGM.stage
@@ -52,7 +52,7 @@ CENTRALIZED = "centralized"
 MB = 1e6
 
 
-def run_federated(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_federated(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """The centralised baseline, then every partition x strategy; the models folder appears once all are saved."""
     cfg = params.federated
     data = load_task(paths.prepared(PARADIGM.task))
@@ -89,7 +89,7 @@ def load_partitions(path: Path, wanted: list[str], num_train: int) -> dict[str, 
     return {name: arrays[name] for name in wanted}
 
 
-def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Tensor], out: Path) -> dict:
+def train_centralized(params: SharedParams, data: TaskData, start: dict[str, torch.Tensor], out: Path) -> dict:
     """The same model and start on the pooled training data, for the clients' epoch budget at their batch size."""
     cfg = params.federated
     budget = {"max_epochs": cfg.epoch_budget(), "batch_size": cfg.local_batch_size}
@@ -99,7 +99,7 @@ def train_centralized(params: Params, data: TaskData, start: dict[str, torch.Ten
     seed_everything(params.seed)
     entry, _ = train_classifier(
         pooled,
-        RunSpec.of(PARADIGM, CENTRALIZED, paradigm=CENTRALIZED),
+        PARADIGM.run_spec(CENTRALIZED, paradigm=CENTRALIZED),
         classifier_with(params.model, data, start),
         data,
         out / f"{CENTRALIZED}.pt",
@@ -113,7 +113,7 @@ def privacy_accountant(cfg: FederatedConfig) -> Optional[PrivacyAccountant]:
     return PrivacyAccountant(cfg.dp.noise_multiplier, cfg.client_fraction, cfg.dp.delta) if cfg.dp.enabled else None
 
 
-def _init_tag(params: Params) -> str:
+def _init_tag(params: SharedParams) -> str:
     return "pretrained base" if params.federated.init_from_base else "random"
 
 
@@ -168,7 +168,7 @@ class RoundMonitor:
 
 
 def federate(
-    params: Params,
+    params: SharedParams,
     data: TaskData,
     assignment: np.ndarray,
     partition: str,
@@ -180,7 +180,7 @@ def federate(
 ) -> tuple[dict, list[dict]]:
     """One federated run; returns ``{"run_id": ..., <metric>: value}`` and its per-round history."""
     cfg = params.federated
-    spec = RunSpec.of(PARADIGM, f"{partition}/{strategy}")
+    spec = PARADIGM.run_spec(f"{partition}/{strategy}")
     fed = federation(params, data, assignment, strategy, start, spec.variant)
     trainer, clients, server = fed.trainer, fed.clients, fed.server
     accountant = privacy_accountant(cfg)
@@ -248,7 +248,7 @@ def federate(
 
 
 def _rounds(
-    params: Params,
+    params: SharedParams,
     fed: Federation,
     data: TaskData,
     paths: StagePaths,
@@ -262,7 +262,7 @@ def _rounds(
     cfg = params.federated
     rng = round_rng(params, f"{partition}/{strategy}")
     if cfg.engine == "inprocess":
-        return run_rounds(fed.server, fed.trainer, fed.clients, cfg, rng, monitor)
+        return run_rounds(fed.server, fed.engine, fed.clients, cfg, rng, monitor)
     from pipeline.paradigms.federated.flower.simulation import simulate_on_flower
 
     recipe = ClientRecipe.of(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import torch
 
+from pipeline.paradigms.federated.batched import BatchedClients
 from pipeline.paradigms.federated.client import Client, LocalTrainer
 from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.paradigms.federated.server import Server
@@ -111,7 +112,7 @@ class RoundTally:
 
 def run_rounds(
     server: Server,
-    trainer: LocalTrainer,
+    trainer: Union[LocalTrainer, BatchedClients],
     clients: list[Client],
     cfg: FederatedConfig,
     rng: np.random.Generator,

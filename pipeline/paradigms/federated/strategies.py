@@ -5,8 +5,9 @@ strategy here pairs the two halves and says what travels besides the weights. Th
 separate objects, one on each side of the wire: the client half sees only a client's data and the
 bytes the server sent; the server half sees only the bytes and sample counts the clients sent.
 
-- :class:`ClientHalf`, a client's local objective: a term added to its loss, a correction of its
-  gradients, state it keeps between rounds, and what it sends besides its update.
+- :class:`~pipeline.paradigms.federated.client.ClientHalf`, a client's local objective: a term added to its
+  loss, a correction of its gradients, state it keeps between rounds, and what it sends besides its update.
+  Its base class lives beside the client that calls it (the client knows no strategy).
 - :class:`ServerHalf`, the server's aggregation: what it sends besides the global weights, and how the
   clients' sample-weighted mean (FedAvg, McMahan et al. 2017) becomes the next global model.
 
@@ -20,48 +21,13 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 
 import torch
 
+from pipeline.paradigms.federated.client import ClientHalf
 from pipeline.paradigms.federated.config import FederatedConfig
 from pipeline.paradigms.federated.layout import StateLayout
 from pipeline.paradigms.federated.wire import Part
 
 if TYPE_CHECKING:
     from pipeline.paradigms.federated.client import Client, LocalTrainer
-
-
-class ClientHalf:
-    """FedAvg's client: plain local training, and nothing sent besides the update.
-
-    Unless ``not_batched`` says why not, the hooks also serve many clients trained as one computation
-    (:mod:`~pipeline.paradigms.federated.batched`): they then see the stacked weights (a leading client axis),
-    and :meth:`on_message` and :meth:`reply` keep no state of their own.
-    """
-
-    not_batched: ClassVar[Optional[str]] = None
-
-    def on_message(self, trainer: LocalTrainer, client: Client, extras: list[torch.Tensor]) -> None:
-        """A round's message arrived (``trainer`` holds the global weights): prepare this client's local training."""
-
-    def on_train_start(self, trainer: LocalTrainer) -> None:
-        """Local training starts from the trainer's current weights (a round, or personalisation)."""
-
-    def penalty(self, params: list[torch.Tensor]) -> Optional[torch.Tensor]:
-        """A term added to each local step's loss."""
-        return None
-
-    def correct_gradients(self) -> None:
-        """Change the gradients of each local step before the optimizer applies them."""
-
-    def reply(self, trainer: LocalTrainer, client: Client) -> list[torch.Tensor]:
-        """What the client sends after its update (see :meth:`Strategy.up_parts`)."""
-        return []
-
-    def client_state(self, client: Client) -> Optional[torch.Tensor]:
-        """What this half keeps for ``client`` between its rounds (None: nothing), for a client that lives in
-        another process each round (a Flower ClientApp keeps it in its node's state)."""
-        return None
-
-    def restore_client_state(self, client: Client, state: Optional[torch.Tensor]) -> None:
-        """Take back what :meth:`client_state` gave for ``client`` (None: the client has none yet)."""
 
 
 class ServerHalf:

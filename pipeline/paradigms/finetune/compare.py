@@ -3,7 +3,7 @@ what each trains and saves."""
 
 from __future__ import annotations
 
-from pipeline.compare.sections import (
+from pipeline.reporting.sections import (
     Results,
     Section,
     against_best,
@@ -20,8 +20,8 @@ from pipeline.compare.sections import (
     variant,
     verdict_words,
 )
-from pipeline.compare.significance import compare
-from pipeline.compare.table import cell, markdown_table, number
+from pipeline.reporting.significance import compare
+from pipeline.reporting.table import cell, markdown_table, number
 
 TITLE = (
     "Fine-tuning variants: full, partial and the adapters (LoRA, LoRA-FA, VeRA, LoRA-FA with an SVD basis, "

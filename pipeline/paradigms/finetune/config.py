@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from pipeline.config.schema import Section, StageSection, once_each
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import Section, SharedParams, StageSection, once_each
 
 Strategy = Literal["full", "partial", "lora", "lora_fa", "vera", "lora_fa_svd", "svd_diag", "pissa"]
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
@@ -65,7 +62,7 @@ class FinetuneConfig(StageSection):
         return [s for s in STRATEGIES if not (s in LINEAR_ONLY and backbone != "mlp")]
 
 
-def check_finetune(params: Params) -> None:
+def check_finetune(params: SharedParams) -> None:
     depth, backbone, cfg = params.model.depth, params.model.backbone, params.finetune
     if cfg.unfreeze_layers > depth:
         raise ValueError(
@@ -85,7 +82,7 @@ def check_finetune(params: Params) -> None:
 RANKED = {"finetune.lora.r": ("lora_fa_svd", "pissa"), "finetune.svd_diag.r": ("svd_diag",)}  # r ≤ every layer's dims
 
 
-def _check_ranks(params: Params) -> None:
+def _check_ranks(params: SharedParams) -> None:
     """An SVD basis of rank r needs r ≤ each adapted layer's smaller dimension. The mlp's widths are known here (its
     input width and convolutions' shapes only once the data is: the adapters check those when they are built)."""
     cfg, sizes = params.finetune, params.model.hidden_sizes

@@ -21,12 +21,11 @@ from typing import Optional
 import lightning.pytorch as pl
 from torch import nn
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.io import atomic_dir
 from pipeline.models.classifier import Classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
-from pipeline.models.lightning_module import OptimizerFactory
 from pipeline.models.reuse import load_base_for, renew_top_layers, top_layer_names
 from pipeline.paradigms.finetune import PARADIGM
 from pipeline.paradigms.finetune.adapters import add_adapters, lora_fa_optimizer, merged_copy, save_adapter
@@ -35,12 +34,13 @@ from pipeline.paradigms.fitted import train_classifier
 from pipeline.paradigms.target import write_target_plots
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
-from pipeline.tracking.contract import RunSpec, SavedModel
+from pipeline.tracking.contract import SavedModel
+from pipeline.training.lightning_module import OptimizerFactory
 from pipeline.training.optimizers import with_body_lr_factor
 from pipeline.training.unfreezing import GradualUnfreezing
 
 
-def run_finetune(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_finetune(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """Every strategy in turn; the models folder appears only once all of them are saved."""
     task = load_task(paths.prepared(PARADIGM.task))
     base = load_base_for(task, paths.base, params.model)
@@ -52,7 +52,7 @@ def run_finetune(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
     return runs
 
 
-def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, out: Path):
+def _finetune(params: SharedParams, strategy: str, task: TaskData, model: Classifier, out: Path):
     seed_everything(params.seed)
     adapted, optimizer_factory, callbacks = adapt(params, strategy, model, task.input_shape, task.num_classes)
     if strategy in ADAPTERS:
@@ -65,7 +65,7 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
         saved = out / f"{strategy}.pt"  # a whole classifier checkpoint
     return train_classifier(
         params,
-        RunSpec.of(PARADIGM, strategy),
+        PARADIGM.run_spec(strategy),
         adapted,
         task,
         saved,
@@ -76,7 +76,7 @@ def _finetune(params: Params, strategy: str, task: TaskData, model: Classifier, 
 
 
 def adapt(
-    params: Params, strategy: str, model: Classifier, input_shape: tuple[int, ...], num_classes: int
+    params: SharedParams, strategy: str, model: Classifier, input_shape: tuple[int, ...], num_classes: int
 ) -> tuple[nn.Module, Optional[OptimizerFactory], list[pl.Callback]]:
     """What ``strategy`` trains from the base ``model`` (a new head, then adapters or frozen layers),
     the optimizer factory it trains with, and its callbacks (gradual unfreezing)."""

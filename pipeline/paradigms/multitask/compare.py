@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.compare.charts import Chart
-from pipeline.compare.sections import EARLY, Results, Section, champion, epochs, flag_sanity, headline_seeds
-from pipeline.compare.significance import Verdict, compare
-from pipeline.compare.table import cell, number
+from pipeline.reporting.charts import Chart
+from pipeline.reporting.sections import EARLY, Results, Section, champion, epochs, flag_sanity, headline_seeds
+from pipeline.reporting.significance import Verdict, compare
+from pipeline.reporting.table import cell, number
 from pipeline.tracking import figures
 
 TITLE = "Multi-task vs separate models"

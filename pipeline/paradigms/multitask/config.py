@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.schema import ModelConfig, Section, StageSection, once_each
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import ModelConfig, Section, SharedParams, StageSection, once_each
 
 TaskLabel = Literal["class", "parity", "threshold", "column"]
 TASK_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"  # it names metrics (test/<name>/acc) and files
@@ -79,7 +76,7 @@ class MultitaskConfig(StageSection):
         return tasks
 
 
-def check_multitask(params: Params) -> None:
+def check_multitask(params: SharedParams) -> None:
     for i, task in enumerate(params.multitask.tasks):
         if task.column is not None and task.column not in params.data.task_columns:
             raise ValueError(

@@ -21,13 +21,12 @@ import mlflow
 import numpy as np
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task
 from pipeline.io import atomic_dir
 from pipeline.models.checkpoint import save_multitask
 from pipeline.models.loss_weighting import build_weighting
 from pipeline.models.multitask import Branch, build_multitask_net
-from pipeline.models.multitask_module import MultiTaskModule
 from pipeline.models.reuse import load_base_for
 from pipeline.paradigms.fitted import fit_tracked
 from pipeline.paradigms.multitask import PARADIGM
@@ -38,6 +37,7 @@ from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
 from pipeline.tracking.contract import Metrics, RunSpec, SavedModel, Trained
 from pipeline.tracking.outputs import write_csv
+from pipeline.training.multitask_module import MultiTaskModule
 from pipeline.training.runner import make_loaders
 
 SHARED = "multitask"
@@ -53,7 +53,7 @@ def separate_variant(task: str) -> str:
     return f"single_task/{task}"
 
 
-def run_multitask(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_multitask(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """The separate models, then the multi-task one; the models folder appears once all are saved."""
     where = paths.prepared(PARADIGM.task)
     data = load_task(where)
@@ -64,7 +64,7 @@ def run_multitask(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.sta
     with atomic_dir(paths.models) as out:
         for spec, task in zip(specs, labels):
             variant = separate_variant(spec.name)
-            separate = RunSpec.of(PARADIGM, variant, paradigm="single_task")
+            separate = PARADIGM.run_spec(variant, paradigm="single_task")
             runs[variant], trained[variant] = _train(params, data, [spec], [task], "fixed", separate, start, out)
         separate = [runs[separate_variant(spec.name)] for spec in specs]
         on_gpu = all(done.device.type == "cuda" for done in trained.values())
@@ -74,7 +74,7 @@ def run_multitask(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.sta
             specs,
             labels,
             params.multitask.weighting,
-            RunSpec.of(PARADIGM, SHARED),
+            PARADIGM.run_spec(SHARED),
             start,
             out,
             derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs], on_gpu),
@@ -85,7 +85,7 @@ def run_multitask(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.sta
 
 
 def _train(
-    params: Params,
+    params: SharedParams,
     data: TaskData,
     specs: list[TaskSpec],
     labels: list[TaskLabels],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.compare.sections import (
+from pipeline.reporting.sections import (
     Results,
     Section,
     against_best,
@@ -15,7 +15,7 @@ from pipeline.compare.sections import (
     rank,
     standing_phrase,
 )
-from pipeline.compare.table import cell, markdown_table, number
+from pipeline.reporting.table import cell, markdown_table, number
 
 TITLE = "Transfer vs fine-tune vs scratch (target task)"
 QUESTION = "target-task"

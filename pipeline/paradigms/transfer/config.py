@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import Field
 
-from pipeline.config.schema import StageSection
-
-if TYPE_CHECKING:
-    from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams, StageSection
 
 
 class TransferConfig(StageSection):
@@ -18,7 +13,7 @@ class TransferConfig(StageSection):
     replace_layers: int = Field(1, ge=1)  # counted from the top: 1 = the head only
 
 
-def check_transfer(params: Params) -> None:
+def check_transfer(params: SharedParams) -> None:
     depth, backbone, replace = params.model.depth, params.model.backbone, params.transfer.replace_layers
     if replace >= depth:
         raise ValueError(

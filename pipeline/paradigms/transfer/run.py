@@ -7,7 +7,7 @@ optimizer state, its normalisation statistics kept. Only the new layers learn.
 
 from __future__ import annotations
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import load_task
 from pipeline.models.classifier import Classifier
 from pipeline.models.freezing import describe_trainable, freeze_all_but
@@ -17,19 +17,18 @@ from pipeline.paradigms.target import write_target_plots
 from pipeline.paradigms.transfer import PARADIGM
 from pipeline.paths import MODEL_FILE, StagePaths
 from pipeline.seeding import seed_everything
-from pipeline.tracking.contract import RunSpec
 
 VARIANT = "frozen_body"
 
 
-def run_transfer(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
+def run_transfer(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     task = load_task(paths.prepared(PARADIGM.task))
     model = load_base_for(task, paths.base, params.model)
     seed_everything(params.seed)
     freeze_for_transfer(params, model, task.input_shape, task.num_classes)
     entry, trained = train_classifier(
         params,
-        RunSpec.of(PARADIGM, VARIANT),
+        PARADIGM.run_spec(VARIANT),
         model,
         task,
         paths.models / MODEL_FILE,
@@ -41,7 +40,7 @@ def run_transfer(params: Params, paths: StagePaths = StagePaths.of(PARADIGM.stag
 
 
 def freeze_for_transfer(
-    params: Params, model: Classifier, input_shape: tuple[int, ...], num_classes: int
+    params: SharedParams, model: Classifier, input_shape: tuple[int, ...], num_classes: int
 ) -> Classifier:
     """The base ``model`` with its top ``transfer.replace_layers`` renewed for the target and the rest frozen."""
     renewed = top_layer_names(model, params.transfer.replace_layers)

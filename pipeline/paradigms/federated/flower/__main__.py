@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config.loading import DEFAULT_PARAMS_FILE, load_params
-from pipeline.stage import ArgumentParser, cli_entry
+from pipeline.cli import ArgumentParser, cli_entry
+from pipeline.params import DEFAULT_PARAMS_FILE, load_params
 
 
 @cli_entry

@@ -22,7 +22,7 @@ from pipeline.paradigms.federated.flower.messages import TrainReply, TrainReques
 from pipeline.paradigms.federated.flower.recipe import ClientRecipe, client_number
 from pipeline.paradigms.federated.parties import STAGE, local_trainer
 from pipeline.paradigms.federated.wire import from_bytes, to_bytes
-from pipeline.training.threads import use_threads
+from pipeline.threads import use_threads
 
 _STATE = "paradigm-lab.client-state"
 _trainers: dict[str, LocalTrainer] = {}  # per worker process: recipe key -> its trainer

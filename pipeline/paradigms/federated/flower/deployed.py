@@ -29,7 +29,7 @@ from pipeline.paradigms.federated.flower.server_app import serve
 from pipeline.paradigms.federated.parties import local_trainer, make_server, round_rng
 from pipeline.paradigms.federated.run import RoundMonitor, final_metrics, privacy_accountant
 from pipeline.seeding import seed_everything
-from pipeline.training.threads import use_threads
+from pipeline.threads import use_threads
 
 RESULT, GLOBAL = "result.json", "global.pt"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_dir
@@ -38,7 +38,7 @@ def client_file(out: Path, client: int) -> Path:
 
 
 def export_app(
-    params: Params,
+    params: SharedParams,
     out: Path,
     partition: str | None = None,
     strategy: str | None = None,

@@ -16,10 +16,10 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.config.loading import parse_params
-from pipeline.config.params import Params
+from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import read_arrays
 from pipeline.errors import DataError
+from pipeline.params import parse_params
 
 PARTITION_ID = "partition-id"  # Flower's node-config key for the client's number
 DATA = "data"  # a deployed SuperNode's node-config key: the path of its examples (X, y)
@@ -39,7 +39,7 @@ class ClientRecipe:
     @classmethod
     def of(
         cls,
-        params: Params,
+        params: SharedParams,
         strategy: str,
         partition: str,
         num_clients: int,
@@ -64,7 +64,7 @@ class ClientRecipe:
         """Identifies the recipe within a worker process (its trainer and clients are built once per key)."""
         return json.dumps(asdict(self), sort_keys=True)
 
-    def params(self) -> Params:
+    def params(self) -> SharedParams:
         return parse_params(json.loads(self.params_json), "the Flower app's params")
 
     def examples(self, client: int, node_config: dict) -> tuple[np.ndarray, np.ndarray]:

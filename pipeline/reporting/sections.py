@@ -8,7 +8,7 @@ model costs to serve); each paradigm brings its own (its ``compare`` module, nam
 entry), built from :class:`Results` with the helpers below.
 
 A section that names a winner or a difference words it through the helpers here, so every section says it
-alike: :func:`rank` decides who leads and who is tied within noise (:mod:`pipeline.compare.significance`),
+alike: :func:`rank` decides who leads and who is tied within noise (:mod:`pipeline.reporting.significance`),
 :func:`standing_phrase` words it with the seeds behind it (:func:`headline_seeds`), :func:`against_best` and
 :func:`epochs` are its table's columns, and :func:`flag_sanity` replaces the verdict with the warning when a
 stage said its results are near chance.
@@ -22,9 +22,9 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from pipeline.compare.charts import Chart, accuracy_chart, memory_chart
-from pipeline.compare.significance import Answers, Scores, Standing, Verdict, standing
-from pipeline.compare.table import cell, markdown_table, number
+from pipeline.reporting.charts import Chart, accuracy_chart, memory_chart
+from pipeline.reporting.significance import Answers, Scores, Standing, Verdict, standing
+from pipeline.reporting.table import cell, markdown_table, number
 
 Column = Callable[[pd.Series], str]
 Predictions = Callable[[str], Optional[dict[str, Answers]]]  # run id -> per output its test answers, or None

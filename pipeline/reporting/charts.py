@@ -1,5 +1,5 @@
 """The comparison's charts, each twice from the same numbers: a CSV for ``dvc plots`` and a PNG for the
-report and the MLflow run. Each section brings its own (:attr:`pipeline.compare.sections.Section.charts`);
+report and the MLflow run. Each section brings its own (:attr:`pipeline.reporting.sections.Section.charts`);
 here are what they are made of, and the two that span every paradigm:
 
 - accuracy vs trainable parameters, one point per run (a model compressed after training trains nothing: its

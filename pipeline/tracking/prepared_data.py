@@ -1,5 +1,5 @@
 """What ``prepare`` shows in MLflow: split sizes, class counts, each task's trivial baselines and warnings,
-sample inputs, client label mixes."""
+sample inputs, client label mixes. Here, not in :mod:`pipeline.data`: the data layer knows nothing of MLflow."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import mlflow
 from pipeline.data.prepare import PreparedData
 from pipeline.data.splits import client_class_counts
 from pipeline.tracking import figures
+from pipeline.tracking.runs import RunSpec
+
+SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
 
 
 def log_prepared(prepared: PreparedData) -> dict[str, float]:

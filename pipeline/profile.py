@@ -1,4 +1,4 @@
-"""``python -m pipeline.config.profile PROFILE [--apply]``: a params profile on top of params.yaml.
+"""``python -m pipeline.profile PROFILE [--apply]``: a params profile on top of params.yaml.
 
 A profile (e.g. ``params-gpu.yaml``) holds only the keys that differ. It is checked against
 params.yaml and the schema first: a key params.yaml lacks, or a merged value the schema refuses,
@@ -13,10 +13,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli import ArgumentParser, cli_entry
 from pipeline.config.edit import apply_to_params, exp_run_command, flatten, set_dotted
-from pipeline.config.loading import DEFAULT_PARAMS_FILE, parse_params, read_yaml
+from pipeline.config.loading import read_yaml
 from pipeline.errors import ConfigError
-from pipeline.stage import ArgumentParser, cli_entry
+from pipeline.params import DEFAULT_PARAMS_FILE, parse_params
 
 
 def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> di
 
 @cli_entry
 def main() -> None:
-    p = ArgumentParser(prog="python -m pipeline.config.profile", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m pipeline.profile", description=__doc__.split("\n\n")[0])
     p.add_argument("profile", type=Path, help="a params profile, e.g. params-gpu.yaml")
     p.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     p.add_argument("--apply", action="store_true", help="write the profile's values into the params file")
