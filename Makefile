@@ -3,7 +3,8 @@
 # (import-linter, pyproject.toml). All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
 # `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`,
-# `make benchmark-distill-compress`, `make benchmark-grad-accumulation`: the tables of docs/benchmarks.md.
+# `make benchmark-distill-compress`, `make benchmark-grad-accumulation`, `make benchmark-live-tensors`: the tables of
+# docs/benchmarks.md.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-federated-flower benchmark-active-learning \
 	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow benchmark-distill-compress \
-	benchmark-grad-accumulation
+	benchmark-grad-accumulation benchmark-live-tensors
 
 setup: $(VENV)/.installed
 
@@ -106,6 +107,10 @@ benchmark-mlflow: setup
 # 10 % of them for the students (about three minutes on two cores).
 benchmark-distill-compress: setup
 	$(BIN)/python -m benchmarks.distill_compress_seeds --csv benchmark-distill-compress.csv
+
+# What counting live tensors costs a CPU training step, and the peak it measures (docs/benchmarks.md, issue 39; a minute).
+benchmark-live-tensors: setup
+	$(BIN)/python -m benchmarks.live_tensors --csv benchmark-live-tensors.csv
 
 # Gradient accumulation at a fixed effective batch, with its figure (docs/benchmarks.md, issue 24; under two minutes).
 benchmark-grad-accumulation: setup

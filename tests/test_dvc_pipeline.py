@@ -376,7 +376,10 @@ def test_compare_registers_each_questions_champion_and_a_rerun_adds_no_version(r
             name = f"paradigm-lab-{question}"
             version = client.get_model_version_by_alias(name, "champion")
             assert version.run_id in listed and version.tags["question"] == question
-            assert version.tags["metric"] == "test/acc" and version.tags["comparison"]
+            # the headline's rule: active learning ranks by the area under its learning curve, the rest by accuracy
+            assert version.tags["metric"] == ("al/alc" if question == "active-learning" else "test/acc")
+            assert version.tags["comparison"] and version.tags["chosen_by"] and version.tags["tie_break"]
+            assert f"champion `{version.tags['run']}`" in (root / "reports" / "comparison.md").read_text()
             found[name] = (version.version, len(client.search_model_versions(f"name = '{name}'")))
         return found
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from pipeline.compare.sources import listed_runs
 from pipeline.config.schema import ModelConfig, TrainerConfig
 from pipeline.data.prepare import prepare_data
 from pipeline.data.prepared import TaskData, load_task
@@ -21,10 +22,20 @@ from pipeline.models.checkpoint import load_classifier, load_multitask
 from pipeline.models.classifier import build_classifier
 from pipeline.models.loss_weighting import FixedWeighting, UncertaintyWeighting
 from pipeline.models.multitask import Branch, build_multitask_net
+from pipeline.paradigms.multitask.compare import compare_with_separate_models
 from pipeline.paradigms.multitask.config import TaskSpec
-from pipeline.paradigms.multitask.run import run_multitask
-from pipeline.paradigms.multitask.task_labels import derive_task_labels
+from pipeline.paradigms.multitask.run import (
+    NOTHING_FILE,
+    NothingToCompare,
+    run_multitask,
+    tasks_to_compare,
+    write_nothing_to_compare,
+)
+from pipeline.paradigms.multitask.task_labels import default_tasks, derive_task_labels, distinct_tasks
+from pipeline.paths import StagePaths
+from pipeline.reporting.sections import Results
 from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
+from pipeline.tracking.outputs import write_stage_metrics
 from pipeline.training.multitask_module import MultiTaskModule
 from tests.conftest import deep_merge, make_params, pretrained_workspace, stage_paths
 
@@ -253,11 +264,11 @@ def test_loss_weights_are_logged_every_epoch_and_the_model_reloads(prepared):
     assert [m.step for m in history] == [1, 2, 3]
     assert len({m.value for m in history}) > 1  # learned: they move from epoch to epoch
     plotted = pd.read_csv(prepared / "weights" / "plots" / "loss_weights.csv")
-    assert sorted(plotted["task"].unique()) == ["digit", "parity"] and len(plotted) == 6
+    assert sorted(plotted["task"].unique()) == ["label", "parity"] and len(plotted) == 6
     for name in ("history", "tasks", "cost"):
         assert (prepared / "weights" / "plots" / f"{name}.csv").is_file()
     net, payload = load_multitask(prepared / "weights" / "models" / "multitask.pt", params.model)
-    assert [t["name"] for t in payload["tasks"]] == ["digit", "parity"] and payload["tasks"][1]["classes"] == [
+    assert [t["name"] for t in payload["tasks"]] == ["label", "parity"] and payload["tasks"][1]["classes"] == [
         "even",
         "odd",
     ]
@@ -272,7 +283,7 @@ def test_init_from_base_starts_every_body_from_the_pretrained_one(prepared):
     params = tiny(multitask={"init_from_base": True}, trainer={"max_epochs": 1, "lr": 1e-9})
     runs = run(params, prepared, "from_base")
     base, _ = load_classifier(prepared / "models" / "pretrain" / "base.pt", params.model)
-    for name in ("multitask", "single_task-digit"):
+    for name in ("multitask", "single_task-label"):
         net, _ = load_multitask(prepared / "from_base" / "models" / f"{name}.pt", params.model)
         trained, pretrained = net.body.state_dict(), base.body.state_dict()
         weights = [k for k in pretrained if k.endswith("weight")]
@@ -285,3 +296,61 @@ def test_full_test_split_holds_nothing_the_base_learned_from():
     seen = np.concatenate([prepared.source.ids["train"], prepared.source.ids["val"]])
     assert not np.isin(prepared.full.ids["test"], seen).any()
     assert len(prepared.full.ids["test"]) == pytest.approx(0.2 * len(prepared.dataset.y), rel=0.02)
+
+
+# --- tasks that follow the data, and tasks that repeat another --------------------------------
+
+
+def test_the_default_tasks_are_the_class_under_the_label_columns_name_and_its_parity_for_integer_classes():
+    digits = small_task(list(range(10)))
+    assert [(t.name, t.label) for t in default_tasks(digits, "label")] == [("label", "class"), ("parity", "parity")]
+    assert [t.name for t in default_tasks(digits, "my label")] == ["class", "parity"]  # no task name: 'class'
+    words = small_task(["cat", "dog", "owl"])
+    assert [(t.name, t.label) for t in default_tasks(words, "species")] == [("species", "class")]
+
+
+def test_on_binary_data_parity_is_the_class_so_it_is_left_out_and_the_stage_has_nothing_to_compare(capsys):
+    binary = small_task([0, 1, 1, 0, 1])
+    specs = default_tasks(binary, "label")
+    labels = [derive_task_labels(binary, spec, "full.npz") for spec in specs]
+    kept, _, notes = distinct_tasks(specs, labels, "full.npz")
+    assert [t.name for t in kept] == ["label"]
+    assert notes == [
+        "full.npz: multitask task 'parity' (label 'parity') splits the examples exactly as task 'label' does "
+        "(2 classes, one for one): left out, a second head on the same labels compares nothing"
+    ]
+    with pytest.raises(NothingToCompare, match=r"give one distinct task on full.npz \('label', 2 classes\)"):
+        tasks_to_compare(tiny(), binary, "full.npz")
+    assert "warning: full.npz: multitask task 'parity'" in capsys.readouterr().err
+    # given tasks are held to it too: a threshold that splits two classes as the class does is left out
+    given = tiny(
+        multitask={"tasks": [{"name": "y", "label": "class"}, {"name": "big", "label": "threshold", "threshold": 1}]}
+    )
+    with pytest.raises(NothingToCompare, match="multitask.tasks give one distinct task"):
+        tasks_to_compare(given, binary, "full.npz")
+
+
+def test_tasks_that_split_the_examples_differently_are_all_kept():
+    three = small_task([0, 1, 2, 0, 1, 2])  # parity groups 0 and 2: another split than the class
+    specs, labels = tasks_to_compare(tiny(), three, "full.npz")
+    assert [t.name for t in specs] == ["label", "parity"] and [t.num_classes for t in labels] == [3, 2]
+
+
+def test_a_stage_with_nothing_to_compare_says_why_in_its_outputs_and_the_report(tmp_path):
+    paths = StagePaths.of("multitask", tmp_path)
+    why = "multitask: the default tasks give one distinct task on full.npz ('label', 2 classes), so ..."
+    write_nothing_to_compare(why, paths)
+    write_stage_metrics("multitask", {}, tmp_path / "metrics", skipped=why)
+    assert (paths.models / NOTHING_FILE).read_text().strip() == why
+    assert list(pd.read_csv(paths.plots / "tasks.csv").columns) == [
+        "model",
+        "task",
+        "approach",
+        "test/acc",
+        "test/f1_macro",
+    ]
+    listed, skipped = listed_runs(tmp_path / "metrics", ("multitask",))
+    assert (listed, skipped) == ([], {"multitask": why})
+    empty = pd.DataFrame(columns=["stage", "paradigm", "label", "variant", "run_ids"])
+    section = compare_with_separate_models(Results(empty, empty, lambda runs, key: empty, skipped=skipped))
+    assert section.text == f"No multi-task comparison: {why}." and section.champion is None

@@ -5,8 +5,9 @@ the winning run's MLflow Model (``runs:/<run id>/model``) becomes a version of t
 ``<experiment>-<question>`` and the alias :data:`ALIAS` points at it. The alias moves only when the
 winner changed: a comparison that picks the run the alias already names adds no version, and a winner
 that was registered before (the alias moves back) gets its old version again. Versions carry tags
-saying which question, metric and comparison they won; the registered model's description says what
-question it answers.
+saying which question they won, by which rule (``chosen_by``: the headline's, on ``metric``), the comparison in
+the report's words and how a tie within noise was broken (``tie_break``), brought up to date by every comparison
+that picks them; the registered model's description says what question it answers.
 
 Load a champion anywhere with ``mlflow.pyfunc.load_model("models:/paradigm-lab-target-task@champion")``.
 A store or server that cannot register models fails the stage with one line naming it
@@ -75,9 +76,12 @@ def _register(client: MlflowClient, name: str, champion: Champion, compare_run_i
             raise
     current = _alias_version(client, name)
     if current is not None and current.run_id == champion.run_id:
+        _tag(client, current, champion, compare_run_id)  # the same run, won again: say how it won this time
         return Registered(name, current.version, champion, moved=False)
     earlier = client.search_model_versions(f"name = '{name}' and run_id = '{champion.run_id}'")
     version = earlier[0] if earlier else _new_version(name, champion, compare_run_id)
+    if earlier:
+        _tag(client, version, champion, compare_run_id)
     client.set_registered_model_alias(name, ALIAS, version.version)
     return Registered(name, version.version, champion, moved=True)
 
@@ -91,14 +95,28 @@ def _alias_version(client: MlflowClient, name: str):
         raise
 
 
-def _new_version(name: str, champion: Champion, compare_run_id: str):
-    tags = {
+def _tags(champion: Champion, compare_run_id: str) -> dict[str, str]:
+    """How the version won: the question, the headline's rule and metric, the comparison, how a tie was broken."""
+    return {
         "question": champion.question,
         "run": champion.label,
         "metric": champion.metric,
         "value": f"{champion.value:.4f}",
+        "chosen_by": champion.chosen_by,
         "comparison": champion.standing[:5000],
+        "tie_break": champion.tie_break[:5000],
         "compare_run_id": compare_run_id,
     }
+
+
+def _tag(client: MlflowClient, version, champion: Champion, compare_run_id: str) -> None:
+    for key, value in _tags(champion, compare_run_id).items():
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(version.name, version.version, key, value)
+
+
+def _new_version(name: str, champion: Champion, compare_run_id: str):
     with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Created version ...": the stage says it below
-        return mlflow.register_model(f"runs:/{champion.run_id}/{MODEL_NAME}", name, tags=tags)
+        return mlflow.register_model(
+            f"runs:/{champion.run_id}/{MODEL_NAME}", name, tags=_tags(champion, compare_run_id)
+        )

@@ -36,7 +36,7 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
         "over seeds with 3 or more), else it lists who is tied within noise; each says how many seeds are behind "
         "it.",
         "## Headlines",
-        "\n".join(f"- {s.headline}" for s in sections if s.headline),
+        headlines(sections),
     ]
     for section in sections:
         parts += [f"## {section.title}", section.text]
@@ -47,13 +47,25 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
     return "\n\n".join(parts) + "\n"
 
 
+def headlines(sections: list[Section]) -> str:
+    """A line per headline and, under it, the champion its question registers, by the headline's rule."""
+    lines = []
+    for section in sections:
+        if section.headline:
+            lines.append(f"- {section.headline}")
+            if section.champion is not None:
+                lines.append(f"  - {section.champion.line()}")
+    return "\n".join(lines)
+
+
 def mlflow_note(sections: list[Section], report_artifact: str) -> str:
     """The compare run's description in the MLflow UI: the headlines (MLflow caps a tag's length)."""
-    lines = ["## Paradigm comparison", *(f"- {s.headline}" for s in sections if s.headline)]
-    return "\n".join(lines) + f"\n\nThe full report, tables and figures: artifacts `{report_artifact}`."
+    return (
+        f"## Paradigm comparison\n{headlines(sections)}\n\n"
+        f"The full report, tables and figures: artifacts `{report_artifact}`."
+    )
 
 
 def terminal_summary(table: pd.DataFrame, sections: list[Section]) -> str:
     text = shown((row for _, row in table.iterrows()), TERMINAL).to_string(index=False)
-    headlines = "\n".join(f"- {s.headline}" for s in sections if s.headline)
-    return f"{text}\n\n{headlines}\n"
+    return f"{text}\n\n{headlines(sections)}\n"

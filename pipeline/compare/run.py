@@ -48,7 +48,7 @@ from pipeline.tracking.store import resolve_tracking_uri
 SPEC = RunSpec("compare", "compare", "", ("compare", "tracking"))  # tracking: which store the runs are read from
 STAGE = SPEC.stage
 REPORT_ARTIFACTS = "comparison"
-# The per-variant numbers metrics/compare.json keeps (timings and the resident-memory peak vary between runs).
+# The per-variant numbers metrics/compare.json keeps (timings vary between runs, and so does a GPU allocator's peak).
 KEPT = ("test/acc", "test/f1_macro", "data/labels_used", "params/trainable", "params/total",
         "memory/estimated_train_bytes", "memory/measured_state_bytes", "comm/bytes_total", "al/alc")  # fmt: skip
 MLFLOW_NAME = re.compile(r"[^\w\-./ ]")  # characters MLflow refuses in a metric name
@@ -67,7 +67,7 @@ def run_compare(
     deploy and whether it is on its task's Pareto fronts (``deployment``).
     """
     entries = paradigms()
-    listed = listed_runs(metrics_dir, tuple(p.stage for p in entries))  # first: a missing stage needs no store
+    listed, skipped = listed_runs(metrics_dir, tuple(p.stage for p in entries))  # first: a missing stage needs no store
     tracking_uri = resolve_tracking_uri(params.tracking)
     client = MlflowClient(tracking_uri)
     ui = ui_url(params.compare.ui_url, tracking_uri)
@@ -77,6 +77,7 @@ def run_compare(
         runs,
         lambda chosen, key: metric_curves(client, chosen, key),
         functools.cache(lambda run_id: fetch_predictions(client, run_id)),  # each run's answers read once
+        skipped,
     )
     answered = [every_run(results)]
     answered += [p.compare.load()(results) for p in entries if p.compare is not None]

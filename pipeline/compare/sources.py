@@ -42,19 +42,24 @@ class ListedRun:
     run_id: str
 
 
-def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> list[ListedRun]:
-    """The runs each of ``stages`` lists in its ``metrics/<stage>.json``."""
-    listed = []
+def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> tuple[list[ListedRun], dict[str, str]]:
+    """The runs each of ``stages`` lists in its ``metrics/<stage>.json``, and why each stage that had nothing to run
+    on this data (it lists no runs, and says why under ``skipped``) ran none."""
+    listed, skipped = [], {}
     for stage in stages:
         path = metrics_file(stage, metrics_dir)
         if not path.is_file():
             raise UserError(f"compare: stage '{stage}' has no {path}; run `dvc repro {stage}` first")
         try:
-            runs = json.loads(path.read_text()).get("runs")
+            written = json.loads(path.read_text())
+            runs = written.get("runs")
         except (json.JSONDecodeError, AttributeError) as err:
             raise DataError(
                 f"{path}: not the JSON object a stage writes ({err}); re-run `dvc repro --force {stage}`"
             ) from err
+        if runs == {} and isinstance(written.get("skipped"), str) and written["skipped"]:
+            skipped[stage] = written["skipped"]
+            continue
         if not isinstance(runs, dict) or not runs:
             raise DataError(f"{path}: lists no runs under 'runs'; re-run `dvc repro --force {stage}`")
         for key, entry in runs.items():
@@ -62,7 +67,7 @@ def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> list[ListedRun]:
             if not isinstance(run_id, str) or not run_id:
                 raise DataError(f"{path}: run '{key}' has no run_id; re-run `dvc repro --force {stage}`")
             listed.append(ListedRun(stage, key, run_id))
-    return listed
+    return listed, skipped
 
 
 def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks: dict[str, str]) -> pd.DataFrame:

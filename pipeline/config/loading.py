@@ -115,7 +115,7 @@ def _dotted_key(loc: tuple, root: type[BaseModel]) -> tuple[str, type[BaseModel]
     key = ""
     for part in loc:
         if isinstance(part, int):
-            item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+            item = _list_item(annotation)
             key, model, annotation = f"{key}[{part}]", section_model(item), item
             continue
         if typing.get_origin(annotation) is dict:  # a mapping section such as sweep: {<stage>: ...}
@@ -130,6 +130,15 @@ def _dotted_key(loc: tuple, root: type[BaseModel]) -> tuple[str, type[BaseModel]
         annotation = field.annotation if field else None
         model = section_model(annotation)
     return key, parent
+
+
+def _list_item(annotation: Any) -> Any:
+    """What a list field holds, through Optional[...]; None for a field that is no list."""
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next((_list_item(arg) for arg in typing.get_args(annotation) if _list_item(arg) is not None), None)
+    return None
 
 
 def section_model(annotation: Any) -> type[BaseModel] | None:

@@ -1,9 +1,10 @@
 """Measured memory: the peak during a block of work, and the model state training holds.
 
 :class:`PeakMemory`: on a CUDA device, the peak of ``torch.cuda.max_memory_allocated``
-(tensors the caching allocator handed out); on CPU, the peak increase of the process's
-resident memory over its level at the start, sampled by a background thread. Either includes
-more than model state (activations, the batch, allocator slack, library buffers).
+(tensors the caching allocator handed out, over the whole block); on the CPU, the peak of live tensor
+bytes over the block's first optimizer steps (:mod:`pipeline.memory.live_tensors`): the weights it is
+handed, then gradients, optimizer state, activations, batches and temporaries. The process's resident
+memory is no measure there: its rise over a small model's run is the allocator's and the libraries' noise.
 
 :func:`model_state_bytes`: the bytes of the tensors that make up model state (weights and
 buffers, gradients, optimizer state), counted from the tensors themselves on whatever device
@@ -13,31 +14,30 @@ parameter count, so the two can be checked against each other on any device.
 
 from __future__ import annotations
 
-import threading
-from typing import Iterable
+from typing import Iterable, Optional
 
-import psutil
 import torch
 from torch import nn
 
+from pipeline.memory.live_tensors import FirstSteps
+
 
 class PeakMemory:
-    def __init__(self, device: torch.device, interval_s: float = 0.005):
+    """The measured peak of a block of training (``.peak_bytes``); ``module``: what trains, whose weights and
+    buffers the CPU count starts from."""
+
+    def __init__(self, device: torch.device, module: Optional[nn.Module] = None):
         self.device = device
-        self.interval_s = interval_s
+        self.module = module
         self.peak_bytes = 0
-        self._stop = threading.Event()
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            self._process = psutil.Process()
-            self._start = self._process.memory_info().rss
-            self._highest = self._start
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+            held = [*self.module.parameters(), *self.module.buffers()] if self.module is not None else []
+            self._steps = FirstSteps(held).__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -45,14 +45,8 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.peak_bytes = int(torch.cuda.max_memory_allocated(self.device))
         else:
-            self._stop.set()
-            self._thread.join()
-            self._highest = max(self._highest, self._process.memory_info().rss)
-            self.peak_bytes = int(self._highest - self._start)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._highest = max(self._highest, self._process.memory_info().rss)
+            self._steps.__exit__(*exc)
+            self.peak_bytes = int(self._steps.peak_bytes)
 
 
 def model_state_bytes(module: nn.Module, optimizers: Iterable[torch.optim.Optimizer]) -> int:

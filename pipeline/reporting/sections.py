@@ -33,7 +33,7 @@ Predictions = Callable[[str], Optional[dict[str, Answers]]]  # run id -> per out
 @dataclass(frozen=True)
 class Champion:
     """The run a question picks: the compare stage registers its MLflow Model as the question's champion
-    (:mod:`pipeline.compare.registry`)."""
+    (:mod:`pipeline.compare.registry`), and the report names it under the section's headline."""
 
     question: str  # stable: the registered model is named <experiment>-<question>
     asks: str  # the question in words (the registered model's description)
@@ -42,6 +42,12 @@ class Champion:
     metric: str  # what it was picked on
     value: float  # the picked run's own value of it
     standing: str  # how it stands against the others, in the report's words
+    chosen_by: str  # how it won: the headline's rule
+    tie_break: str  # how a tie within noise was broken, or why there was none
+
+    def line(self) -> str:
+        """The champion in the report's words, under its section's headline."""
+        return f"champion `{self.label}`: {self.chosen_by}; {self.tie_break}"
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Results:
     runs: pd.DataFrame  # one row per run
     history: Callable[[pd.DataFrame, str], pd.DataFrame]  # (runs, metric) -> columns variant, seed, step, value
     predictions: Predictions = lambda run_id: None  # a run's test answers (none known unless given)
+    skipped: dict[str, str] = field(default_factory=dict)  # stage -> why it had nothing to run on this data
 
     def of(self, stage: str) -> pd.DataFrame:
         """The table's rows of one stage."""
@@ -161,14 +168,76 @@ def standing_phrase(found: Standing, rows: pd.DataFrame, value: Column, name: Co
     return f"tie within noise: {listed} ({seeds_behind}, {rules(tied[1:])}){worse}"
 
 
+# Among variants tied within noise, the one to register: the cheapest to train and store, then to deploy.
+TIE_BREAK = "the fewest trainable parameters, then the smallest saved model, then the higher mean"
+
+
 def champion(
-    results: Results, rows: pd.DataFrame, label: str, question: str, asks: str, standing: str, metric: str = "test/acc"
+    results: Results,
+    rows: pd.DataFrame,
+    found: Standing,
+    question: str,
+    asks: str,
+    standing: str,
+    metric: str = "test/acc",
 ) -> Champion:
-    """The run of ``rows``' variant ``label`` to register for ``question``: of its seeds, the best on ``metric``."""
-    chosen = rows[rows.label == label].iloc[0]
-    runs = results.runs[results.runs.run_id.isin(chosen["run_ids"])]
+    """The run to register for a ranked question, by the rule its headline ranks by (``found``, on ``metric``):
+    the best variant, or among those tied with it within noise the one :data:`TIE_BREAK` picks; of its seeds, the
+    run best on ``metric``."""
+    by = {row["label"]: row for _, row in rows.iterrows()}
+
+    def cost(label: str) -> tuple[float, float, float]:
+        row = by[label]
+        return (_or_inf(row.get("params/trainable")), _or_inf(row.get("model/size_bytes")), -found.means[label])
+
+    tied = found.tied
+    label = min(tied, key=cost)
+    chosen_by = f"the highest mean {metric}, as the headline ranks"
+    if len(tied) == 1:
+        tie_break = "no tie: it beats every other beyond noise" if found.against else "no tie: the only variant"
+    else:
+        row = by[label]
+        others = ", ".join(other for other in tied if other != label)
+        untested = all(found.against[other].test == "none" for other in tied if other != found.best)
+        reason = "not told apart (no noise estimate)" if untested else "tied within noise"
+        tie_break = (
+            f"{reason} with {others}, broken by {TIE_BREAK}: "
+            f"{number(row.get('params/trainable'), 'int')} trainable, {number(row.get('model/size_bytes'), 'bytes')} "
+            f"saved, mean {found.means[label]:.4f}"
+        )
+    return _best_seed(results, rows, label, question, asks, standing, metric, chosen_by, tie_break)
+
+
+def chosen(
+    results: Results, rows: pd.DataFrame, label: str, question: str, asks: str, standing: str, chosen_by: str
+) -> Champion:
+    """The run to register for a question that names its variant by a rule of its own (``chosen_by``: the smallest
+    model within a point of the reference, the shared network): of the variant's seeds, the most accurate."""
+    return _best_seed(
+        results, rows, label, question, asks, standing, "test/acc", chosen_by, "no tie: the rule names one"
+    )
+
+
+def _best_seed(
+    results: Results,
+    rows: pd.DataFrame,
+    label: str,
+    question: str,
+    asks: str,
+    standing: str,
+    metric: str,
+    chosen_by: str,
+    tie_break: str,
+) -> Champion:
+    picked = rows[rows.label == label].iloc[0]
+    runs = results.runs[results.runs.run_id.isin(picked["run_ids"])]
     run = runs.loc[runs[metric].astype(float).idxmax()]
-    return Champion(question, asks, run.run_id, label, metric, float(run[metric]), standing)
+    return Champion(question, asks, run.run_id, label, metric, float(run[metric]), standing, chosen_by, tie_break)
+
+
+def _or_inf(value: object) -> float:
+    number_ = float(value) if value is not None else math.nan
+    return math.inf if math.isnan(number_) else number_
 
 
 def against_best(found: Standing) -> Column:
@@ -289,30 +358,31 @@ def memory_check(results: Results, tolerance: float, activation_tolerance: float
         f"within {tolerance:.0%}": lambda row: "yes" if row["within"] else "**no**",
         "measured peak": col("memory/peak_bytes", "bytes"),
     }
-    if on_gpu.any():  # a CUDA peak holds the model state; a CPU resident-memory increase is another quantity
-        columns["est. / peak"] = lambda row: (
-            number(row["memory/estimated_train_bytes"] / row["memory/peak_bytes"], "pct")
-            if str(row["device"]).startswith("cuda") and row["memory/peak_bytes"]
-            else "–"
-        )
+    columns["est. / peak"] = lambda row: (  # either device's peak holds the model state
+        number(row["memory/estimated_train_bytes"] / row["memory/peak_bytes"], "pct")
+        if row["memory/peak_bytes"]
+        else "–"
+    )
     outside = int((~checked.within).sum())
     text = (
         "`est. model state` is the estimator's figure from the parameter count: weights (and buffers), one gradient "
         "per trainable parameter and the optimizer's state per trainable parameter. `measured model state` counts the "
         f"bytes of those very tensors right after an optimizer step; the two must agree within {tolerance:.0%} "
-        "(`compare.memory_tolerance`). `measured peak` is the whole training's peak, and what it measures depends on "
-        "the device."
+        "(`compare.memory_tolerance`). `measured peak` is a training's peak of tensor memory, model state "
+        "included; `est. / peak` is the share of it the model state accounts for."
     )
     if on_gpu.any():
         text += (
-            " On a GPU (device `cuda…`) it is the CUDA allocator's peak: model state plus activations, the batch and "
-            "workspace; `est. / peak` is the share of it the model state accounts for."
+            " On a GPU (device `cuda…`) it is the CUDA allocator's peak over the whole training: model state plus "
+            "activations, the batch and workspace."
         )
     if not on_gpu.all():
         text += (
-            " On CPU it is the increase of the process's resident memory, which holds far more than model state "
-            "(allocator slack, library buffers, Python objects), may even miss memory reused from before, and differs "
-            "from run to run: it is not comparable to the model state, so no `est. / peak` ratio is shown for it."
+            " On the CPU it is the peak of live tensor bytes over the first optimizer steps (the weights, then "
+            "gradients, optimizer state, activations, the batch and temporaries, each counted from its creation to its "
+            "release): the first step allocates the optimizer state and every later one repeats the same allocations. "
+            "The process's resident memory would be no measure: its rise over a small model's run is the allocator's "
+            "and the libraries' noise."
         )
     if len(left_out):
         text += (

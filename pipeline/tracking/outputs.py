@@ -7,7 +7,7 @@ metrics, so the comparison reads exactly the runs behind the current outputs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -15,10 +15,13 @@ from pipeline.io import atomic_path, write_json
 from pipeline.paths import METRICS_DIR, metrics_file
 
 
-def write_stage_metrics(stage: str, runs: dict[str, dict[str, Any]], metrics_dir: Path = METRICS_DIR) -> Path:
-    """``runs`` maps a variant name to ``{"run_id": ..., <metric>: value, ...}``."""
+def write_stage_metrics(
+    stage: str, runs: dict[str, dict[str, Any]], metrics_dir: Path = METRICS_DIR, skipped: Optional[str] = None
+) -> Path:
+    """``runs`` maps a variant name to ``{"run_id": ..., <metric>: value, ...}``; a stage with nothing to run on
+    this data writes no runs and ``skipped``, why (the comparison says it)."""
     path = metrics_file(stage, metrics_dir)
-    write_json(path, {"stage": stage, "runs": runs})
+    write_json(path, {"stage": stage, "runs": runs, **({"skipped": skipped} if skipped else {})})
     return path
 
 

@@ -103,7 +103,7 @@ def fit_and_test(
         if trainer.world_size > 1:
             loaders = loaders | {"train": _shared_out(loaders["train"], trainer, seed)}
         device = trainer.strategy.root_device
-        with PeakMemory(device) as peak:
+        with PeakMemory(device, module) as peak:
             started = time.perf_counter()
             trainer.fit(module, loaders["train"], loaders["val"])
             fit_seconds = time.perf_counter() - started

@@ -86,7 +86,7 @@ def run_strategy(
         "init": "pretrained base" if cfg.init_from_base else "random",
     }
     with tracked_run(params, spec, tags) as run:
-        with PeakMemory(learner.device) as peak:
+        with PeakMemory(learner.device, learner.model) as peak:
             sim = simulate(
                 learner,
                 data,

@@ -11,7 +11,7 @@ from pipeline.reporting.sections import (
     Results,
     Section,
     before_link,
-    champion,
+    chosen,
     col,
     flag_sanity,
     headline_seeds,
@@ -80,9 +80,9 @@ def compare_compressions(results: Results) -> Section:
         table,
         headline,
         metrics=metrics,
-        champion=champion(
+        champion=chosen(
             results, rows, smallest["label"], QUESTION, "The smallest compressed model within one point of the "
-            "uncompressed teacher", headline,
+            "uncompressed teacher", headline, "the smallest saved model within one point of the reference's accuracy",
         ),
     )  # fmt: skip
     return flag_sanity(section, rows)

@@ -48,7 +48,7 @@ def evaluated_run(
     """Run ``compress()`` (timed: the run's fit time), score what it returns on ``device`` and log it as ``spec``'s
     run; ``saved(network)`` says how it is saved."""
     with tracked_run(params, spec) as run:
-        with PeakMemory(device) as peak:  # the compression and the scoring
+        with PeakMemory(device) as peak:  # the compression and the scoring: on the CPU, what they create
             started = time.perf_counter()
             network = compress().to(device)
             seconds = time.perf_counter() - started

@@ -70,6 +70,6 @@ def compare_students(results: Results) -> Section:
         table,
         headline + ".",
         metrics={"distill/acc_gain_vs_student": gap},
-        champion=champion(results, students, found.best, QUESTION, TITLE, phrase),
+        champion=champion(results, students, found, QUESTION, TITLE, phrase),
     )
     return flag_sanity(section, rows)

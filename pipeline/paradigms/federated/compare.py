@@ -77,7 +77,7 @@ def compare_with_centralized(results: Results) -> Section:
         headline + ".",
         metrics=metrics,
         charts=[chart],
-        champion=champion(results, fl, found.best, QUESTION, "Federated: the most accurate global model", phrase),
+        champion=champion(results, fl, found, QUESTION, "Federated: the most accurate global model", phrase),
     )
     return flag_sanity(section, rows)
 

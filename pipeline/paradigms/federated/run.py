@@ -199,7 +199,7 @@ def federate(
         print(f"[{spec.label}] clients train one after another: {fed.not_batched}", file=sys.stderr, flush=True)
     with tracked_run(params, spec, tags) as run:
         monitor = RoundMonitor(trainer, server, data, spec.label, cfg.rounds, run.log_step, accountant)
-        with PeakMemory(trainer.device) as peak:
+        with PeakMemory(trainer.device, trainer.model) as peak:
             records = _rounds(params, fed, data, paths, partition, strategy, spec.label, monitor)
         trainer.start_from(server.global_)
         logits = trainer.predict(monitor.X["test"])

@@ -65,7 +65,8 @@ def compare_variants(results: Results) -> Section:
         "(docs/comparison.md says how it is decided)."
     )
     phrase = standing_phrase(found, rows, lambda row: cell(row, "test/acc"), variant)
-    best = champion(results, rows, found.best, QUESTION, f"{TITLE.split(':')[0]}: the most accurate", phrase)
+    headline += f"; the most accurate: {phrase}"  # the ranking the champion is chosen by
+    best = champion(results, rows, found, QUESTION, f"{TITLE.split(':')[0]}: the most accurate", phrase)
     section = Section(
         TITLE, text, markdown_table((r for _, r in rows.iterrows()), columns), headline + ".", champion=best
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.reporting.charts import Chart
-from pipeline.reporting.sections import EARLY, Results, Section, champion, epochs, flag_sanity, headline_seeds
+from pipeline.reporting.sections import EARLY, Results, Section, chosen, epochs, flag_sanity, headline_seeds
 from pipeline.reporting.significance import Verdict, compare
 from pipeline.reporting.table import cell, number
 from pipeline.tracking import figures
@@ -50,7 +50,9 @@ def compare_with_separate_models(results: Results) -> Section:
     table = results.table
     found = multitask_comparison(table)
     if found is None:
-        return Section(TITLE, "No multi-task run with its separate models.", "", charts=[_chart(None)])
+        why = results.skipped.get("multitask")
+        text = f"No multi-task comparison: {why}." if why else "No multi-task run with its separate models."
+        return Section(TITLE, text, "", charts=[_chart(None)])
     shared = table[(table.stage == "multitask") & (table.paradigm == "multitask")].iloc[0]
     separate = table[(table.stage == "multitask") & (table.paradigm != "multitask")]
     alone = {t: separate[separate[f"test/{t}/acc"].notna()].iloc[0] for t in found.tasks}
@@ -109,8 +111,14 @@ def compare_with_separate_models(results: Results) -> Section:
             for t, a, b in zip(found.tasks, found.shared_acc, found.separate_acc)
         },
         charts=[_chart(found)],
-        champion=champion(
-            results, pd.DataFrame([shared]), shared["label"], QUESTION, "Multi-task: the shared network", gains
+        champion=chosen(
+            results,
+            pd.DataFrame([shared]),
+            shared["label"],
+            QUESTION,
+            "Multi-task: the shared network",
+            gains,
+            "the one network the question is about (the separate models are its control)",
         ),
     )
     return flag_sanity(section, rows)

@@ -56,20 +56,20 @@ class TaskSpec(Section):
         return self
 
 
-def _default_tasks() -> list[TaskSpec]:
-    return [TaskSpec(name="digit", label="class"), TaskSpec(name="parity", label="parity")]
-
-
 class MultitaskConfig(StageSection):
     """One shared body with a branch per task, against one separate model per task."""
 
-    tasks: list[TaskSpec] = Field(default_factory=_default_tasks)
+    # None (the default): the tasks follow the data, the class under data.label_column's name, and its parity where
+    # that splits the examples another way (pipeline.paradigms.multitask.task_labels.default_tasks)
+    tasks: Optional[list[TaskSpec]] = None
     weighting: Literal["fixed", "uncertainty"] = "uncertainty"
     init_from_base: bool = False  # start the shared body (and every separate body) from pretrain's base
 
     @field_validator("tasks")
     @classmethod
-    def _distinct_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+    def _distinct_names(cls, tasks: Optional[list[TaskSpec]]) -> Optional[list[TaskSpec]]:
+        if tasks is None:
+            return None
         if len(tasks) < 2:
             raise ValueError(f"multi-task learning needs at least 2 tasks, got {len(tasks)}")
         once_each([t.name for t in tasks], "task name")
@@ -77,7 +77,7 @@ class MultitaskConfig(StageSection):
 
 
 def check_multitask(params: SharedParams) -> None:
-    for i, task in enumerate(params.multitask.tasks):
+    for i, task in enumerate(params.multitask.tasks or []):
         if task.column is not None and task.column not in params.data.task_columns:
             raise ValueError(
                 f"multitask.tasks[{i}].column = '{task.column}' (task '{task.name}'): not a declared label column; "

@@ -9,11 +9,15 @@ models together: ``compare/*_ratio_vs_separate`` (multi-task / sum of the separa
 ``compare/<task>/acc_delta_vs_separate`` (multi-task minus separate).
 
 Data: ``full.npz`` (all classes); each task's labels come from its definition in
-``multitask.tasks`` (:mod:`pipeline.paradigms.multitask.task_labels`).
+``multitask.tasks``, or from the data when it names none (:mod:`pipeline.paradigms.multitask.task_labels`).
+A task that splits the examples as an earlier one does is left out with a warning; where fewer than two
+tasks remain (parity on two classes is the class), the stage has nothing to compare
+(:class:`NothingToCompare`) and says so in its outputs instead of training.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,6 +27,7 @@ import torch
 
 from pipeline.config.schema import SharedParams
 from pipeline.data.prepared import TaskData, load_task
+from pipeline.errors import UserError
 from pipeline.io import atomic_dir
 from pipeline.models.checkpoint import save_multitask
 from pipeline.models.loss_weighting import build_weighting
@@ -31,7 +36,7 @@ from pipeline.models.reuse import load_base_for
 from pipeline.paradigms.fitted import fit_tracked
 from pipeline.paradigms.multitask import PARADIGM
 from pipeline.paradigms.multitask.config import TaskSpec
-from pipeline.paradigms.multitask.task_labels import TaskLabels, derive_task_labels
+from pipeline.paradigms.multitask.task_labels import TaskLabels, default_tasks, derive_task_labels, distinct_tasks
 from pipeline.paths import StagePaths
 from pipeline.seeding import seed_everything
 from pipeline.tracking import figures
@@ -49,16 +54,57 @@ COSTS = {  # what the multi-task model is compared on, summed over the separate 
 }
 
 
+PLOT_COLUMNS = {  # the CSVs behind dvc plots, by their columns: headers alone when there is nothing to compare
+    "history.csv": ["variant", "epoch", "val/acc"],
+    "loss_weights.csv": ["epoch", "task", "loss_weight"],
+    "tasks.csv": ["model", "task", "approach", "test/acc", "test/f1_macro"],
+    "cost.csv": ["approach", *COSTS],
+}
+NOTHING_FILE = "NOTHING_TO_COMPARE.txt"
+
+
+class NothingToCompare(UserError):
+    """Fewer than two distinct tasks on this data: no multi-task network to compare with separate models (the stage
+    says so in its outputs; a sweep of it stops with this line)."""
+
+
 def separate_variant(task: str) -> str:
     return f"single_task/{task}"
+
+
+def tasks_to_compare(params: SharedParams, data: TaskData, where: str) -> tuple[list[TaskSpec], list[TaskLabels]]:
+    """The tasks and their labels, less those that repeat another's split (each said in a warning line); raises
+    :class:`NothingToCompare` when fewer than two remain."""
+    specs = params.multitask.tasks or default_tasks(data, params.data.label_column)
+    labels = [derive_task_labels(data, spec, where) for spec in specs]
+    specs, labels, notes = distinct_tasks(specs, labels, where)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if len(specs) < 2:
+        named = "multitask.tasks" if params.multitask.tasks else "the default tasks (the class and its parity)"
+        raise NothingToCompare(
+            f"multitask: {named} give one distinct task on {where} ('{specs[0].name}', {labels[0].num_classes} "
+            "classes), so there is no multi-task network to compare; name a second task in multitask.tasks, e.g. a "
+            "label column listed in data.task_columns"
+        )
+    return specs, labels
+
+
+def write_nothing_to_compare(reason: str, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> None:
+    """The stage's outputs when it has nothing to compare, beside its metrics file: the reason in its models folder,
+    its plots' headers; no run."""
+    print(f"warning: {reason}", file=sys.stderr)
+    with atomic_dir(paths.models) as out:
+        (out / NOTHING_FILE).write_text(reason + "\n")
+    for name, columns in PLOT_COLUMNS.items():
+        write_csv(Path(paths.plots) / name, [], columns)
 
 
 def run_multitask(params: SharedParams, paths: StagePaths = StagePaths.of(PARADIGM.stage)) -> dict[str, dict]:
     """The separate models, then the multi-task one; the models folder appears once all are saved."""
     where = paths.prepared(PARADIGM.task)
     data = load_task(where)
-    specs = params.multitask.tasks
-    labels = [derive_task_labels(data, spec, str(where)) for spec in specs]
+    specs, labels = tasks_to_compare(params, data, str(where))
     start = load_base_for(data, paths.base, params.model).body.state_dict() if params.multitask.init_from_base else None
     runs, trained = {}, {}
     with atomic_dir(paths.models) as out:
@@ -67,7 +113,6 @@ def run_multitask(params: SharedParams, paths: StagePaths = StagePaths.of(PARADI
             separate = PARADIGM.run_spec(variant, paradigm="single_task")
             runs[variant], trained[variant] = _train(params, data, [spec], [task], "fixed", separate, start, out)
         separate = [runs[separate_variant(spec.name)] for spec in specs]
-        on_gpu = all(done.device.type == "cuda" for done in trained.values())
         runs[SHARED], trained[SHARED] = _train(
             params,
             data,
@@ -77,7 +122,7 @@ def run_multitask(params: SharedParams, paths: StagePaths = StagePaths.of(PARADI
             PARADIGM.run_spec(SHARED),
             start,
             out,
-            derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs], on_gpu),
+            derived=lambda metrics: compare_with_separate(metrics, separate, [s.name for s in specs]),
         )
     _log_comparison_figure(runs, specs)
     write_multitask_plots(paths.plots, runs, trained, [s.name for s in specs])
@@ -123,18 +168,14 @@ def _train(
     return fit_tracked(params, spec, module, loaders, data, classes, saved, tags=tags, derived=derived)
 
 
-def compare_with_separate(shared: Metrics, separate: list[dict], tasks: list[str], peaks_comparable: bool) -> Metrics:
-    """The multi-task model's costs over the separate models' summed costs, and its accuracy gain per task.
-
-    Measured peaks are compared only when they are comparable (on a GPU: each fit's own peak).
-    On CPU they are the process's memory growth, mostly the first fit's warm-up, so a ratio
-    of them would say more about the order of the runs than about the models.
-    """
+def compare_with_separate(shared: Metrics, separate: list[dict], tasks: list[str]) -> Metrics:
+    """The multi-task model's costs over the separate models' summed costs (each fit's own measured peak
+    included, :class:`~pipeline.memory.PeakMemory`), and its accuracy gain per task."""
     out: Metrics = {}
     for key, ratio in COSTS.items():
         total = sum(run[key] for run in separate)
         out[f"separate/{key}"] = total
-        if total > 0 and (key != "memory/peak_bytes" or peaks_comparable):
+        if total > 0:
             out[f"compare/{ratio}"] = shared[key] / total
     for task, run in zip(tasks, separate):
         for metric in ("acc", "f1_macro"):

@@ -7,18 +7,21 @@
 
 Every task must have at least two classes, and each of them in the training split; a
 definition that gives fewer, or names a column the prepared data does not hold, fails
-with the task's name and why.
+with the task's name and why. A task that splits the examples exactly as an earlier one does
+(parity on two classes is the class) is left out with a warning naming both (:func:`distinct_tasks`):
+a second head on the same labels would compare nothing.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.data.prepared import SPLITS, TaskData
 from pipeline.errors import DataError
-from pipeline.paradigms.multitask.config import TaskSpec
+from pipeline.paradigms.multitask.config import TASK_NAME, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,44 @@ class TaskLabels:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def default_tasks(data: TaskData, label_column: str) -> list[TaskSpec]:
+    """The tasks when ``multitask.tasks`` names none: the class, under the label column's name (``class`` where that is
+    no task name), and its parity where the class labels are integers (:func:`distinct_tasks` drops it where it is
+    the class again)."""
+    name = label_column if re.fullmatch(TASK_NAME, label_column) and label_column != "parity" else "class"
+    tasks = [TaskSpec(name=name, label="class")]
+    if data.classes.dtype.kind in "biu":
+        tasks.append(TaskSpec(name="parity", label="parity"))
+    return tasks
+
+
+def distinct_tasks(
+    specs: list[TaskSpec], labels: list[TaskLabels], where: str
+) -> tuple[list[TaskSpec], list[TaskLabels], list[str]]:
+    """The tasks less each one that splits the examples exactly as an earlier one does, and a note on each left out."""
+    kept: list[tuple[TaskSpec, TaskLabels]] = []
+    notes = []
+    for spec, task in zip(specs, labels):
+        twin = next((other for _, other in kept if same_split(other, task)), None)
+        if twin is None:
+            kept.append((spec, task))
+            continue
+        notes.append(
+            f"{where}: multitask task '{spec.name}' ({_definition(spec)}) splits the examples exactly as task "
+            f"'{twin.name}' does ({twin.num_classes} classes, one for one): left out, a second head on the same labels "
+            "compares nothing"
+        )
+    return [spec for spec, _ in kept], [task for _, task in kept], notes
+
+
+def same_split(a: TaskLabels, b: TaskLabels) -> bool:
+    """Whether two tasks group the examples the same way, whatever their classes are called."""
+    x = np.concatenate([a.y[split] for split in SPLITS])
+    y = np.concatenate([b.y[split] for split in SPLITS])
+    pairs = len(np.unique(np.stack([x, y], axis=1), axis=0))
+    return pairs == a.num_classes == b.num_classes
 
 
 def derive_task_labels(data: TaskData, spec: TaskSpec, where: str) -> TaskLabels:

@@ -63,6 +63,6 @@ def compare_on_target(results: Results) -> Section:
         markdown_table((r for _, r in rows.iterrows()), columns),
         headline + ".",
         metrics=metrics,
-        champion=champion(results, rows, found.best, QUESTION, TITLE, phrase),
+        champion=champion(results, rows, found, QUESTION, TITLE, phrase),
     )
     return flag_sanity(section, rows)
