@@ -41,7 +41,7 @@ class LiveTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if type(out) is torch.Tensor or isinstance(out, torch.nn.Parameter):
+        if isinstance(out, torch.Tensor):
             self._track(out)
         elif isinstance(out, (tuple, list)):
             for tensor in tree_leaves(out):

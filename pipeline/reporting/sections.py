@@ -236,8 +236,8 @@ def _best_seed(
 
 
 def _or_inf(value: object) -> float:
-    number_ = float(value) if value is not None else math.nan
-    return math.inf if math.isnan(number_) else number_
+    value = float(value) if value is not None else math.nan
+    return math.inf if math.isnan(value) else value
 
 
 def against_best(found: Standing) -> Column:

@@ -75,13 +75,14 @@ def separate_variant(task: str) -> str:
 def tasks_to_compare(params: SharedParams, data: TaskData, where: str) -> tuple[list[TaskSpec], list[TaskLabels]]:
     """The tasks and their labels, less those that repeat another's split (each said in a warning line); raises
     :class:`NothingToCompare` when fewer than two remain."""
-    specs = params.multitask.tasks or default_tasks(data, params.data.label_column)
-    labels = [derive_task_labels(data, spec, where) for spec in specs]
-    specs, labels, notes = distinct_tasks(specs, labels, where)
+    asked = params.multitask.tasks or default_tasks(data, params.data.label_column)
+    labels = [derive_task_labels(data, spec, where) for spec in asked]
+    specs, labels, notes = distinct_tasks(asked, labels, where)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if len(specs) < 2:
-        named = "multitask.tasks" if params.multitask.tasks else "the default tasks (the class and its parity)"
+        tasks = ", ".join(spec.name for spec in asked)
+        named = f"multitask.tasks ({tasks})" if params.multitask.tasks else f"the default tasks ({tasks})"
         raise NothingToCompare(
             f"multitask: {named} give one distinct task on {where} ('{specs[0].name}', {labels[0].num_classes} "
             "classes), so there is no multi-task network to compare; name a second task in multitask.tasks, e.g. a "
