@@ -1,6 +1,6 @@
 # `make run`: set up, run the whole pipeline, say where the results are.
 # `make test`: set up, run the test suite. `make lint`: ruff's linter and formatter check, and the layers contract
-# (import-linter, pyproject.toml). All reuse .venv.
+# (import-linter, pyproject.toml). `make mutation`: mutation testing, each module's score. All reuse .venv.
 # `make benchmark-transfer`, `make benchmark-signals`, `make benchmark-multitask`, `make benchmark-federated`,
 # `make benchmark-active-learning`, `make benchmark-scale`, `make benchmark-gpu-memory`, `make benchmark-faults benchmark-speed benchmark-mlflow`,
 # `make benchmark-distill-compress`, `make benchmark-grad-accumulation`, `make benchmark-live-tensors`: the tables of
@@ -13,7 +13,7 @@ CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint benchmark-transfer benchmark-signals benchmark-multitask benchmark-federated benchmark-federated-flower benchmark-active-learning \
 	benchmark-scale benchmark-gpu-memory benchmark-faults benchmark-speed benchmark-mlflow benchmark-distill-compress \
-	benchmark-grad-accumulation benchmark-live-tensors
+	benchmark-grad-accumulation benchmark-live-tensors mutation
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,12 @@ run: setup
 # --no-loadscope-reorder: files in conftest's order (the longest first), not xdist's (the most tests first).
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# Mutation testing, outside make test: plants small bugs in the modules every result rests on ([tool.mutmut] in
+# pyproject.toml) and prints each module's share the tests catch (docs/benchmarks.md; about 45 minutes on two cores
+# from scratch, then only what changed).
+mutation: setup
+	$(BIN)/python -m benchmarks.mutation --csv benchmark-mutation.csv
 
 lint: setup
 	$(BIN)/ruff check .

@@ -119,6 +119,16 @@ def compress_table(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def batching_gain(results: pd.DataFrame) -> str:
+    """What tests/test_deployment.py leaves to this benchmark: the throughput batch answers more samples per second
+    than batch-1 calls (1000 / the p50 latency), on this machine, for every model."""
+    gain = results["deploy/throughput_samples_per_s"] * results["deploy/latency_ms_p50"] / 1000
+    verdict = "batching pays for every model" if (gain > 1).all() else "batching does NOT pay for every model"
+    return (
+        f"Throughput batch vs batch-1 calls: {gain.min():.1f}x to {gain.max():.1f}x the samples per second ({verdict})."
+    )
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, "distill-compress", "seed, stage, labels, variant, every metric")
     parser.add_argument("--labelled-fractions", nargs="+", type=float, default=[1.0, 0.1])
@@ -130,7 +140,7 @@ def main() -> None:
     if args.csv:
         results.to_csv(args.csv, index=False)
     threads = base["trainer"]["num_threads"]
-    print(f"\n{distill_table(results)}\n\n{compress_table(results)}\n")
+    print(f"\n{distill_table(results)}\n\n{compress_table(results)}\n\n{batching_gain(results)}\n")
     print(
         f"{len(args.seeds)} seeds in {time.perf_counter() - started:.0f} s; torch threads: {threads} "
         f"(trainer.num_threads; this machine has {os.cpu_count()} cores); per-epoch log in {args.log}"

@@ -80,3 +80,59 @@ def test_accumulated_micro_batches_step_as_the_large_batch_without_batch_norm():
         for name, weights in large.items():
             assert torch.allclose(stepped[name], weights, atol=1e-6), (batch_size, accumulate, name)
     assert not torch.equal(large["head.weight"], fit_one_step(64, 1, X[:32], y[:32])["head.weight"])  # it stepped
+
+
+def small_net() -> nn.Sequential:
+    """The hand-counted network above: 224 bytes saved on a batch of 5."""
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def test_metric_names_are_the_tracking_contracts_strings():
+    from pipeline.memory.activations import ESTIMATED, MEASURED
+
+    assert (ESTIMATED, MEASURED) == ("memory/activation_bytes_estimated", "memory/activation_bytes_measured")
+
+
+def test_first_batch_is_the_first_batch_size_examples_of_every_tensor():
+    from pipeline.memory.activations import first_batch
+
+    X, y = torch.arange(20.0).reshape(10, 2), torch.arange(10)
+    first = first_batch(TensorDataset(X, y), 4)
+    assert type(first) is tuple and len(first) == 2
+    assert torch.equal(first[0], X[:4]) and torch.equal(first[1], torch.arange(4))
+    whole = first_batch(TensorDataset(X, y), 32)  # fewer examples than a batch: all of them
+    assert torch.equal(whole[0], X) and torch.equal(whole[1], y)
+
+
+def test_prediction_defaults_to_the_modules_own_loss_and_counts_under_no_grad():
+    class WithLoss(nn.Sequential):
+        def loss(self, batch):
+            return classification_loss(self(batch[0]), batch[1])
+
+    net = WithLoss(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    batch = (torch.rand(5, 4), torch.tensor([0, 1, 0, 1, 1]))
+    assert predict_activation_bytes(net, batch) == 224
+    with torch.no_grad():  # the prediction turns gradients back on: otherwise autograd would save nothing
+        assert predict_activation_bytes(net, batch) == 224
+
+
+def test_prediction_leaves_the_module_it_was_given_untouched():
+    """It runs on a deep copy moved to the meta device: the caller's weights stay where and what they were."""
+    net = small_net().eval()
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    assert predict_activation_bytes(net, (torch.rand(5, 4), torch.tensor([0, 1, 0, 1, 1])), loss) == 224
+    after = net.state_dict()
+    assert all(after[name].device.type == "cpu" and torch.equal(after[name], t) for name, t in before.items())
+    assert not any(module.training for module in net.modules())
+
+
+def test_the_counter_leaves_out_the_modules_parameters_and_counts_a_shared_storage_once():
+    net = nn.Linear(4, 3, bias=False)
+    x = torch.rand(5, 4)
+    meter = SavedTensorBytes(net)
+    with meter.counting() as counting:
+        y = net(x)  # saves the input (80 bytes) and the weight (model state: left out)
+        (y * y).sum()  # saves y twice: one storage of 60 bytes
+    assert counting is meter
+    assert meter.bytes == 5 * 4 * 4 + 5 * 3 * 4 == 140
+    assert sorted(meter.seen.values()) == [60, 80]

@@ -414,3 +414,111 @@ def test_a_large_pool_is_scored_in_chunks_with_the_same_predictions(monkeypatch)
     draws = learner.mc_dropout_probabilities(X, samples=3)
     assert draws.shape == (50, 10, 3) and np.allclose(draws.sum(axis=1), 1, atol=1e-5)
     assert not np.allclose(draws[..., 0], draws[..., 1])  # dropout is on: the samples differ
+
+
+# Query strategies on hand-built probabilities. Rows: top probability, gap between the top two, entropy (nats)
+#   0: 0.5 0.5 0.0    -> 0.50, 0.00, 0.693
+#   1: 0.4 0.3 0.3    -> 0.40, 0.10, 1.089
+#   2: 0.6 0.2 0.2    -> 0.60, 0.40, 0.950
+#   3: 0.9 0.1 0.0    -> 0.90, 0.80, 0.325
+#   4: 0.45 0.43 0.12 -> 0.45, 0.02, 0.977
+POOL = np.array([[0.5, 0.5, 0.0], [0.4, 0.3, 0.3], [0.6, 0.2, 0.2], [0.9, 0.1, 0.0], [0.45, 0.43, 0.12]])
+
+
+def entropy_by_hand(p):
+    """-sum p log p per row, with 0 log 0 = 0."""
+    p = np.asarray(p, dtype=np.float64)
+    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)
+
+
+@pytest.mark.parametrize(
+    "strategy, order",
+    [("least_confidence", [1, 4, 0, 2, 3]), ("margin", [0, 4, 1, 2, 3]), ("entropy", [1, 4, 2, 0, 3])],
+)
+def test_each_uncertainty_strategy_ranks_the_whole_pool_most_uncertain_first(strategy, order):
+    select = query_strategy(strategy).select
+    rng = np.random.default_rng(0)
+    assert select(POOL, 2, rng).tolist() == order[:2]
+    assert select(POOL, 5, rng).tolist() == order
+    picked = select(POOL, 9, rng)  # more than the pool holds: all of it, in the same order
+    assert picked.tolist() == order and picked.dtype == np.int64
+
+
+def test_uncertainty_strategies_put_tied_examples_together_in_the_ranking():
+    """Rows 0, 2 and 4 are the same, equally uncertain, prediction: the three come first, in some order."""
+    probs = np.array([[0.5, 0.5], [0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.5, 0.5]])
+    for strategy in ("least_confidence", "margin", "entropy"):
+        picked = query_strategy(strategy).select(probs, 5, np.random.default_rng(0)).tolist()
+        assert sorted(picked[:3]) == [0, 2, 4] and picked[3:] == [3, 1], strategy
+
+
+def test_bald_ranks_by_disagreement_between_dropout_samples_not_by_the_mean_prediction():
+    """[n, classes, samples]: rows 0-2 all average to 0.5/0.5; row 1's samples disagree most, row 2's a little,
+    row 0's and row 3's not at all."""
+    samples = np.array(
+        [
+            [[0.5, 0.5], [0.5, 0.5]],
+            [[0.9, 0.1], [0.1, 0.9]],
+            [[0.7, 0.3], [0.3, 0.7]],
+            [[0.95, 0.95], [0.05, 0.05]],
+        ]
+    )
+    bald = query_strategy("bald").select(samples, 4, np.random.default_rng(0)).tolist()
+    assert bald[:2] == [1, 2] and sorted(bald[2:]) == [0, 3]
+    entropy = query_strategy("entropy").select(samples, 4, np.random.default_rng(0)).tolist()
+    assert sorted(entropy[:3]) == [0, 1, 2] and entropy[3] == 3  # entropy sees only the mean prediction
+
+
+def test_random_picks_distinct_positions_reproducibly_and_refuses_more_than_the_pool():
+    probs = np.full((6, 3), 1 / 3)
+    select = query_strategy("random").select
+    picked = select(probs, 4, np.random.default_rng(0))
+    assert picked.tolist() == [1, 4, 2, 3]  # the seeded generator's draw without replacement
+    assert select(probs, 4, np.random.default_rng(0)).tolist() == picked.tolist()
+    assert select(probs, 4, np.random.default_rng(1)).tolist() != picked.tolist()
+    assert sorted(select(probs, 6, np.random.default_rng(0)).tolist()) == [0, 1, 2, 3, 4, 5]  # each once
+    with pytest.raises(ValueError):
+        select(probs, 7, np.random.default_rng(0))
+
+
+def test_strategies_are_registered_by_name_and_only_bald_scores_dropout_samples():
+    from pipeline.paradigms.active_learning.strategies import STRATEGIES
+
+    assert list(STRATEGIES) == ["random", "least_confidence", "margin", "entropy", "bald"]
+    assert list(STRATEGIES) == list(QUERY_STRATEGIES)
+    assert {name: query_strategy(name).mc_dropout for name in STRATEGIES} == {
+        "random": False,
+        "least_confidence": False,
+        "margin": False,
+        "entropy": False,
+        "bald": True,
+    }
+    assert {name: type(query_strategy(name)).__name__ for name in STRATEGIES} == {
+        "random": "Random",
+        "least_confidence": "LeastConfidence",
+        "margin": "Margin",
+        "entropy": "Entropy",
+        "bald": "Bald",
+    }
+
+
+def test_a_row_whose_score_is_not_finite_is_ranked_last_without_a_warning():
+    """baal warns about it and ranks it last; the strategy keeps that warning from the log."""
+    import warnings
+
+    probs = np.array([[0.6, 0.4], [np.nan, 0.5], [0.9, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        for strategy in ("least_confidence", "margin", "entropy"):
+            assert query_strategy(strategy).select(probs, 3, np.random.default_rng(0)).tolist() == [0, 2, 1]
+
+
+def test_predictive_entropy_is_minus_sum_p_log_p_of_the_mean_prediction_in_float64():
+    from pipeline.paradigms.active_learning.strategies import predictive_entropy
+
+    single = predictive_entropy(POOL.astype(np.float32))
+    assert single.dtype == np.float64 and single.shape == (5,)
+    assert single == pytest.approx(entropy_by_hand(POOL), rel=1e-6)
+    assert single[0] == pytest.approx(np.log(2), rel=1e-6) and single[3] == pytest.approx(0.3251, abs=1e-4)
+    samples = np.stack([POOL, POOL[::-1]], axis=-1)  # [n, classes, 2 samples]
+    assert predictive_entropy(samples) == pytest.approx(entropy_by_hand((POOL + POOL[::-1]) / 2))

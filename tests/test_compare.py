@@ -23,7 +23,8 @@ from pipeline.errors import UserError
 from pipeline.paradigms import paradigms, registered
 from pipeline.paradigms.repeats import over_seeds
 from pipeline.reporting.charts import accuracy_chart, write_charts
-from pipeline.reporting.sections import Results, memory_check
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import memory_check
 from pipeline.reporting.table import by_variant, number
 from pipeline.tracking.outputs import write_stage_metrics
 from tests import toy_paradigm
@@ -494,7 +495,7 @@ def tied_results() -> tuple[Results, pd.DataFrame]:
 
 
 def test_a_champion_is_the_headlines_best_and_a_tie_within_noise_goes_to_the_fewest_trainable_parameters():
-    from pipeline.reporting.sections import TIE_BREAK, champion, rank
+    from pipeline.reporting.headline import TIE_BREAK, champion, rank
 
     results, rows = tied_results()
     found = rank(results, rows)

@@ -84,14 +84,26 @@ def test_no_central_module_names_a_paradigm():
 
 
 def test_loading_params_imports_no_paradigm_code_nor_torch():
+    """Of the paradigms, loading params.yaml imports their declarations and params sections alone: no run or
+    compare module, nor any other module of theirs (the active-learning section checks its strategy names against
+    ``strategies``, numpy only); and no torch, MLflow, Optuna or Lightning.
+
+    Catches: the registry (or a declaration) importing torch-free paradigm code, e.g. ``paradigms.repeats``."""
+    import json
     import subprocess
 
     code = (
-        "import sys; from pipeline.params import load_params; load_params(); "
-        "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'lightning') if m in sys.modules))"
+        "import json, sys; from pipeline.params import load_params; load_params(); "
+        "print(json.dumps([sorted(m for m in ('torch', 'mlflow', 'optuna', 'lightning') if m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('pipeline.paradigms.'))]))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+    assert out.returncode == 0, out.stderr
+    heavy, loaded = json.loads(out.stdout)
+    assert heavy == []
+    declarations = {"pipeline.paradigms.plugin", "pipeline.paradigms.active_learning.strategies"}
+    declarations |= {f"pipeline.paradigms.{entry.stage}{part}" for entry in BUILT_IN for part in ("", ".config")}
+    assert set(loaded) - declarations == set()
 
 
 def test_every_query_strategy_class_is_a_schema_choice_and_back():

@@ -131,6 +131,7 @@ def test_fedavg_weights_by_sample_count_exactly():
 
 
 def test_server_optimizers_step_parameters_and_average_statistics():
+    """Catches: a strategy's server half ignoring its settings (e.g. FedAvgM built with momentum 0)."""
     params = torch.tensor([True, True, False])
     start, mean = torch.tensor([1.0, 1.0, 5.0]), torch.tensor([2.0, 0.0, 7.0])
     plain = ServerMomentum(params, lr=1.0, momentum=0.0).step(start, mean)
@@ -140,11 +141,26 @@ def test_server_optimizers_step_parameters_and_average_statistics():
     # lr x m / (sqrt(v) + tau) after one change of 1
     first_step = 0.1 * (1 - 0.9) * 1.0 / ((1 - 0.99) ** 0.5 * 1.0 + 1e-3)
     assert adam[0].item() == pytest.approx(1.0 + first_step) and adam[1].item() == pytest.approx(1.0 - first_step)
-    layout = StateLayout(("w",), (torch.Size([3]),), (True,))
-    for strategy in FEDERATED_STRATEGIES:
-        assert (
-            build_strategy(strategy, FederatedConfig(), layout, 4).server_half().step(start, mean).shape == start.shape
-        )
+    # Every strategy's server half with the default settings, given the same global [1, 1, (5)] and client mean
+    # [2, 0, (7)] twice: change c = [1, -1]; position 2 is a statistic and takes the mean. Round 1, round 2:
+    # fedavg, fedprox (a client-side change), scaffold (lr 1, no variates sent): the mean, both rounds;
+    # fedavgm (lr 1, momentum 0.9): velocity c, then 0.9 c + c = 1.9 c;
+    # fedadam (lr 0.01, beta1 0.9, beta2 0.99, tau 0.001): m = 0.1 c, v = 0.01 c^2, step 0.01 x 0.1 / (0.1 + 0.001);
+    # then m = 0.19 c, v = 0.0199 c^2, step 0.01 x 0.19 / (sqrt(0.0199) + 0.001).
+    adam = (0.01 * 0.1 / (0.1 + 0.001), 0.01 * 0.19 / (0.0199**0.5 + 0.001))
+    expected = {
+        "fedavg": ([2.0, 0.0, 7.0], [2.0, 0.0, 7.0]),
+        "fedprox": ([2.0, 0.0, 7.0], [2.0, 0.0, 7.0]),
+        "scaffold": ([2.0, 0.0, 7.0], [2.0, 0.0, 7.0]),
+        "fedavgm": ([2.0, 0.0, 7.0], [2.9, -0.9, 7.0]),
+        "fedadam": tuple([1.0 + step, 1.0 - step, 7.0] for step in adam),
+    }
+    assert set(expected) == set(FEDERATED_STRATEGIES)
+    for strategy, rounds in expected.items():
+        half = build_strategy(strategy, FederatedConfig(), flat_layout(3, 2), 4).server_half()
+        for round_, want in enumerate(rounds, start=1):
+            got = half.step(start, mean)
+            torch.testing.assert_close(got, torch.tensor(want), rtol=0, atol=1e-6, msg=f"{strategy}, round {round_}")
 
 
 # --- communication --------------------------------------------------------------------------------
@@ -612,3 +628,370 @@ def test_what_cannot_batch_trains_one_client_after_another_and_says_why(prepared
     assert (fedprox.client_training, fedprox.not_batched) == ("batched", None)
     asked = params.model_copy(update={"federated": params.federated.model_copy(update={"batched": False})})
     assert federation(asked, data, assignment, "fedprox", start, "iid/fedprox").client_training == "sequential"
+
+
+# --- the server and the strategies' halves, number by number ---------------------------------------
+
+
+def flat_layout(n: int, params: int | None = None) -> StateLayout:
+    """One parameter tensor of ``params`` entries (all ``n`` by default), then a statistic of the rest."""
+    params = n if params is None else params
+    if params == n:
+        return StateLayout(("w",), (torch.Size([n]),), (True,))
+    return StateLayout(("w", "running_mean"), (torch.Size([params]), torch.Size([n - params])), (True, False))
+
+
+def test_a_sample_count_must_be_a_positive_int():
+    from pipeline.paradigms.federated.server import check_sample_count
+
+    for count in (1, 2, 1000):
+        check_sample_count(count)
+    for count in (0, -1, 2.5, 1.0, "3", None):
+        with pytest.raises(ValueError, match="a client's sample count is a positive int"):
+            check_sample_count(count)
+
+
+def test_fedavg_weights_each_client_by_its_sample_count():
+    vectors = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, -2.0]), torch.tensor([0.0, 8.0])]
+    # (1 x [1, 2] + 2 x [3, -2] + 5 x [0, 8]) / 8 = [7, 38] / 8
+    assert torch.equal(fedavg(vectors, [1, 2, 5]), torch.tensor([0.875, 4.75]))
+    assert torch.equal(fedavg(vectors[:1], [3]), vectors[0])  # one client: its own vector
+    with pytest.raises(ValueError, match="sample count"):
+        fedavg(vectors, [1, 0, 5])
+
+
+def test_weighted_mean_sums_in_float64_and_counts_every_sample():
+    """2^24 + 1 + 1 is exact in float64 but rounds to 2^24 in float32: the mean of the three is 5592406 only when the
+    sum is kept in float64."""
+    from pipeline.paradigms.federated.server import WeightedMean
+
+    mean = WeightedMean(1)
+    assert mean.total.dtype == torch.float64 and mean.count == 0
+    for value in (2.0**24, 1.0, 1.0):
+        mean.add(torch.tensor([value]), 1)
+    assert mean.count == 3 and mean.total.item() == 2.0**24 + 2
+    assert mean.mean().dtype == torch.float32 and mean.mean().item() == 5592406.0
+    weighted = WeightedMean(2)
+    weighted.add(torch.tensor([4.0, 0.0]), 3)
+    weighted.add(torch.tensor([0.0, 2.0]), 1)
+    assert weighted.count == 4 and torch.equal(weighted.mean(), torch.tensor([3.0, 0.5]))
+
+
+class RecordingHalf:
+    """A strategy's server half that sends two extra numbers and records every call the server makes."""
+
+    def __init__(self):
+        self.received: list[tuple[list[list[float]], int]] = []
+        self.steps: list[tuple[list[float], list[float]]] = []
+        self.closed: list[int] = []
+
+    def message(self) -> list[torch.Tensor]:
+        return [torch.tensor([9.0, 8.0])]
+
+    def receive(self, extras, count):
+        self.received.append(([e.tolist() for e in extras], count))
+
+    def step(self, global_, mean):
+        self.steps.append((global_.tolist(), mean.tolist()))
+        return mean + 100
+
+    def close_round(self, reported):
+        self.closed.append(reported)
+
+
+def test_server_broadcasts_aggregates_through_its_half_and_keeps_the_model_through_an_empty_round():
+    codec = Codec("none", flat_layout(3))
+    half = RecordingHalf()
+    initial = torch.tensor([1.0, 2.0, 3.0])
+    server = Server(initial, codec, half, up_parts=((torch.float32, 2),))
+    initial.add_(1)  # the server holds its own copy
+    assert server.clipped == 0
+    message = server.broadcast()
+    assert message == to_bytes([torch.tensor([1.0, 2.0, 3.0]), torch.tensor([9.0, 8.0])])
+    assert server.broadcast() is message  # the same bytes all round
+
+    server.receive(to_bytes([torch.tensor([4.0, 4.0, 4.0]), torch.tensor([1.0, 1.0])]), 1)
+    server.receive(to_bytes([torch.tensor([1.0, 1.0, 1.0]), torch.tensor([2.0, -2.0])]), 2)
+    assert server.close_round() == 2
+    assert half.received == [([[1.0, 1.0]], 1), ([[2.0, -2.0]], 2)]  # the parts after the update, and the counts
+    assert half.steps == [([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])]  # (the global model, the weighted mean)
+    assert half.closed == [2] and server.clipped == 0
+    assert torch.equal(server.global_, torch.tensor([102.0, 102.0, 102.0]))
+    assert server.broadcast() == to_bytes([torch.tensor([102.0, 102.0, 102.0]), torch.tensor([9.0, 8.0])])
+
+    assert server.close_round() == 0  # every client dropped out: no step, the model stays
+    assert half.steps == [([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])] and half.closed == [2, 0]
+    assert torch.equal(server.global_, torch.tensor([102.0, 102.0, 102.0]))
+
+    server.receive(to_bytes([torch.tensor([6.0, 0.0, 3.0]), torch.tensor([0.0, 0.0])]), 5)
+    assert server.close_round() == 1  # a fresh round: only its own client counts
+    assert half.steps[-1] == ([102.0, 102.0, 102.0], [6.0, 0.0, 3.0]) and half.closed == [2, 0, 1]
+
+
+def test_server_decodes_a_compressed_update_against_the_global_model():
+    codec = Codec("fp16", flat_layout(2))
+    start = torch.tensor([1.0, 2.0])
+    server = Server(start, codec)
+    assert server.broadcast() == to_bytes([start])  # FedAvg's half sends nothing besides the weights
+    server.receive(to_bytes(codec.encode(torch.tensor([1.5, 3.0]), start)), 1)
+    server.receive(to_bytes(codec.encode(torch.tensor([0.0, 2.0]), start)), 3)
+    assert server.close_round() == 2
+    assert torch.equal(server.global_, torch.tensor([0.375, 2.25]))  # (1 x [1.5, 3] + 3 x [0, 2]) / 4
+
+
+def test_private_server_counts_clipped_updates_and_adds_noise_even_in_an_empty_round():
+    from pipeline.paradigms.federated.privacy import PrivateMean
+
+    codec = Codec("none", flat_layout(2))
+    exact = Server(torch.zeros(2), codec, private_mean=lambda start: PrivateMean(start, 1.0, 0.0, 2, None))
+    exact.receive(to_bytes([torch.tensor([3.0, 4.0])]), 100)  # norm 5: clipped to norm 1
+    assert exact.close_round() == 1 and exact.clipped == 1
+    torch.testing.assert_close(exact.global_, torch.tensor([0.3, 0.4]))  # [0.6, 0.8] over 2 expected clients
+    assert exact.close_round() == 0 and exact.clipped == 0
+
+    def noisy(start):
+        return PrivateMean(start, 1.0, 1.0, 2, torch.Generator().manual_seed(0))
+
+    server = Server(torch.zeros(2), codec, private_mean=noisy)
+    assert server.close_round() == 0
+    noise = torch.randn(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1.0 / 2
+    assert torch.equal(server.global_, noise.float()) and bool((server.global_ != 0).all())
+
+
+def test_every_strategy_class_under_its_name():
+    from pipeline.paradigms.federated.strategies import FedAdam, FedAvg, FedAvgM, FedProx
+
+    assert STRATEGIES == {
+        "fedavg": FedAvg,
+        "fedprox": FedProx,
+        "fedadam": FedAdam,
+        "fedavgm": FedAvgM,
+        "scaffold": Scaffold,
+    }
+
+
+def test_build_strategy_hands_the_settings_layout_and_client_count_on():
+    cfg, layout = FederatedConfig(), flat_layout(3, 2)
+    strategy = build_strategy("scaffold", cfg, layout, 5)
+    assert type(strategy) is Scaffold
+    assert (strategy.cfg, strategy.layout, strategy.num_clients) == (cfg, layout, 5)
+    assert strategy.params.tolist() == [True, True, False]
+
+
+def test_fedavg_sends_nothing_besides_the_weights_and_its_server_takes_the_mean():
+    from pipeline.paradigms.federated.strategies import ServerHalf
+
+    strategy = build_strategy("fedavg", FederatedConfig(), flat_layout(3), 2)
+    assert strategy.down_parts() == [] and strategy.up_parts() == []
+    assert type(strategy.client_half()) is ClientHalf and type(strategy.server_half()) is ServerHalf
+    half, mean = ServerHalf(), torch.tensor([1.0, 2.0])
+    assert half.message() == [] and half.step(torch.zeros(2), mean) is mean
+
+
+def test_fedprox_penalty_is_half_mu_times_the_squared_distance_from_the_start():
+    """mu = 0.5; the start [1, 1], [2] moved to [2, -1], [5]: differences [1, -2], [3], squared sum 14, penalty
+    0.25 x 14 = 3.5, its gradient mu x the differences."""
+    from types import SimpleNamespace
+
+    from pipeline.paradigms.federated.strategies import ProximalTerm
+
+    half = build_strategy("fedprox", FederatedConfig(fedprox={"mu": 0.5}), flat_layout(3), 2).client_half()
+    assert type(half) is ProximalTerm and half.mu == 0.5
+    assert half.penalty([torch.ones(2)]) is None  # before local training starts: no anchor
+    params = [torch.tensor([1.0, 1.0], requires_grad=True), torch.tensor([2.0], requires_grad=True)]
+    half.on_train_start(SimpleNamespace(params=params))
+    with torch.no_grad():  # local training moves the parameters in place; the anchor stays
+        params[0].copy_(torch.tensor([2.0, -1.0]))
+        params[1].copy_(torch.tensor([5.0]))
+    penalty = half.penalty(params)
+    assert penalty.item() == 3.5
+    penalty.backward()
+    assert params[0].grad.tolist() == [0.5, -1.0] and params[1].grad.tolist() == [1.5]
+
+    off = ProximalTerm(0.0)
+    off.on_train_start(SimpleNamespace(params=params))
+    assert off.anchor == [] and off.penalty(params) is None  # mu = 0: FedAvg's client
+
+
+def test_server_momentum_accumulates_the_mean_change_on_parameters_and_statistics_take_the_mean():
+    """lr 0.5, momentum 0.9. Round 1: change [1, -1], velocity [1, -1], step [0.5, -0.5].
+    Round 2: change [1, 0], velocity 0.9 x [1, -1] + [1, 0] = [1.9, -0.9], step [0.95, -0.45]."""
+    half = build_strategy(
+        "fedavgm", FederatedConfig(fedavgm={"lr": 0.5, "momentum": 0.9}), flat_layout(3, 2), 2
+    ).server_half()
+    assert type(half) is ServerMomentum and (half.lr, half.momentum) == (0.5, 0.9)
+    first = half.step(torch.tensor([1.0, 1.0, 5.0]), torch.tensor([2.0, 0.0, 7.0]))
+    torch.testing.assert_close(first, torch.tensor([1.5, 0.5, 7.0]), rtol=0, atol=1e-6)
+    second = half.step(first, torch.tensor([2.5, 0.5, 3.0]))
+    torch.testing.assert_close(second, torch.tensor([1.5 + 0.95, 0.5 - 0.45, 3.0]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(half.velocity, torch.tensor([1.9, -0.9]), rtol=0, atol=1e-6)
+
+
+def test_server_adam_steps_by_its_moments_over_the_root_of_the_second_plus_tau():
+    """lr 0.1, beta1 0.6, beta2 0.75, tau 0.5. Round 1: change [1, -1]: m = 0.4 x change = [0.4, -0.4],
+    v = 0.25 x change^2 = [0.25, 0.25], step 0.1 x m / (0.5 + 0.5) = [0.04, -0.04].
+    Round 2: change [2, 0]: m = 0.6 x [0.4, -0.4] + 0.4 x [2, 0] = [1.04, -0.24],
+    v = 0.75 x [0.25, 0.25] + 0.25 x [4, 0] = [1.1875, 0.1875]."""
+    cfg = FederatedConfig(fedadam={"lr": 0.1, "beta1": 0.6, "beta2": 0.75, "tau": 0.5})
+    half = build_strategy("fedadam", cfg, flat_layout(3, 2), 2).server_half()
+    assert type(half) is ServerAdam and (half.lr, half.beta1, half.beta2, half.tau) == (0.1, 0.6, 0.75, 0.5)
+    first = half.step(torch.tensor([1.0, 1.0, 5.0]), torch.tensor([2.0, 0.0, 7.0]))
+    torch.testing.assert_close(first, torch.tensor([1.04, 0.96, 7.0]), rtol=0, atol=1e-6)
+    second = half.step(first, torch.tensor([3.04, 0.96, 0.0]))
+    expected = [1.04 + 0.1 * 1.04 / (1.1875**0.5 + 0.5), 0.96 - 0.1 * 0.24 / (0.1875**0.5 + 0.5), 0.0]
+    torch.testing.assert_close(second, torch.tensor(expected), rtol=0, atol=1e-6)
+    torch.testing.assert_close(half.m, torch.tensor([1.04, -0.24]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(half.v, torch.tensor([1.1875, 0.1875]), rtol=0, atol=1e-6)
+
+
+def test_scaffold_sends_one_float32_per_parameter_each_way_and_builds_its_halves():
+    from pipeline.paradigms.federated.strategies import ControlVariates, GlobalVariate
+
+    strategy = build_strategy("scaffold", FederatedConfig(scaffold={"lr": 0.5}), flat_layout(5, 3), 4)
+    assert strategy.down_parts() == [(torch.float32, 3)] == strategy.up_parts()
+    assert message_bytes(strategy.up_parts()) == 12
+    client = strategy.client_half()
+    assert type(client) is ControlVariates and client.params.tolist() == [True] * 3 + [False] * 2
+    assert (client.controls, client.correction, client.change) == ({}, [], None)
+    server = strategy.server_half()
+    assert type(server) is GlobalVariate and (server.lr, server.num_clients) == (0.5, 4)
+    assert torch.equal(server.control, torch.zeros(3)) and server.message()[0] is server.control
+
+
+def test_scaffold_client_variates_are_the_gradients_and_correct_by_c_minus_c_i():
+    """The real local trainer on a tiny batch-norm model (its running mean and variance: statistics, with no variate),
+    two clients whose data fit one batch, one plain SGD step (lr 0.5) a round. g_i(w): client i's gradient at w by
+    autograd, of its mean cross-entropy over all its data in one training-mode pass. Every c_i starts at zero.
+    Round 1 (w0, c1): client 7 steps along g_7(w0) + c1 - 0, sends g_7(w0) - 0 and keeps c_7 = g_7(w0); client 8
+    likewise with its own c_8 = 0. Round 2 (w1, c2): client 7 steps along g_7(w1) + c2 - g_7(w0) and sends
+    g_7(w1) - g_7(w0); client 8 is corrected by c2 - g_8(w0). Statistics get no correction: they move by the batch's
+    own statistics alone."""
+    from pipeline.paradigms.federated.strategies import ControlVariates
+
+    lr, cfg = 0.5, ModelConfig(hidden_sizes=[4], dropout=0.0, batch_norm=True)
+    seed_everything(0)
+    model = build_classifier(cfg, (3,), 2)
+    layout = StateLayout.of(model)
+    params = layout.param_mask()
+    n = int(params.sum())
+    assert 0 < n < layout.numel  # the running statistics sit between the parameters
+    half = ControlVariates(params)
+    sgd = TrainerConfig(accelerator="cpu", optimizer="sgd", lr=lr, momentum=0.0)
+    trainer = LocalTrainer(
+        model, 2, sgd, Codec("none", layout), batch_size=8, objective=half, down_parts=((torch.float32, n),)
+    )
+    generator = torch.Generator().manual_seed(0)
+    seven = Client(7, torch.randn(5, 3, generator=generator), torch.tensor([0, 1, 1, 0, 1]))
+    eight = Client(8, torch.randn(6, 3, generator=generator), torch.tensor([1, 1, 0, 1, 0, 0]))
+    zero = torch.zeros(n)
+
+    def by_autograd(weights, client, correction):
+        """g_i at ``weights`` (parameter positions), and ``weights`` after one SGD step along g_i + ``correction``
+        on parameters, with the statistics as that training-mode pass over the client's data left them."""
+        reference = build_classifier(cfg, (3,), 2)
+        state = reference.state_dict()
+        for name, view in zip(layout.names, layout.views(weights)):
+            state[name].copy_(view)
+        named = dict(reference.named_parameters())
+        reference.train()
+        loss = torch.nn.functional.cross_entropy(reference(client.X), client.y)
+        grads = torch.autograd.grad(loss, [named[name] for name in layout.names if name in named])
+        gradient = torch.cat([g.reshape(-1) for g in grads])
+        stepped = torch.cat([reference.state_dict()[name].reshape(-1) for name in layout.names])
+        stepped[params] = weights[params] - lr * (gradient + correction)
+        return gradient, stepped
+
+    def scaffold_round(client, weights, control):
+        """The client's answer to the server's message: its new weights, and the change of its c_i."""
+        reply, _ = trainer.round(client, to_bytes([weights, control]), 1, torch.Generator().manual_seed(1))
+        assert (half.change, half.correction) == (None, [])  # personalisation afterwards trains uncorrected
+        return from_bytes(reply, [(torch.float32, layout.numel), (torch.float32, n)])
+
+    w0 = trainer.weights()
+    g7_w0, plain = by_autograd(w0, seven, zero)
+    trainer.train(seven, torch.Generator().manual_seed(1), epochs=1)  # before any message: nothing to correct
+    torch.testing.assert_close(trainer.weights(), plain)
+
+    c1 = torch.randn(n, generator=generator)
+    update7, sent7 = scaffold_round(seven, w0, c1)
+    torch.testing.assert_close(update7, by_autograd(w0, seven, c1 - zero)[1])
+    torch.testing.assert_close(sent7, g7_w0 - zero)
+    torch.testing.assert_close(half.client_state(seven), g7_w0)
+    assert not torch.equal(update7[~params], w0[~params])  # the statistics moved, by the batch alone
+    _, plain = by_autograd(update7, seven, zero)
+    trainer.train(seven, torch.Generator().manual_seed(1), epochs=1)  # personalisation: uncorrected
+    torch.testing.assert_close(trainer.weights(), plain)
+
+    update8, sent8 = scaffold_round(eight, w0, c1)  # another client: its own c_i, zero so far
+    g8_w0, stepped = by_autograd(w0, eight, c1 - zero)
+    torch.testing.assert_close(update8, stepped)
+    torch.testing.assert_close(sent8, g8_w0 - zero)
+
+    w1, c2 = fedavg([update7, update8], [5, 6]), c1 + (sent7 + sent8) / 2
+    update7, sent7 = scaffold_round(seven, w1, c2)
+    g7_w1, stepped = by_autograd(w1, seven, c2 - g7_w0)
+    torch.testing.assert_close(update7, stepped)
+    torch.testing.assert_close(sent7, g7_w1 - g7_w0)
+    assert not torch.allclose(g7_w1, g7_w0, atol=1e-3) and not torch.allclose(g7_w0, g8_w0, atol=1e-3)
+
+    trainer.start_from(w1)  # client 8's round 2 hook by hook: the correction on every parameter, none on a statistic
+    half.on_message(trainer, eight, [c2])
+    named = dict(model.named_parameters())
+    assert [id(p) for p, _ in half.correction] == [id(named[name]) for name in layout.names if name in named]
+    torch.testing.assert_close(torch.cat([c.reshape(-1) for _, c in half.correction]), c2 - g8_w0)
+    for param, _ in half.correction:
+        param.grad = torch.full_like(param, 0.5)
+    half.correct_gradients()
+    torch.testing.assert_close(torch.cat([p.grad.reshape(-1) for p, _ in half.correction]), 0.5 + c2 - g8_w0)
+    g8_w1, _ = by_autograd(w1, eight, zero)
+    (sent8,) = half.reply(trainer, eight)
+    torch.testing.assert_close(sent8, g8_w1 - g8_w0)
+    assert (half.change, half.correction) == (None, [])
+    assert half.controls.keys() == {7, 8}
+    torch.testing.assert_close(half.controls[7], g7_w1)
+    torch.testing.assert_close(half.controls[8], g8_w1)
+
+
+def test_scaffold_client_state_is_handed_out_and_taken_back():
+    from types import SimpleNamespace
+
+    from pipeline.paradigms.federated.strategies import ControlVariates
+
+    half = ControlVariates(torch.tensor([True, True]))
+    seven, nine = SimpleNamespace(id=7), SimpleNamespace(id=9)
+    assert half.client_state(seven) is None
+    state = torch.tensor([1.0, 2.0])
+    half.restore_client_state(seven, state)
+    assert half.client_state(seven) is state and half.client_state(nine) is None
+    half.restore_client_state(nine, None)  # a client with no variate yet: nothing to take back, no error
+    half.restore_client_state(seven, None)
+    assert half.controls == {}
+
+
+def test_scaffold_server_moves_c_by_the_sum_of_changes_over_all_clients_and_steps_lr_along_the_mean():
+    """N = 4, lr 0.5. Round 1: changes [1, 2] and [3, -2] sum to [4, 0]: c = [1, 0]. The step: global [1, 1, (5)],
+    mean [3, 0, (7)]: [1 + 0.5 x 2, 1 + 0.5 x -1, 7]. Round 2: a change [4, 4] alone: c = [1, 0] + [1, 1]."""
+    half = build_strategy("scaffold", FederatedConfig(scaffold={"lr": 0.5}), flat_layout(3, 2), 4).server_half()
+    half.receive([torch.tensor([1.0, 2.0])], 3)
+    half.receive([torch.tensor([3.0, -2.0])], 1)
+    assert torch.equal(
+        half.step(torch.tensor([1.0, 1.0, 5.0]), torch.tensor([3.0, 0.0, 7.0])), torch.tensor([2.0, 0.5, 7.0])
+    )
+    half.close_round(2)
+    assert torch.equal(half.control, torch.tensor([1.0, 0.0])) and half.message()[0].tolist() == [1.0, 0.0]
+    half.receive([torch.tensor([4.0, 4.0])], 9)
+    half.close_round(1)
+    assert torch.equal(half.control, torch.tensor([2.0, 1.0]))
+    half.close_round(0)  # nobody reported: c stays
+    assert torch.equal(half.control, torch.tensor([2.0, 1.0]))
+
+
+def test_scaffold_server_sums_the_changes_in_float64():
+    """2^24 + 1 + 1 rounds to 2^24 in float32: over N = 3, c is 5592406 only from a float64 sum."""
+    from pipeline.paradigms.federated.strategies import GlobalVariate
+
+    half = GlobalVariate(torch.tensor([True]), 1.0, 3)
+    for change in (2.0**24, 1.0, 1.0):
+        half.receive([torch.tensor([change])], 1)
+    half.close_round(3)
+    assert half.control.dtype == torch.float32 and half.control.item() == 5592406.0

@@ -162,3 +162,82 @@ def test_measured_state_skips_frozen_gradients_and_counts_shared_storage_once():
     one_step(both, optimizer)
     # tied weight, its gradient and momentum: 3 x 36 bytes; the frozen layer: its weight only
     assert model_state_bytes(both, [optimizer]) == 3 * 36 + 36
+
+
+def test_every_field_and_metric_of_a_mixed_precision_estimate_with_frozen_parameters_and_buffers():
+    """Linear(3, 2) trains (8 parameters), a BatchNorm1d(2) is frozen (4 parameters; buffers: 2 + 2 floats and an int64
+    counter); Adam holds the trainable ones only, under 16-mixed: fp32 state plus 2-byte autocast copies of all 12."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2).requires_grad_(False))
+    optimizer = torch.optim.Adam(model[0].parameters())
+    est = estimate_training_memory(model, optimizer, "16-mixed")
+    fields = {
+        "total_params": 12,
+        "trainable_params": 8,
+        "weights_bytes": 12 * 4 + 4 * 4 + 8,  # 72
+        "grads_bytes": 8 * 4,  # 32
+        "optimizer_bytes": 2 * 8 * 4,  # 64
+        "autocast_copies_bytes": 12 * 2,  # 24
+        "total_bytes": 72 + 32 + 64,  # 168
+        "rule_12n_bytes": 12 * 12,  # 144
+    }
+    assert est.as_dict() == fields
+    assert est.as_metrics() == {
+        "params/total": 12,
+        "params/trainable": 8,
+        "memory/estimated_train_bytes": 168,
+        "memory/weights_bytes": 72,
+        "memory/autocast_copies_bytes": 24,
+        "memory/grads_bytes": 32,
+        "memory/optimizer_bytes": 64,
+        "memory/rule_12n_bytes": 144,
+    }
+
+
+def test_a_half_precision_model_counts_two_bytes_per_parameter_and_no_autocast_copies():
+    model = tiny().to(torch.bfloat16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    est = estimate_training_memory(model, optimizer, "bf16-true")
+    assert est.as_dict() == {
+        "total_params": 8,
+        "trainable_params": 8,
+        "weights_bytes": 16,
+        "grads_bytes": 16,
+        "optimizer_bytes": 16,
+        "autocast_copies_bytes": 0,
+        "total_bytes": 48,
+        "rule_12n_bytes": 96,
+    }
+
+
+def test_optimizer_states_per_parameter_for_each_known_optimizer():
+    from pipeline.memory.estimate import optimizer_states_per_param
+
+    class LoraFAOptimizer(torch.optim.Optimizer):  # PEFT's, by name: importing peft is slow
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.1})
+
+    params = list(tiny().parameters())
+    kinds = {
+        "sgd": (torch.optim.SGD(params, lr=0.1), 0),
+        "sgd momentum": (torch.optim.SGD(params, lr=0.1, momentum=0.5), 1),
+        "adam": (torch.optim.Adam(params), 2),
+        "adamw": (torch.optim.AdamW(params), 2),
+        "adam amsgrad": (torch.optim.Adam(params, amsgrad=True), 3),
+        "adamw amsgrad": (torch.optim.AdamW(params, amsgrad=True), 3),
+        "lora-fa": (LoraFAOptimizer(params), 2),
+    }
+    assert {name: optimizer_states_per_param(opt) for name, (opt, _) in kinds.items()} == {
+        name: states for name, (_, states) in kinds.items()
+    }
+    with pytest.raises(ValueError, match="no memory rule for optimizer Adagrad"):
+        optimizer_states_per_param(torch.optim.Adagrad(params))
+
+
+def test_lora_fa_optimizer_state_covers_only_the_trainable_parameters_it_holds():
+    class LoraFAOptimizer(torch.optim.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.1})
+
+    model = nn.Sequential(tiny(), nn.Linear(2, 2).requires_grad_(False))
+    est = estimate_training_memory(model, LoraFAOptimizer(model.parameters()), "32")
+    assert (est.weights_bytes, est.grads_bytes, est.optimizer_bytes, est.total_bytes) == (56, 32, 64, 152)

@@ -33,7 +33,7 @@ from pipeline.paradigms.multitask.run import (
 )
 from pipeline.paradigms.multitask.task_labels import default_tasks, derive_task_labels, distinct_tasks
 from pipeline.paths import StagePaths
-from pipeline.reporting.sections import Results
+from pipeline.reporting.results import Results
 from pipeline.tracking.contract import CONTRACT_METRICS as CONTRACT
 from pipeline.tracking.outputs import write_stage_metrics
 from pipeline.training.multitask_module import MultiTaskModule

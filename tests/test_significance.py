@@ -8,20 +8,23 @@ logs them) and read back the way the compare stage reads them."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from scipy.stats import ttest_1samp
 
 from pipeline.compare import sources
 from pipeline.compare.sources import ListedRun, fetch_predictions, fetch_runs
 from pipeline.paradigms.active_learning.compare import compare_with_random
 from pipeline.paradigms.multitask.compare import compare_with_separate_models
 from pipeline.paradigms.transfer.compare import compare_on_target
-from pipeline.reporting.sections import Results, memory_check
-from pipeline.reporting.significance import Scores, compare
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import memory_check
+from pipeline.reporting.significance import ALPHA, Scores, Standing, Verdict, _one_seed, compare, standing
 from pipeline.reporting.table import by_variant
 from pipeline.tracking import contract
 from pipeline.tracking.runs import experiment_id
@@ -200,8 +203,17 @@ def test_the_memory_check_shows_the_ratio_on_either_device_and_says_what_each_pe
     assert ratio == {"scratch": "0.4%", "transfer": "0.4%"}  # 16,000 bytes of model state in a 4 MB peak, either device
 
 
-def test_the_contract_logs_the_answers_where_compare_reads_them():
-    assert contract.PREDICTIONS_ARTIFACT == sources.PREDICTIONS_ARTIFACT
+def test_the_contract_logs_the_answers_where_compare_reads_them(store):
+    """What the run contract logs as a run's test answers, the compare side reads back, output by output.
+
+    Catches: the contract saving the answers under another artifact path or name than compare reads."""
+    logged = {"label": answers(7), "colour": answers(3, offset=50)}
+    run = log_run("multitask", "joint", logged)  # the contract's log_predictions, inside a real run of the store
+    found = fetch_predictions(store, run.run_id)
+    assert found is not None and set(found) == set(logged)
+    for output, predicted in logged.items():
+        true, pred = found[output]
+        assert np.array_equal(true, TRUTH) and np.array_equal(pred, predicted), output
 
 
 def test_a_score_without_test_answers_is_ranked_only_on_one_seed_and_t_tested_on_two():
@@ -228,3 +240,193 @@ def test_the_area_under_the_learning_curve_is_a_ranking_on_one_seed_and_a_t_test
         results_of(store, strategies({"margin": [0.62, 0.63, 0.61], "random": [0.58, 0.60, 0.57]}))
     )
     assert "best margin at 0.620 ± 0.010 (3 seeds; beats every other: paired t-test p < 0.05)" in three.headline
+
+
+# The rules themselves, on hand-built scores: no store, no runs. Scores are chosen exact in binary where a gap is
+# compared whole; a p-value is computed here independently (the exact binomial sum, scipy's one-sample t-test).
+
+
+def mcnemar_p(ahead: int, behind: int) -> float:
+    """The exact two-sided McNemar p-value, summed here from the binomial coefficients."""
+    n, k = ahead + behind, min(ahead, behind)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def test_a_variant_with_no_seed_has_no_mean_and_no_warning_and_otherwise_the_mean_of_its_seeds():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "mean of empty slice" would be one
+        assert math.isnan(Scores({}).mean())
+    assert Scores({1: 0.5, 2: 0.75, 3: 1.0}).mean() == 0.75
+
+
+def test_a_p_value_exactly_at_alpha_is_not_below_it_and_the_rule_keeps_its_why():
+    assert Verdict(0.25, False, "McNemar", 1, ALPHA).rule() == "McNemar p ≥ 0.05"
+    assert Verdict(0.25, True, "McNemar", 2, 0.01, "on the weaker seed").rule() == (
+        "McNemar p < 0.05, on the weaker seed"
+    )
+    assert Verdict(0.25, True, "McNemar", 2, 0.01, "on the weaker seed").detail() == (
+        "McNemar p = 0.01, on the weaker seed"
+    )
+    untested = Verdict(0.25, False, "none", 1, why="ranking only, not tested")
+    assert untested.rule() == untested.detail() == "ranking only, not tested"
+
+
+def test_variants_with_no_seed_in_common_are_compared_by_mean_but_not_tested():
+    verdict = compare(Scores({1: 0.75, 2: 0.875}), Scores({3: 0.5}))
+    assert verdict == Verdict(0.8125 - 0.5, False, "none", 0, why="no seed in common: not tested")
+
+
+def test_one_seed_without_test_answers_is_a_ranking_only():
+    assert compare(Scores({42: 0.75}), Scores({42: 0.5})) == Verdict(
+        0.25, False, "none", 1, why="ranking only, not tested"
+    )
+
+
+def test_two_seeds_that_do_not_both_put_one_variant_ahead_disagree():
+    """A zero gap on one seed is no agreement either way, whatever the other seed says."""
+    some = {1: (TRUTH, answers(40)), 2: (TRUTH, answers(40))}
+    for a, b in [((0.75, 0.875), (0.75, 0.75)), ((0.75, 0.625), (0.75, 0.75)), ((0.875, 0.625), (0.75, 0.75))]:
+        verdict = compare(Scores({1: a[0], 2: a[1]}, some), Scores({1: b[0], 2: b[1]}))
+        gap = (a[0] - b[0] + a[1] - b[1]) / 2
+        assert verdict == Verdict(gap, False, "seeds", 2, why="seeds disagree"), (a, b)
+
+
+def test_two_seeds_behind_on_both_lose_by_mcnemar_on_the_weaker_seed():
+    a = Scores({1: 0.70, 2: 0.75}, {1: (TRUTH, answers(60)), 2: (TRUTH, answers(50))})
+    b = Scores({1: 0.95, 2: 0.80}, {1: (TRUTH, answers(10)), 2: (TRUTH, answers(40))})
+    verdict = compare(a, b)  # behind on 50 examples (none ahead), then on 10: the weaker seed's p is the larger
+    expected = mcnemar_p(0, 10)
+    assert verdict == Verdict(pytest.approx(-0.15), True, "McNemar", 2, pytest.approx(expected), "on the weaker seed")
+    assert verdict.b_wins and expected > mcnemar_p(0, 50)
+
+
+def test_one_seed_mcnemar_counts_only_the_examples_the_two_runs_answer_differently():
+    a = Scores({7: 0.95}, {7: (TRUTH, answers(10))})  # wrong on examples 0-9
+    b = Scores({7: 0.85}, {7: (TRUTH, answers(30, offset=5))})  # wrong on 5-34: a ahead on 25, behind on 5
+    assert compare(a, b) == Verdict(0.95 - 0.85, True, "McNemar", 1, pytest.approx(mcnemar_p(25, 5)))
+
+
+def test_two_runs_answering_every_example_alike_tie_with_p_one():
+    same = {7: (TRUTH, answers(40))}
+    assert compare(Scores({7: 0.8}, same), Scores({7: 0.8}, same)) == Verdict(0.0, False, "McNemar", 1, 1.0)
+
+
+def test_one_seeds_verdict_carries_its_own_gap_and_a_single_seed():
+    assert _one_seed(0.95, 0.85, (TRUTH, answers(10)), (TRUTH, answers(30, 5)), N) == Verdict(
+        pytest.approx(0.1), True, "McNemar", 1, pytest.approx(mcnemar_p(25, 5))
+    )
+    assert _one_seed(0.5, 0.375, (TRUTH, answers(10)), None, 64) == Verdict(
+        0.125, False, "2·SE", 1, why="|Δ| ≤ 2·SE (0.174; no test predictions)"
+    )  # SE = √((0.25 + 0.234375) / 64) = 0.087
+
+
+def test_answers_on_different_test_examples_are_not_paired_and_fall_back_to_the_standard_error():
+    shuffled = np.roll(TRUTH, 1)
+    a = Scores({7: 0.75}, {7: (TRUTH, answers(50))})
+    b = Scores({7: 0.5}, {7: (shuffled, shuffled)})  # as many examples, but other ones
+    se2 = 2 * math.sqrt((0.75 * 0.25 + 0.5 * 0.5) / N)  # 0.094
+    assert compare(a, b) == Verdict(0.25, True, "2·SE", 1, why=f"|Δ| > 2·SE ({se2:.3f}; no test predictions)")
+
+
+def test_the_standard_error_is_that_of_two_proportions_on_the_examples_tested():
+    """|Δ| 0.25 is beyond 2·SE 0.187 on 50 examples (but not beyond 3·SE 0.281)."""
+    a = Scores({7: 0.75}, {7: (TRUTH[:50], TRUTH[:50])})
+    assert compare(a, Scores({7: 0.5})) == Verdict(0.25, True, "2·SE", 1, why="|Δ| > 2·SE (0.187; no test predictions)")
+
+
+def test_a_gap_of_exactly_two_standard_errors_is_not_beyond_them():
+    """0.5 against 0.0 on 4 examples: SE = √(0.25 / 4) = 0.25 exactly, so |Δ| = 2·SE."""
+    a = Scores({7: 0.5}, {7: (TRUTH[:4], answers(2)[:4])})
+    assert compare(a, Scores({7: 0.0})) == Verdict(0.5, False, "2·SE", 1, why="|Δ| ≤ 2·SE (0.500; no test predictions)")
+
+
+def test_with_no_standard_error_any_difference_is_beyond_it_and_none_is_not():
+    perfect = Scores({7: 1.0}, {7: (TRUTH[:4], TRUTH[:4])})
+    assert compare(perfect, Scores({7: 0.0})) == Verdict(
+        1.0, True, "2·SE", 1, why="|Δ| > 2·SE (0.000; no test predictions)"
+    )
+    assert compare(perfect, Scores({7: 1.0})) == Verdict(
+        0.0, False, "2·SE", 1, why="|Δ| ≤ 2·SE (0.000; no test predictions)"
+    )
+
+
+def test_two_seeds_by_standard_error_list_each_seeds_reason_and_have_no_p_value():
+    a = Scores({1: 0.875, 2: 0.75}, {1: (TRUTH, TRUTH), 2: (TRUTH, TRUTH)})
+    verdict = compare(a, Scores({1: 0.5, 2: 0.5}))
+    se1 = 2 * math.sqrt((0.875 * 0.125 + 0.25) / N)  # 0.079
+    se2 = 2 * math.sqrt((0.75 * 0.25 + 0.25) / N)  # 0.094
+    why = f"|Δ| > 2·SE ({se1:.3f}; no test predictions); |Δ| > 2·SE ({se2:.3f}; no test predictions)"
+    assert verdict == Verdict(0.3125, True, "2·SE", 2, why=why)
+
+
+def test_a_seed_tested_by_mcnemar_and_one_by_standard_error_give_no_single_p_value():
+    a = Scores({1: 0.95, 2: 0.95}, {1: (TRUTH, answers(10)), 2: (TRUTH, answers(10))})
+    b = Scores({1: 0.70, 2: 0.70}, {1: (TRUTH, answers(60)), 2: None})  # seed 2 logged no answers
+    se = 2 * math.sqrt((0.95 * 0.05 + 0.7 * 0.3) / N)
+    assert compare(a, b) == Verdict(
+        pytest.approx(0.25), True, "McNemar/2·SE", 2, why=f"|Δ| > 2·SE ({se:.3f}; no test predictions)"
+    )
+
+
+def test_three_seeds_are_t_tested_on_their_gaps():
+    a, b = Scores({1: 0.875, 2: 0.75, 3: 0.8125}), Scores({1: 0.75, 2: 0.6875, 3: 0.75})
+    p = float(ttest_1samp([0.125, 0.0625, 0.0625], 0.0).pvalue)
+    assert compare(a, b) == Verdict(pytest.approx(0.25 / 3), p < ALPHA, "paired t-test", 3, pytest.approx(p))
+
+
+def test_no_spread_over_seeds_is_no_gap_at_zero_and_a_win_for_a_constant_non_zero_gap():
+    flat = Scores({1: 0.75, 2: 0.75, 3: 0.75})
+    assert compare(flat, flat) == Verdict(0.0, False, "paired t-test", 3, 1.0)
+    assert compare(flat, Scores({1: 0.625, 2: 0.625, 3: 0.625})) == Verdict(0.125, True, "paired t-test", 3, 0.0)
+    assert compare(Scores({1: 0.5, 2: 0.5}), Scores({1: 0.625, 2: 0.625})) == Verdict(
+        -0.125, True, "paired t-test", 2, 0.0
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_scores_equal_up_to_rounding_are_no_gap(seed):
+    """0.1 + 0.2 is not 0.3 in floating point: a gap of 6e-17 on one seed, the first or another, is no win.
+
+    Catches: only the first seed's gap compared with zero, and exactly (a rounding gap there won at p = 0)."""
+    verdict = compare(Scores({1: 0.3, 2: 0.3, 3: 0.3} | {seed: 0.1 + 0.2}), Scores({1: 0.3, 2: 0.3, 3: 0.3}))
+    assert (verdict.significant, verdict.test, verdict.seeds, verdict.p) == (False, "paired t-test", 3, 1.0)
+
+
+def test_a_t_test_p_value_exactly_at_alpha_is_no_win():
+    """Two gaps found (scipy 1.17) to give p = 0.05 to the last bit: a win needs p below ALPHA."""
+    gaps = {1: 0.08823814699152238, 2: 0.07536249706654556}
+    verdict = compare(Scores(gaps), Scores({1: 0.0, 2: 0.0}))
+    assert verdict.p == ALPHA, "the gaps no longer give p = ALPHA exactly: search new ones near them"
+    assert verdict == Verdict(pytest.approx(0.0818003220), False, "paired t-test", 2, ALPHA)
+    assert verdict.rule() == "paired t-test p ≥ 0.05"
+
+
+def test_the_t_tests_numeric_warnings_stay_inside_it():
+    """A degenerate score (here infinite) gives no p-value, no win and no RuntimeWarning from numpy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verdict = compare(Scores({1: math.inf, 2: 0.75, 3: 0.5}), Scores({1: 0.5, 2: 0.5, 3: 0.5}))
+    assert not verdict.significant and verdict.test == "paired t-test" and math.isnan(verdict.p)
+
+
+def test_a_variant_with_no_mean_is_never_the_best():
+    found = standing({"none": Scores({}), "some": Scores({1: 0.5}), "less": Scores({1: 0.25})})
+    assert found.best == "some" and set(found.against) == {"none", "less"}
+    assert found.against["less"] == Verdict(0.25, False, "none", 1, why="ranking only, not tested")
+    untested = found.against["none"]
+    assert (untested.significant, untested.test, untested.seeds, untested.why) == (
+        False,
+        "none",
+        0,
+        "no seed in common: not tested",
+    )
+    assert found.means["some"] == 0.5 and found.means["less"] == 0.25 and math.isnan(found.means["none"])
+
+
+def test_the_tied_are_the_best_then_the_others_not_beaten_by_mean_and_a_clear_best_stands_alone():
+    tie, win = Verdict(0.01, False, "McNemar", 1, 0.5), Verdict(0.2, True, "McNemar", 1, 0.001)
+    means = {"a": 0.9, "b": 0.8, "c": 0.85, "d": 0.7, "e": 0.6}
+    found = Standing("a", {"b": tie, "c": tie, "d": win, "e": tie}, means)
+    assert (found.tied, found.clear) == (["a", "c", "b", "e"], False)
+    assert (Standing("a", {"d": win}, means).tied, Standing("a", {"d": win}, means).clear) == (["a"], True)
+    assert Standing("a", {}, {"a": 0.9}).clear

@@ -6,11 +6,14 @@ train changes, adapters save apart and merge back, a wrong base checkpoint is re
 
 from __future__ import annotations
 
+import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
+from pipeline.compare.sources import fetch_predictions
 from pipeline.config.schema import ModelConfig
 from pipeline.data.prepared import load_task
 from pipeline.errors import ConfigError, DataError
@@ -220,6 +223,11 @@ def test_adapters_train_under_a_tenth_of_full_on_the_default_backbone():
 
 
 def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
+    """Each variant's run logs the target file's test split as its testing dataset (same digest) and its test
+    answers are for exactly that split's examples, in order.
+
+    Catches: one variant (scratch) tested on another split of the target data (its validation split).
+    """
     _, root = base
     params = tiny(finetune={"unfreeze_layers": 1})
     runs = run_finetune(params, stage_paths("finetune", root, "all"))
@@ -234,10 +242,17 @@ def test_every_variant_is_tested_on_the_same_target_split_and_tracked(base):
     head = 32 * 10 + 10
     assert runs["partial"]["params/trainable"] == head  # unfreeze_layers 1: the head
     assert runs["lora"]["params/trainable"] == head + 2 * (64 + 32)  # r × (in + out) on the body's one linear layer
-    n_test = len(load_task(target(root)).y["test"])
+    task = load_task(target(root))
+    digest = mlflow.data.from_numpy(task.X["test"], targets=task.y["test"]).digest  # MLflow's, of the arrays alone
+    assert len(task.y["test"]) > 0 and len(set(task.y["test"].tolist())) > 1
+    for variant, entry in runs.items():
+        inputs = client.get_run(entry["run_id"]).inputs.dataset_inputs
+        testing = [i.dataset for i in inputs if {t.key: t.value for t in i.tags}["mlflow.data.context"] == "testing"]
+        assert [(d.name, d.digest) for d in testing] == [("target/test", digest)], variant
+        (true, predicted), *others = fetch_predictions(client, entry["run_id"]).values()
+        assert not others and np.array_equal(true, task.y["test"]) and len(predicted) == len(true), variant
     confusion = {v: client.list_artifacts(e["run_id"], "plots") for v, e in runs.items()}
     assert all(any(a.path.endswith("confusion_matrix.png") for a in arts) for arts in confusion.values())
-    assert n_test > 0
     history = (root / "all" / "plots" / "history.csv").read_text().splitlines()
     assert history[0] == "variant,epoch,train/loss,val/loss,val/acc" and len(history) == 1 + 8 * 3
     assert sorted(p.name for p in (root / "all" / "models").iterdir()) == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import lightning.pytorch as pl
 import numpy as np
 import pytest
@@ -50,16 +52,91 @@ def fit(callback: pl.Callback, epochs: int = 3) -> None:
     trainer.fit(TinyRegression(), data, data)
 
 
-def test_best_weights_keep_the_epoch_with_the_lowest_monitored_metric():
+class ScriptedValidation(TinyRegression):
+    """Logs ``val/mse`` from a script, one value per validation (the sanity check's first), and keeps a copy of the
+    weights each validation saw: which epoch is best is known before training."""
+
+    def __init__(self, script: list[float]):
+        super().__init__()
+        self.script, self.seen = list(script), []
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/mse", self.script[len(self.seen)])
+
+    def on_validation_epoch_end(self):
+        self.seen.append({key: value.detach().clone() for key, value in self.state_dict().items()})
+
+
+def fit_scripted(callback: pl.Callback, script: list[float], sanity: bool = False) -> ScriptedValidation:
+    torch.manual_seed(0)
+    x = torch.rand(32, 2)
+    data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
+    module = ScriptedValidation(script)
+    pl.Trainer(
+        max_epochs=len(script) - sanity,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1 if sanity else 0,
+    ).fit(module, data, data)
+    return module
+
+
+@pytest.mark.parametrize(
+    "script, best_epoch",
+    [
+        ([0.5, 0.25, 0.75, 0.375], 1),  # the lowest in the middle: neither the first nor the last epoch
+        ([float("nan"), 0.875, 0.375, 0.625], 2),  # a NaN first epoch is replaced by the first real score
+        ([0.375, 0.375, 0.75], 0),  # a tie keeps the earlier epoch
+    ],
+)
+def test_best_weights_keep_the_epoch_with_the_lowest_monitored_metric(script, best_epoch):
+    """The restored weights are those validation saw at the lowest score, copied (later epochs leave them be).
+    The scripts' scores are binary fractions, which float32 holds exactly.
+
+    Catches: keeping the worst epoch (``score > self.best_score``), a tie moving to the later epoch (``<=``), a NaN
+    kept for good, a state that aliases the live weights (``copy=False``)."""
     best = BestWeights("val/mse")
-    fit(best)
-    assert best.best_score is not None and set(best.state) == {"layer.weight", "layer.bias"}
+    module = fit_scripted(best, script)
+    assert best.best_score == script[best_epoch]
+    assert set(best.state) == {"layer.weight", "layer.bias"}
     assert all(t.device.type == "cpu" for t in best.state.values())
+    for key, value in best.state.items():
+        assert torch.equal(value, module.seen[best_epoch][key]), key
+        assert not torch.equal(value, module.state_dict()[key]), f"{key}: the last epoch's weights, not the best's"
+
+
+def test_best_weights_ignore_the_sanity_check():
+    """Lightning's sanity check validates untrained weights before the first epoch: never a run's best.
+
+    Catches: the sanity-check guard dropped (its 0.0 would be kept)."""
+    best = BestWeights("val/mse")
+    fit_scripted(best, [0.0, 0.5, 0.25], sanity=True)
+    assert best.best_score == 0.25
 
 
 def test_best_weights_fail_loudly_naming_what_validation_logged_when_their_metric_is_missing():
     with pytest.raises(RuntimeError, match=r"lowest `val/loss`, which validation did not log; it logged: `val/mse`"):
         fit(BestWeights("val/loss"), epochs=1)
+
+
+class SilentValidation(TinyRegression):
+    def validation_step(self, batch, batch_idx):
+        pass
+
+
+def test_best_weights_say_so_when_validation_logged_nothing():
+    torch.manual_seed(0)
+    x = torch.rand(8, 2)
+    data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[BestWeights("val/loss")],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0)  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"which validation did not log; it logged: none$"):
+        trainer.fit(SilentValidation(), data, data)
 
 
 @pytest.mark.parametrize("asked, expected", [(3, 3), ("all", None)])
@@ -113,3 +190,245 @@ def test_a_lone_last_training_example_is_left_out_of_the_epoch_batch_norm_could_
 
     assert sizes(33) == ([16, 16], 33)  # one example left: out of this epoch (another, reshuffled, the next)
     assert sizes(34) == ([16, 16, 2], 34)
+
+
+class Seen(pl.Callback):
+    """Records that a fit ran it: how many training epochs it saw."""
+
+    def __init__(self):
+        self.epochs = 0
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epochs += 1
+
+
+def three_blobs(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Three noisy classes in 4-D: 44 training (the last 8 unlabelled, class -1), 30 validation, 30 test examples
+    (with batches of 16, the last training batch holds 12)."""
+    rng = np.random.default_rng(seed)
+    X, y = {}, {}
+    for split, n in (("train", 44), ("val", 30), ("test", 30)):
+        y[split] = np.arange(n) % 3
+        X[split] = (rng.normal(size=(n, 4)) + 1.5 * np.eye(3, 4)[y[split]]).astype(np.float32)
+    y["train"][-8:] = -1
+    return X, y
+
+
+def partly_labelled_module(cfg: TrainerConfig):
+    """A classifier of :func:`three_blobs` whose training loss skips the unlabelled examples (class -1), as a
+    distilled student's does."""
+    from pipeline.training.lightning_module import ClassificationModule
+
+    class PartlyLabelled(ClassificationModule):
+        def loss(self, batch) -> torch.Tensor:
+            x, y = batch
+            return nn.functional.cross_entropy(self(x), y, ignore_index=-1)
+
+    torch.manual_seed(0)
+    return PartlyLabelled(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)), 3, cfg)
+
+
+def test_the_runner_restores_the_epoch_with_the_lowest_validation_loss_tests_it_and_reports_the_contract(
+    tracking_dir, capsys
+):
+    """One fit through :func:`fit_and_test`, with a learning rate high enough that validation loss rises again before
+    the last epoch (so the restored epoch is not simply the last): ``val/best_loss`` is the lowest ``val/loss`` of
+    any epoch, the returned weights are that epoch's, the test scores are those weights', and the rest of the run
+    contract is what the fit did (epochs, labels used, model state after the first step, activations measured as
+    predicted, the callbacks a caller and a sweep add, a fresh optimizer).
+
+    Catches: the best epoch not restored (the last epoch's weights tested), the best kept by the wrong rule,
+    unlabelled examples counted or validation's left out, a caller's or a sweep's callbacks dropped, the activation
+    prediction on another batch than the first full one."""
+    import mlflow
+
+    from pipeline.memory.activations import ESTIMATED, MEASURED
+    from pipeline.training.runner import FIT_CALLBACKS, fit_and_test
+
+    cfg = TrainerConfig(
+        max_epochs=8, batch_size=16, optimizer="sgd", lr=1.5, momentum=0.9, accelerator="cpu", devices=1,
+        early_stopping_patience=None,
+    )  # fmt: skip
+    X, y = three_blobs()
+    extra, around, module = Seen(), Seen(), partly_labelled_module(cfg)
+    token = FIT_CALLBACKS.set(lambda: [around])
+    try:
+        with mlflow.start_run() as run:
+            started = time.perf_counter()
+            trained = fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "runner", [extra])
+            elapsed = time.perf_counter() - started
+    finally:
+        FIT_CALLBACKS.reset(token)
+
+    losses = [row["val/loss"] for row in trained.history]
+    assert [row["epoch"] for row in trained.history] == list(range(1, cfg.max_epochs + 1))
+    best = trained.metrics["val/best_loss"]
+    assert best == pytest.approx(min(losses), abs=1e-6) and losses[-1] > best + 1e-3  # the last epoch is not it
+    with torch.no_grad():
+        logits = {split: trained.module(torch.from_numpy(X[split])) for split in ("val", "test")}
+    assert nn.functional.cross_entropy(logits["val"], torch.from_numpy(y["val"])).item() == pytest.approx(
+        best, abs=1e-5
+    )
+    predicted = logits["test"].argmax(dim=1).numpy()
+    assert trained.metrics["test/acc"] == pytest.approx(float((predicted == y["test"]).mean()), abs=1e-6)
+    true, answers = next(iter(trained.predictions.values()))
+    assert np.array_equal(true, y["test"]) and np.array_equal(answers, predicted)
+    assert trained.logged == frozenset(k for k in trained.metrics if k.startswith("test/"))
+    assert {"test/acc", "test/f1_macro", "test/loss"} <= trained.logged
+
+    assert trained.metrics["train/epochs"] == cfg.max_epochs
+    assert trained.labels_used == 36 + 30  # 44 training examples, 8 of them unlabelled; all 30 validation ones
+    assert extra.epochs == around.epochs == cfg.max_epochs
+    weights = sum(p.numel() for p in trained.module.parameters()) * 4
+    assert trained.state_bytes == 3 * weights  # weights, gradients and SGD's momentum, float32
+    assert trained.metrics[MEASURED] == trained.metrics[ESTIMATED] > 0  # the first batch: 16 examples, not 12
+    assert trained.peak_bytes >= trained.state_bytes
+    assert 0 < trained.fit_seconds < elapsed and trained.samples_per_s > 0
+    assert isinstance(trained.optimizer, torch.optim.SGD) and not trained.optimizer.state  # fresh: never stepped
+    assert trained.device.type == "cpu" and trained.precision == "32-true"
+    assert "[runner] epoch 1/8  " in capsys.readouterr().err  # the progress line names the run
+
+
+def test_with_gradient_accumulation_the_model_state_is_measured_after_the_first_optimizer_step(tracking_dir):
+    """Two batches a step: after the first batch there are gradients but no momentum yet.
+
+    Catches: the state measured after the first batch rather than the first step (two buffers, not three)."""
+    import mlflow
+
+    from pipeline.training.runner import fit_and_test
+
+    cfg = TrainerConfig(
+        max_epochs=1, batch_size=16, optimizer="sgd", momentum=0.9, accumulate_grad_batches=2, accelerator="cpu",
+        devices=1, early_stopping_patience=None,
+    )  # fmt: skip
+    X, y = three_blobs()
+    with mlflow.start_run() as run:
+        trained = fit_and_test(partly_labelled_module(cfg), make_loaders(X, y, cfg, seed=0), cfg, 0, run, "acc")
+    assert trained.state_bytes == 3 * 4 * sum(p.numel() for p in trained.module.parameters())
+
+
+def test_a_distributed_process_trains_on_its_own_share_of_every_epoch():
+    """The training loader of rank 0 of two: the examples :class:`DistributedSampler` gives it for the seed, in
+    batches of the loader's size, with its worker count; rank 1's share is the rest.
+
+    Catches: the share not shuffled or shuffled by another seed, another rank's or the whole set, the batch size or
+    the workers lost (``_shared_out`` runs only in a multi-process fit, which tests/test_distributed.py runs)."""
+    from torch.utils.data import DistributedSampler
+
+    from pipeline.training.runner import _shared_out
+
+    data = TensorDataset(torch.arange(20.0).reshape(20, 1), torch.zeros(20, dtype=torch.long))
+    train = DataLoader(data, batch_size=4, shuffle=True, num_workers=1)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    assert (trainer.world_size, trainer.global_rank) == (2, 0)
+    shared = _shared_out(train, trainer, seed=7)
+    assert shared.batch_size == 4 and shared.num_workers == 1 and shared.dataset is data
+    shared.num_workers = 0  # read it in this process
+    seen = [int(x) for batch in shared for x in batch[0].flatten()]
+    mine = list(DistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=7))
+    theirs = list(DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=7))
+    assert seen == mine and sorted(mine + theirs) == list(range(20))
+    assert mine != list(DistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=0))
+    assert mine != list(range(0, 20, 2))  # shuffled
+
+
+def test_early_stopping_ends_the_fit_once_validation_loss_stops_falling(tracking_dir):
+    """Catches: early stopping not added, or watching another metric."""
+    import mlflow
+
+    from pipeline.training.runner import fit_and_test
+
+    cfg = TrainerConfig(
+        max_epochs=30, batch_size=16, optimizer="sgd", lr=1.5, momentum=0.9, accelerator="cpu", devices=1,
+        early_stopping_patience=1,
+    )  # fmt: skip
+    X, y = three_blobs()
+    module = partly_labelled_module(cfg)
+    with mlflow.start_run() as run:
+        trained = fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "early")
+    losses = [row["val/loss"] for row in trained.history]
+    stop = trained.metrics["train/epochs"]
+    assert stop < cfg.max_epochs and len(losses) == stop
+    assert losses[-1] >= losses[-2]  # patience 1: the first epoch that did not improve is the last
+
+
+def test_a_fit_without_a_validation_epoch_refuses_to_report(tracking_dir):
+    """No validation ran (an empty validation split): no best epoch to restore, so no result.
+
+    Catches: the check dropped (a model never validated tested and reported)."""
+    import mlflow
+
+    from pipeline.training.runner import fit_and_test
+
+    cfg = TrainerConfig(max_epochs=1, batch_size=16, accelerator="cpu", devices=1, early_stopping_patience=None)
+    X, y = three_blobs()
+    X["val"], y["val"] = X["val"][:0], y["val"][:0]
+    module = partly_labelled_module(cfg)
+    with mlflow.start_run() as run, pytest.raises(RuntimeError, match="no best epoch to restore"):
+        fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "no-val")
+
+
+def test_labels_used_count_the_labelled_examples_only():
+    """A negative class marks an example only a teacher labelled; float targets (soft labels) count whole.
+
+    Catches: ``>=`` as ``>`` (class 0 uncounted), a multi-task row counted when one of its tasks is unlabelled."""
+    from torch.utils.data import TensorDataset
+
+    from pipeline.training.runner import labelled
+
+    x = torch.zeros(5, 2)
+    assert labelled(TensorDataset(x, torch.tensor([0, 1, -1, 2, -1]))) == 3
+    assert labelled(TensorDataset(x, torch.tensor([[0, 1], [1, -1], [2, 0], [-1, -1], [0, 0]]))) == 3
+    assert labelled(TensorDataset(x, torch.full((5,), -1.0))) == 5  # soft targets: every example
+    assert labelled(TensorDataset(x)) == 5
+
+
+def test_epoch_history_keeps_a_row_per_epoch_and_prints_one_line_each(capsys):
+    """Catches: the label or the epoch count left out of the line, the epoch shown among the metrics, rows without
+    their epoch or metric, or rounded otherwise than to six decimals."""
+    from pipeline.training.callbacks import EpochHistory
+
+    history = EpochHistory("tiny", keys=("val/mse", "train/absent"))
+    fit(history)
+    assert [row["epoch"] for row in history.rows] == [1, 2, 3]
+    assert all(set(row) == {"epoch", "val/mse"} and row["val/mse"] > 0 for row in history.rows)
+    assert all(row["val/mse"] == round(row["val/mse"], 6) != round(row["val/mse"], 5) for row in history.rows)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "epoch" in line]
+    assert lines == [f"[tiny] epoch {row['epoch']}/3  val/mse {row['val/mse']:.4f}" for row in history.rows]
+    assert EpochHistory().label == ""
+
+
+def test_throughput_counts_every_training_example_of_every_epoch():
+    """32 examples, 3 epochs: 96 samples over the training time alone.
+
+    Catches: a batch counted as one sample, the count reset each batch, the rate not samples over seconds, the
+    clock read the wrong way round."""
+    from pipeline.training.callbacks import Throughput
+
+    throughput = Throughput()
+    started = time.perf_counter()
+    fit(throughput)
+    elapsed = time.perf_counter() - started
+    assert throughput.samples == 96 and throughput.processes == 1 and 0 < throughput.seconds < elapsed
+    assert throughput.samples_per_s == pytest.approx(96 / throughput.seconds)
+    assert Throughput().samples_per_s == 0.0  # nothing timed: no rate, not a division by zero
+
+
+def test_training_batches_are_shuffled_by_the_seed_and_evaluation_batches_keep_their_order():
+    """Catches: training not shuffled, or shuffled by the global generator (not reproducible from the seed);
+    validation or test shuffled; the worker count lost; a lone training example of a one-example split dropped."""
+    X = {s: np.arange(40, dtype=np.float32).reshape(40, 1) for s in ("train", "val", "test")}
+    y = {s: np.zeros(40, dtype=np.int64) for s in X}
+
+    def order(loader) -> list[int]:
+        return [int(v) for batch in loader for v in batch[0].flatten()]
+
+    cfg = TrainerConfig(batch_size=8, num_workers=0)
+    first, again, other = (make_loaders(X, y, cfg, seed) for seed in (3, 3, 4))
+    torch.manual_seed(123)  # the global generator does not decide the order
+    assert order(first["train"]) == order(again["train"]) != order(other["train"])
+    assert sorted(order(first["train"])) == list(range(40)) and order(first["train"]) != list(range(40))
+    assert order(first["val"]) == order(first["test"]) == list(range(40))
+    assert make_loaders(X, y, TrainerConfig(batch_size=8, num_workers=2), 0)["train"].num_workers == 2
+    one = {s: X[s][:1] for s in X}, {s: y[s][:1] for s in y}
+    assert order(make_loaders(*one, cfg, 0)["train"]) == [0]  # one example: nothing to leave out

@@ -17,7 +17,9 @@ from pydantic import Field
 from pipeline.config.schema import StageSection
 from pipeline.paradigms import Paradigm, Ref
 from pipeline.paths import MODEL_FILE, StagePaths
-from pipeline.reporting.sections import Results, Section, col, flag_sanity, headline_seeds, linked, seeds, verdict_words
+from pipeline.reporting.headline import headline_seeds, verdict_words
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, col, flag_sanity, linked, seeds
 from pipeline.reporting.significance import compare
 from pipeline.reporting.table import markdown_table, number
 

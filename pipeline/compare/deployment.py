@@ -16,8 +16,9 @@ import pandas as pd
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC
 from pipeline.deployment.inference import LATENCY_P50, LATENCY_P95, THROUGHPUT
 from pipeline.reporting.charts import deployment_chart
-from pipeline.reporting.sections import Column, Results, Section, col, linked, seeds
-from pipeline.reporting.table import cell, markdown_table, number
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, col, linked, seeds
+from pipeline.reporting.table import Column, cell, markdown_table, number
 
 TITLE = "Deployment cost: accuracy against size and latency"
 NEAR_BEST = 0.01  # "within 1 point" of a task's best test accuracy: a fixed margin, not a significance test

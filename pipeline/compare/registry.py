@@ -1,6 +1,6 @@
 """Each question's winner in the MLflow Model Registry: ``<experiment>-<question>@champion``.
 
-For every question the comparison answers (a section's :class:`~pipeline.reporting.sections.Champion`),
+For every question the comparison answers (a section's :class:`~pipeline.reporting.headline.Champion`),
 the winning run's MLflow Model (``runs:/<run id>/model``) becomes a version of the registered model
 ``<experiment>-<question>`` and the alias :data:`ALIAS` points at it. The alias moves only when the
 winner changed: a comparison that picks the run the alias already names adds no version, and a winner
@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.credentials import masked
 from pipeline.errors import OutsideFault
 from pipeline.failures import describe, refusal_status
-from pipeline.reporting.sections import Champion
+from pipeline.reporting.headline import Champion
 from pipeline.tracking.runs import MODEL_NAME
 
 ALIAS = "champion"

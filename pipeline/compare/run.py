@@ -39,7 +39,8 @@ from pipeline.paradigms import paradigms
 from pipeline.params import Params
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORTS_DIR
 from pipeline.reporting.charts import write_charts
-from pipeline.reporting.sections import EVERY_RUN, Results, every_run, memory_check
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import EVERY_RUN, every_run, memory_check
 from pipeline.reporting.table import by_variant, shown
 from pipeline.tracking.outputs import write_csv
 from pipeline.tracking.runs import RunSpec, stage_run

@@ -13,6 +13,8 @@ import pandas as pd
 from pipeline.deployment.cost import NONZERO_METRIC, SIZE_METRIC
 from pipeline.deployment.inference import LATENCY_P50, LATENCY_P95, THROUGHPUT
 
+Column = Callable[[pd.Series], str]  # a table column: a row's cell
+
 GROUP = ["stage", "paradigm", "variant", "label", "task"]
 STD = ":std"  # suffix of a metric's standard deviation column
 # Metrics the report reads; a run that does not log one (e.g. bytes communicated outside federated) shows "–".

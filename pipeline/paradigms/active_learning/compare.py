@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from pipeline.paradigms.active_learning.config import CONTROL
 from pipeline.reporting.charts import curves_chart, mean_curves
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    against_best,
-    champion,
-    col,
-    flag_sanity,
-    linked,
-    rank,
-    seeds,
-    standing_phrase,
-    variant,
-)
+from pipeline.reporting.headline import against_best, champion, rank, standing_phrase
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, col, flag_sanity, linked, seeds, variant
 from pipeline.reporting.table import cell, markdown_table
 
 TITLE = "Active-learning strategies vs random"

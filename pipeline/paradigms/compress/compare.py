@@ -7,18 +7,9 @@ import math
 
 import pandas as pd
 
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    before_link,
-    chosen,
-    col,
-    flag_sanity,
-    headline_seeds,
-    pick,
-    variant,
-    verdict_cell,
-)
+from pipeline.reporting.headline import chosen, headline_seeds, verdict_cell
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, before_link, col, flag_sanity, pick, variant
 from pipeline.reporting.significance import compare
 from pipeline.reporting.table import cell, markdown_table, number
 

@@ -3,21 +3,9 @@ and both against their teacher's accuracy, size and latency."""
 
 from __future__ import annotations
 
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    before_link,
-    champion,
-    col,
-    epochs,
-    flag_sanity,
-    headline_seeds,
-    pick,
-    rank,
-    standing_phrase,
-    variant,
-    verdict_words,
-)
+from pipeline.reporting.headline import champion, headline_seeds, rank, standing_phrase, verdict_words
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, before_link, col, epochs, flag_sanity, pick, variant
 from pipeline.reporting.significance import compare
 from pipeline.reporting.table import cell, markdown_table
 

@@ -8,22 +8,9 @@ from typing import Optional
 import pandas as pd
 
 from pipeline.reporting.charts import Chart, curves_chart, mean_curves
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    against_best,
-    before_link,
-    champion,
-    delta,
-    epochs,
-    flag_sanity,
-    pick,
-    rank,
-    standing_phrase,
-    variant,
-    verdict_cell,
-    verdict_words,
-)
+from pipeline.reporting.headline import against_best, champion, rank, standing_phrase, verdict_cell, verdict_words
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, before_link, delta, epochs, flag_sanity, pick, variant
 from pipeline.reporting.significance import compare
 from pipeline.reporting.table import cell, markdown_table
 

@@ -3,23 +3,9 @@ what each trains and saves."""
 
 from __future__ import annotations
 
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    against_best,
-    before_link,
-    champion,
-    col,
-    delta,
-    epochs,
-    flag_sanity,
-    headline_seeds,
-    pick,
-    rank,
-    standing_phrase,
-    variant,
-    verdict_words,
-)
+from pipeline.reporting.headline import against_best, champion, headline_seeds, rank, standing_phrase, verdict_words
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, before_link, col, delta, epochs, flag_sanity, pick, variant
 from pipeline.reporting.significance import compare
 from pipeline.reporting.table import cell, markdown_table, number
 

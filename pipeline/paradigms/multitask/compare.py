@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.reporting.charts import Chart
-from pipeline.reporting.sections import EARLY, Results, Section, chosen, epochs, flag_sanity, headline_seeds
+from pipeline.reporting.headline import chosen, headline_seeds
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import EARLY, Section, epochs, flag_sanity
 from pipeline.reporting.significance import Verdict, compare
 from pipeline.reporting.table import cell, number
 from pipeline.tracking import figures

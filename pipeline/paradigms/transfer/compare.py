@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.reporting.sections import (
-    Results,
-    Section,
-    against_best,
-    before_link,
-    champion,
-    delta,
-    epochs,
-    flag_sanity,
-    pick,
-    rank,
-    standing_phrase,
-)
+from pipeline.reporting.headline import against_best, champion, rank, standing_phrase
+from pipeline.reporting.results import Results
+from pipeline.reporting.sections import Section, before_link, delta, epochs, flag_sanity, pick
 from pipeline.reporting.table import cell, markdown_table, number
 
 TITLE = "Transfer vs fine-tune vs scratch (target task)"

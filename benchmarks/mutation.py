@@ -1,0 +1,98 @@
+"""Mutation testing: how many small bugs planted in the modules every result rests on the suite catches.
+
+``mutmut`` (configured in pyproject.toml's ``[tool.mutmut]``: the modules in ``only_mutate``, the tests in
+``pytest_add_cli_args_test_selection``) copies the code to ``mutants/``, plants one change at a time (``<`` for
+``<=``, ``0`` for ``1``, an argument dropped, a string changed ...) and runs the tests that reach the changed
+function. A mutant is *killed* when a test fails (or it hangs past mutmut's timeout), *survives* when every test
+passes. This prints each module's score (killed / mutants) and, with ``--survivors``, each survivor's changed line:
+docs/benchmarks.md gives the scores and why each survivor left is equivalent or not worth a test.
+
+    python -m benchmarks.mutation --csv benchmark-mutation.csv      # make mutation
+    python -m benchmarks.mutation --no-run --survivors              # the last run's results again
+
+mutmut keeps its results in ``mutants/``: a second run re-tests only the functions whose code changed (delete the
+folder for a run from scratch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.common import show_table
+
+# mutmut's exit codes of a mutant's test run (mutmut.stats.status_by_exit_code)
+KILLED = {1, 3}
+TIMEOUT = {-24, 24, 152, 255, 36}
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+
+
+def modules(pyproject: Path = Path("pyproject.toml")) -> list[str]:
+    """The files pyproject.toml's ``[tool.mutmut]`` mutates."""
+    try:
+        from tomllib import loads
+    except ImportError:  # Python 3.10: mutmut's own dependency reads TOML there
+        from toml import loads
+    return loads(pyproject.read_text())["tool"]["mutmut"]["only_mutate"]
+
+
+def results(path: str) -> dict[str, int | None]:
+    """Each mutant of ``path`` and its test run's exit code (None: not run yet)."""
+    meta = Path("mutants") / f"{path}.meta"
+    if not meta.exists():
+        raise SystemExit(f"{meta}: no results for {path}; run mutmut first (make mutation)")
+    return json.loads(meta.read_text())["exit_code_by_key"]
+
+
+def score(path: str) -> dict[str, object]:
+    codes = Counter(results(path).values())
+    count = lambda group: sum(n for code, n in codes.items() if code in group)  # noqa: E731
+    total = sum(codes.values())
+    killed = count(KILLED) + count(TIMEOUT)
+    return {
+        "module": path,
+        "mutants": total,
+        "killed": killed,
+        "survived": count(SURVIVED),
+        "no tests": count(NO_TESTS),
+        "other": total - killed - count(SURVIVED) - count(NO_TESTS),
+        "score": f"{killed / total:.0%}" if total else "–",
+    }
+
+
+def changed_line(name: str) -> str:
+    """A survivor's planted change, as the lines ``mutmut show`` marks with ``+``."""
+    diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], capture_output=True, text=True).stdout
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return " / ".join(added) or "(no diff)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-run", action="store_true", help="only read the last run's results in mutants/")
+    parser.add_argument("--max-children", type=int, default=None, help="mutants tested at once (default: one a core)")
+    parser.add_argument("--survivors", action="store_true", help="list each survivor's changed line")
+    parser.add_argument("--csv", type=Path, default=None)
+    args = parser.parse_args()
+    if not args.no_run:
+        command = [sys.executable, "-m", "mutmut", "run"]
+        command += ["--max-children", str(args.max_children)] if args.max_children else []
+        subprocess.run(command, check=True)
+    table = pd.DataFrame([score(path) for path in modules()])
+    show_table(table, args.csv, "Mutation score per module (killed: a test failed or the mutant hung)")
+    if args.survivors:
+        for path in modules():
+            for name, code in results(path).items():
+                if code in SURVIVED | NO_TESTS:
+                    print(f"{name}: {'survived' if code in SURVIVED else 'no tests'}: {changed_line(name)}")
+
+
+if __name__ == "__main__":
+    main()
