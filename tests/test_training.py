@@ -393,7 +393,7 @@ def test_epoch_history_keeps_a_row_per_epoch_and_prints_one_line_each(capsys):
     assert [row["epoch"] for row in history.rows] == [1, 2, 3]
     assert all(set(row) == {"epoch", "val/mse"} and row["val/mse"] > 0 for row in history.rows)
     assert all(row["val/mse"] == round(row["val/mse"], 6) != round(row["val/mse"], 5) for row in history.rows)
-    lines = [line for line in capsys.readouterr().err.splitlines() if "epoch" in line]
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[tiny] ")]
     assert lines == [f"[tiny] epoch {row['epoch']}/3  val/mse {row['val/mse']:.4f}" for row in history.rows]
     assert EpochHistory().label == ""
 
