@@ -37,7 +37,7 @@ test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Mutation testing, outside make test: plants small bugs in the modules every result rests on ([tool.mutmut] in
-# pyproject.toml) and prints each module's share the tests catch (docs/benchmarks.md; about 45 minutes on two cores
+# pyproject.toml) and prints each module's share the tests catch (docs/benchmarks.md; 15 to 20 minutes on two cores
 # from scratch, then only what changed).
 mutation: setup
 	$(BIN)/python -m benchmarks.mutation --csv benchmark-mutation.csv

@@ -290,15 +290,16 @@ def test_the_runner_restores_the_epoch_with_the_lowest_validation_loss_tests_it_
 
 
 def test_with_gradient_accumulation_the_model_state_is_measured_after_the_first_optimizer_step(tracking_dir):
-    """Two batches a step: after the first batch there are gradients but no momentum yet.
+    """Two batches of 22 make the fit's one step: after the first batch there are gradients but no momentum yet.
 
-    Catches: the state measured after the first batch rather than the first step (two buffers, not three)."""
+    Catches: the state measured after the first batch rather than the first step (two buffers, not three), or
+    only from the second step on (never, in a fit of one step)."""
     import mlflow
 
     from pipeline.training.runner import fit_and_test
 
     cfg = TrainerConfig(
-        max_epochs=1, batch_size=16, optimizer="sgd", momentum=0.9, accumulate_grad_batches=2, accelerator="cpu",
+        max_epochs=1, batch_size=22, optimizer="sgd", momentum=0.9, accumulate_grad_batches=2, accelerator="cpu",
         devices=1, early_stopping_patience=None,
     )  # fmt: skip
     X, y = three_blobs()
@@ -333,7 +334,9 @@ def test_a_distributed_process_trains_on_its_own_share_of_every_epoch():
 
 
 def test_early_stopping_ends_the_fit_once_validation_loss_stops_falling(tracking_dir):
-    """Catches: early stopping not added, or watching another metric."""
+    """Patience 1: the fit ends with the first epoch whose validation loss is no lower than the best before it.
+
+    Catches: early stopping not added, watching another metric, or the patience not the trainer's."""
     import mlflow
 
     from pipeline.training.runner import fit_and_test
@@ -347,9 +350,8 @@ def test_early_stopping_ends_the_fit_once_validation_loss_stops_falling(tracking
     with mlflow.start_run() as run:
         trained = fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "early")
     losses = [row["val/loss"] for row in trained.history]
-    stop = trained.metrics["train/epochs"]
-    assert stop < cfg.max_epochs and len(losses) == stop
-    assert losses[-1] >= losses[-2]  # patience 1: the first epoch that did not improve is the last
+    first_worse = next(e for e in range(1, len(losses)) if losses[e] >= min(losses[:e]))
+    assert trained.metrics["train/epochs"] == len(losses) == first_worse + 1 < cfg.max_epochs  # patience 1
 
 
 def test_a_fit_without_a_validation_epoch_refuses_to_report(tracking_dir):
