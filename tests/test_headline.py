@@ -283,3 +283,24 @@ def test_a_verdict_in_a_cell_is_above_below_tied_or_a_dash():
     assert verdict_cell(Verdict(-0.25, True, "McNemar", 1, 0.001)) == "below (McNemar p = 0.001)"
     assert verdict_cell(UNTESTED) == "tied (ranking only, not tested)"
     assert verdict_cell(Verdict(0.0, True, "paired t-test", 3, 0.0)) == "tied (paired t-test p = 0)"
+
+
+def test_a_champion_is_the_headlines_best_and_a_tie_within_noise_goes_to_the_fewest_trainable_parameters():
+    """Ranked by the significance tests themselves: ``full`` and ``lora`` tied within noise over 3 seeds (``full`` a
+    little ahead), ``head`` worse beyond it; ``lora`` trains fewer parameters than ``full``."""
+    results, rows = results_of(
+        {"full": [0.91, 0.93, 0.92], "lora": [0.92, 0.90, 0.915], "head": [0.70, 0.71, 0.69]},
+        full=(26634, 120_000), lora=(1290, 120_000), head=(650, 120_000),
+    )  # fmt: skip
+    found = rank(results, rows)
+    assert found.best == "full" and found.tied == ["full", "lora"]
+    picked = champion(results, rows, found, "q", "asks", "phrase")
+    assert picked.label == "lora"  # tied with the best, and 1,290 trainable against 26,634
+    assert picked.run_id == "lora0"  # of its seeds, the most accurate
+    assert picked.chosen_by == "the highest mean test/acc, as the headline ranks"
+    assert picked.tie_break.startswith(f"tied within noise with full, broken by {TIE_BREAK}: 1,290 trainable")
+    assert "champion `lora`" in picked.line() and "tie" in picked.line()
+
+    clear = rows[rows.variant != "lora"]
+    alone = champion(results, clear, rank(results, clear), "q", "asks", "phrase")
+    assert (alone.label, alone.tie_break) == ("full", "no tie: it beats every other beyond noise")

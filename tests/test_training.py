@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import lightning.pytorch as pl
 import numpy as np
@@ -35,11 +36,16 @@ class TinyRegression(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit(callback: pl.Callback, epochs: int = 3) -> None:
+def fit(
+    callback: pl.Callback, epochs: int = 3, module: Callable[[], pl.LightningModule] = TinyRegression, sanity=False
+) -> pl.LightningModule:
+    """Fit a new ``module()`` for ``epochs`` with ``callback`` on 32 random examples (``sanity``: with Lightning's
+    one-batch sanity validation first); returns what trained."""
     torch.manual_seed(0)
     x = torch.rand(32, 2)
     data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
-    trainer = pl.Trainer(
+    trained = module()
+    pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
         logger=False,
@@ -47,14 +53,15 @@ def fit(callback: pl.Callback, epochs: int = 3) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(TinyRegression(), data, data)
+        num_sanity_val_steps=1 if sanity else 0,
+    ).fit(trained, data, data)
+    return trained
 
 
 class ScriptedValidation(TinyRegression):
     """Logs ``val/mse`` from a script, one value per validation (the sanity check's first), and keeps a copy of the
-    weights each validation saw: which epoch is best is known before training."""
+    weights each validation saw: which epoch is best is known before training (``fit`` for ``len(script)`` epochs,
+    one fewer after a sanity check)."""
 
     def __init__(self, script: list[float]):
         super().__init__()
@@ -65,24 +72,6 @@ class ScriptedValidation(TinyRegression):
 
     def on_validation_epoch_end(self):
         self.seen.append({key: value.detach().clone() for key, value in self.state_dict().items()})
-
-
-def fit_scripted(callback: pl.Callback, script: list[float], sanity: bool = False) -> ScriptedValidation:
-    torch.manual_seed(0)
-    x = torch.rand(32, 2)
-    data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
-    module = ScriptedValidation(script)
-    pl.Trainer(
-        max_epochs=len(script) - sanity,
-        accelerator="cpu",
-        logger=False,
-        callbacks=[callback],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=1 if sanity else 0,
-    ).fit(module, data, data)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -100,7 +89,7 @@ def test_best_weights_keep_the_epoch_with_the_lowest_monitored_metric(script, be
     Catches: keeping the worst epoch (``score > self.best_score``), a tie moving to the later epoch (``<=``), a NaN
     kept for good, a state that aliases the live weights (``copy=False``)."""
     best = BestWeights("val/mse")
-    module = fit_scripted(best, script)
+    module = fit(best, len(script), lambda: ScriptedValidation(script))
     assert best.best_score == script[best_epoch]
     assert set(best.state) == {"layer.weight", "layer.bias"}
     assert all(t.device.type == "cpu" for t in best.state.values())
@@ -114,7 +103,7 @@ def test_best_weights_ignore_the_sanity_check():
 
     Catches: the sanity-check guard dropped (its 0.0 would be kept)."""
     best = BestWeights("val/mse")
-    fit_scripted(best, [0.0, 0.5, 0.25], sanity=True)
+    fit(best, 2, lambda: ScriptedValidation([0.0, 0.5, 0.25]), sanity=True)
     assert best.best_score == 0.25
 
 
@@ -129,14 +118,8 @@ class SilentValidation(TinyRegression):
 
 
 def test_best_weights_say_so_when_validation_logged_nothing():
-    torch.manual_seed(0)
-    x = torch.rand(8, 2)
-    data = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[BestWeights("val/loss")],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0)  # fmt: skip
     with pytest.raises(RuntimeError, match=r"which validation did not log; it logged: none$"):
-        trainer.fit(SilentValidation(), data, data)
+        fit(BestWeights("val/loss"), epochs=1, module=SilentValidation)
 
 
 @pytest.mark.parametrize("asked, expected", [(3, 3), ("all", None)])
@@ -228,6 +211,18 @@ def partly_labelled_module(cfg: TrainerConfig):
     return PartlyLabelled(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)), 3, cfg)
 
 
+def fit_blobs(cfg: TrainerConfig, label: str, data=None, extra: tuple[pl.Callback, ...] = ()):
+    """:func:`fit_and_test` of :func:`partly_labelled_module` on ``data`` (default :func:`three_blobs`), in an MLflow
+    run of the test's store."""
+    import mlflow
+
+    from pipeline.training.runner import fit_and_test
+
+    X, y = data or three_blobs()
+    with mlflow.start_run() as run:
+        return fit_and_test(partly_labelled_module(cfg), make_loaders(X, y, cfg, seed=0), cfg, 0, run, label, extra)
+
+
 def test_the_runner_restores_the_epoch_with_the_lowest_validation_loss_tests_it_and_reports_the_contract(
     tracking_dir, capsys
 ):
@@ -240,23 +235,20 @@ def test_the_runner_restores_the_epoch_with_the_lowest_validation_loss_tests_it_
     Catches: the best epoch not restored (the last epoch's weights tested), the best kept by the wrong rule,
     unlabelled examples counted or validation's left out, a caller's or a sweep's callbacks dropped, the activation
     prediction on another batch than the first full one."""
-    import mlflow
-
     from pipeline.memory.activations import ESTIMATED, MEASURED
-    from pipeline.training.runner import FIT_CALLBACKS, fit_and_test
+    from pipeline.training.runner import FIT_CALLBACKS
 
     cfg = TrainerConfig(
         max_epochs=8, batch_size=16, optimizer="sgd", lr=1.5, momentum=0.9, accelerator="cpu", devices=1,
         early_stopping_patience=None,
     )  # fmt: skip
     X, y = three_blobs()
-    extra, around, module = Seen(), Seen(), partly_labelled_module(cfg)
+    extra, around = Seen(), Seen()
     token = FIT_CALLBACKS.set(lambda: [around])
     try:
-        with mlflow.start_run() as run:
-            started = time.perf_counter()
-            trained = fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "runner", [extra])
-            elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        trained = fit_blobs(cfg, "runner", (X, y), (extra,))
+        elapsed = time.perf_counter() - started
     finally:
         FIT_CALLBACKS.reset(token)
 
@@ -294,17 +286,11 @@ def test_with_gradient_accumulation_the_model_state_is_measured_after_the_first_
 
     Catches: the state measured after the first batch rather than the first step (two buffers, not three), or
     only from the second step on (never, in a fit of one step)."""
-    import mlflow
-
-    from pipeline.training.runner import fit_and_test
-
     cfg = TrainerConfig(
         max_epochs=1, batch_size=22, optimizer="sgd", momentum=0.9, accumulate_grad_batches=2, accelerator="cpu",
         devices=1, early_stopping_patience=None,
     )  # fmt: skip
-    X, y = three_blobs()
-    with mlflow.start_run() as run:
-        trained = fit_and_test(partly_labelled_module(cfg), make_loaders(X, y, cfg, seed=0), cfg, 0, run, "acc")
+    trained = fit_blobs(cfg, "accumulated")
     assert trained.state_bytes == 3 * 4 * sum(p.numel() for p in trained.module.parameters())
 
 
@@ -337,18 +323,11 @@ def test_early_stopping_ends_the_fit_once_validation_loss_stops_falling(tracking
     """Patience 1: the fit ends with the first epoch whose validation loss is no lower than the best before it.
 
     Catches: early stopping not added, watching another metric, or the patience not the trainer's."""
-    import mlflow
-
-    from pipeline.training.runner import fit_and_test
-
     cfg = TrainerConfig(
         max_epochs=30, batch_size=16, optimizer="sgd", lr=1.5, momentum=0.9, accelerator="cpu", devices=1,
         early_stopping_patience=1,
     )  # fmt: skip
-    X, y = three_blobs()
-    module = partly_labelled_module(cfg)
-    with mlflow.start_run() as run:
-        trained = fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "early")
+    trained = fit_blobs(cfg, "early")
     losses = [row["val/loss"] for row in trained.history]
     first_worse = next(e for e in range(1, len(losses)) if losses[e] >= min(losses[:e]))
     assert trained.metrics["train/epochs"] == len(losses) == first_worse + 1 < cfg.max_epochs  # patience 1
@@ -358,16 +337,11 @@ def test_a_fit_without_a_validation_epoch_refuses_to_report(tracking_dir):
     """No validation ran (an empty validation split): no best epoch to restore, so no result.
 
     Catches: the check dropped (a model never validated tested and reported)."""
-    import mlflow
-
-    from pipeline.training.runner import fit_and_test
-
     cfg = TrainerConfig(max_epochs=1, batch_size=16, accelerator="cpu", devices=1, early_stopping_patience=None)
     X, y = three_blobs()
     X["val"], y["val"] = X["val"][:0], y["val"][:0]
-    module = partly_labelled_module(cfg)
-    with mlflow.start_run() as run, pytest.raises(RuntimeError, match="no best epoch to restore"):
-        fit_and_test(module, make_loaders(X, y, cfg, seed=0), cfg, 0, run, "no-val")
+    with pytest.raises(RuntimeError, match="no best epoch to restore"):
+        fit_blobs(cfg, "no-val", (X, y))
 
 
 def test_labels_used_count_the_labelled_examples_only():
