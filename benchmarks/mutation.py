@@ -24,14 +24,11 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+from mutmut.stats import status_by_exit_code
 
 from benchmarks.common import show_table
 
-# mutmut's exit codes of a mutant's test run (mutmut.stats.status_by_exit_code)
-KILLED = {1, 3}
-TIMEOUT = {-24, 24, 152, 255, 36}
-SURVIVED = {0}
-NO_TESTS = {5, 33}
+CAUGHT = ("killed", "timeout")  # a test failed, or the mutant hung past mutmut's timeout
 
 
 def modules(pyproject: Path = Path("pyproject.toml")) -> list[str]:
@@ -43,26 +40,26 @@ def modules(pyproject: Path = Path("pyproject.toml")) -> list[str]:
     return loads(pyproject.read_text())["tool"]["mutmut"]["only_mutate"]
 
 
-def results(path: str) -> dict[str, int | None]:
-    """Each mutant of ``path`` and its test run's exit code (None: not run yet)."""
+def results(path: str) -> dict[str, str]:
+    """Each mutant of ``path`` and its status in mutmut's words (``killed``, ``survived``, ``no tests`` ...)."""
     meta = Path("mutants") / f"{path}.meta"
     if not meta.exists():
         raise SystemExit(f"{meta}: no results for {path}; run mutmut first (make mutation)")
-    return json.loads(meta.read_text())["exit_code_by_key"]
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in codes.items()}
 
 
 def score(path: str) -> dict[str, object]:
-    codes = Counter(results(path).values())
-    count = lambda group: sum(n for code, n in codes.items() if code in group)  # noqa: E731
-    total = sum(codes.values())
-    killed = count(KILLED) + count(TIMEOUT)
+    statuses = Counter(results(path).values())
+    total = sum(statuses.values())
+    killed = sum(statuses[status] for status in CAUGHT)
     return {
         "module": path,
         "mutants": total,
         "killed": killed,
-        "survived": count(SURVIVED),
-        "no tests": count(NO_TESTS),
-        "other": total - killed - count(SURVIVED) - count(NO_TESTS),
+        "survived": statuses["survived"],
+        "no tests": statuses["no tests"],
+        "other": total - killed - statuses["survived"] - statuses["no tests"],
         "score": f"{killed / total:.0%}" if total else "–",
     }
 
@@ -89,9 +86,9 @@ def main() -> None:
     show_table(table, args.csv, "Mutation score per module (killed: a test failed or the mutant hung)")
     if args.survivors:
         for path in modules():
-            for name, code in results(path).items():
-                if code in SURVIVED | NO_TESTS:
-                    print(f"{name}: {'survived' if code in SURVIVED else 'no tests'}: {changed_line(name)}")
+            for name, status in results(path).items():
+                if status in ("survived", "no tests"):
+                    print(f"{name}: {status}: {changed_line(name)}")
 
 
 if __name__ == "__main__":
