@@ -29,22 +29,26 @@ from mutmut.stats import status_by_exit_code
 from benchmarks.common import show_table
 
 CAUGHT = ("killed", "timeout")  # a test failed, or the mutant hung past mutmut's timeout
+ROOT = Path(__file__).resolve().parents[1]  # mutmut reads its configuration and keeps its results here
 
 
-def modules(pyproject: Path = Path("pyproject.toml")) -> list[str]:
+def modules() -> list[str]:
     """The files pyproject.toml's ``[tool.mutmut]`` mutates."""
     try:
         from tomllib import loads
     except ImportError:  # Python 3.10: mutmut's own dependency reads TOML there
         from toml import loads
-    return loads(pyproject.read_text())["tool"]["mutmut"]["only_mutate"]
+    return loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
 
 
-def results(path: str) -> dict[str, str]:
-    """Each mutant of ``path`` and its status in mutmut's words (``killed``, ``survived``, ``no tests`` ...)."""
-    meta = Path("mutants") / f"{path}.meta"
+def results(path: str, root: Path = ROOT) -> dict[str, str]:
+    """Each mutant of ``path`` and its status in mutmut's words (``killed``, ``survived``, ``no tests`` ...).
+
+    Raises:
+        SystemExit: one line, when mutmut has no results for ``path`` under ``root`` (it has not run yet)."""
+    meta = root / "mutants" / f"{path}.meta"
     if not meta.exists():
-        raise SystemExit(f"{meta}: no results for {path}; run mutmut first (make mutation)")
+        raise SystemExit(f"{meta}: no mutation results for {path}; run `make mutation` first")
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     return {name: status_by_exit_code[code] for name, code in codes.items()}
 
@@ -66,7 +70,8 @@ def score(path: str) -> dict[str, object]:
 
 def changed_line(name: str) -> str:
     """A survivor's planted change, as the lines ``mutmut show`` marks with ``+``."""
-    diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], capture_output=True, text=True).stdout
+    command = [sys.executable, "-m", "mutmut", "show", name]
+    diff = subprocess.run(command, cwd=ROOT, capture_output=True, text=True).stdout
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     return " / ".join(added) or "(no diff)"
 
@@ -81,7 +86,7 @@ def main() -> None:
     if not args.no_run:
         command = [sys.executable, "-m", "mutmut", "run"]
         command += ["--max-children", str(args.max_children)] if args.max_children else []
-        subprocess.run(command, check=True)
+        subprocess.run(command, cwd=ROOT, check=True)
     table = pd.DataFrame([score(path) for path in modules()])
     show_table(table, args.csv, "Mutation score per module (killed: a test failed or the mutant hung)")
     if args.survivors:

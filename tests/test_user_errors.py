@@ -194,3 +194,15 @@ def test_target_stage_exits_2_with_one_line(tmp_path, stage, params_text, proble
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert problem in lines[0]
     assert not (tmp_path / "models").exists()
+
+
+def test_mutation_scores_before_any_mutation_run_say_to_run_it_first(tmp_path):
+    """``python -m benchmarks.mutation --no-run`` reads mutmut's results; with none yet it says so in one line."""
+    from benchmarks.mutation import results
+
+    with pytest.raises(SystemExit) as err:
+        results("pipeline/data/splits.py", root=tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'mutants' / 'pipeline/data/splits.py.meta'}: no mutation results for pipeline/data/splits.py; "
+        "run `make mutation` first"
+    )
