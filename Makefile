@@ -22,14 +22,19 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,flower]"
 	touch $@
 
+# First what killed stages left (a cached stage is not run, so would not clean up), then the pipeline. The compare
+# stage prints the comparison when it runs; when dvc repro finds nothing to run (reports/summary.txt not newer than
+# its start), the last one is printed instead: once either way.
 run: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
-	@echo
-	@$(BIN)/python -m pipeline.compare
+	@$(BIN)/python -m pipeline.tidy
+	@started=$$(mktemp); PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro; status=$$?; \
+	if [ $$status -eq 0 ] && [ ! reports/summary.txt -nt "$$started" ]; then echo; $(BIN)/python -m pipeline.compare; fi; \
+	rm -f "$$started"; exit $$status
 	@echo
 	@echo "Results: reports/comparison.md, metrics/ (dvc metrics show), plots/ (dvc plots show), models/, data/prepared/"
-	@echo "MLflow runs, models and the registry are in mlflow.db. Open the UI with:"
-	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse the link above"
+	@echo "MLflow runs, models and the registry are in mlflow.db. Open the UI with the environment active"
+	@echo "(source $(VENV)/bin/activate):"
+	@echo "  mlflow ui --backend-store-uri sqlite:///mlflow.db   # then browse the link above"
 
 # Two workers, a test file each at a time: the dvc repro tests take one core, the rest of the suite the other.
 # --no-loadscope-reorder: files in conftest's order (the longest first), not xdist's (the most tests first).

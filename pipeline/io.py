@@ -6,7 +6,7 @@ the first process writes: the others fill a scratch copy that is thrown away (:m
 
 A process killed with ``kill -9`` cannot remove its temporary output, so each one's name says who wrote
 it (``.<name>.<host>-<pid>.<random>.tmp``): the next write of the same output removes those whose process
-on this host is gone.
+on this host is gone, and so does every stage's start and ``python -m pipeline.tidy`` (:mod:`pipeline.leftovers`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from pipeline.ranks import is_global_zero
 
 # This machine, as a temporary output's name can hold it (no dots or dashes, which separate its parts).
 THIS_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+# A temporary output's name: ``.<name>.<host>-<pid>.<random>.tmp<suffix>`` (mkstemp's random part has no dot; the
+# suffix is the output's own, as ``.pt``, or none).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)\.[a-z0-9_]+\.tmp(\.[^.]*)?")
 
 
 @contextmanager
@@ -90,18 +93,26 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 def remove_abandoned(path: Path) -> list[Path]:
     """Remove the temporary versions of ``path`` left by processes on this host that no longer run."""
-    removed = []
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
-        owner = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
-        host, _, pid = owner.rpartition("-")
-        if host != THIS_HOST or not pid.isdigit() or psutil.pid_exists(int(pid)):
-            continue  # another machine's, or a live process's (or one with its pid: it goes next time)
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-        removed.append(leftover)
-    return removed
+    leftovers = path.parent.glob(f".{glob.escape(path.name)}.*.tmp*")
+    return [leftover for leftover in leftovers if output_of(leftover) == path.name and remove_if_abandoned(leftover)]
+
+
+def output_of(leftover: Path) -> str | None:
+    """The name of the output ``leftover`` is a temporary version of; None when it is not a temporary output."""
+    match = _TEMPORARY.fullmatch(leftover.name)
+    return match["name"] if match else None
+
+
+def remove_if_abandoned(leftover: Path) -> bool:
+    """Remove ``leftover`` if it is a temporary output whose process on this host no longer runs; whether it did."""
+    match = _TEMPORARY.fullmatch(leftover.name)
+    if match is None or match["host"] != THIS_HOST or psutil.pid_exists(int(match["pid"])):
+        return False  # not one, another machine's, or a live process's (or one with its pid: it goes next time)
+    if leftover.is_dir():
+        shutil.rmtree(leftover, ignore_errors=True)
+    else:
+        leftover.unlink(missing_ok=True)
+    return True
 
 
 def _owned_prefix(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Where each stage reads and writes: defined here once, by the stage's name, and checked against dvc.yaml.
 
-A stage writes its models under ``models/<stage>``, its plot data under ``plots/<stage>`` and its run list
-as ``metrics/<stage>.json``; it reads prepare's files in ``data/prepared``, pretrain's checkpoint and distill's teacher.
+A stage writes its models under ``models/<stage>``, its plot data under ``plots/<stage>`` and its headline numbers
+for DVC, with the MLflow runs behind them, under ``metrics/<stage>/`` (one file per variant; prepare's one file is
+``metrics/prepare.json``); it reads prepare's files in ``data/prepared``, pretrain's checkpoint and distill's teacher.
 Nothing else lives here, so no unrelated change invalidates the stages that read these constants.
 """
 
@@ -18,10 +19,13 @@ REPORTS_DIR = Path("reports")
 BASE_CHECKPOINT = MODELS_DIR / "pretrain" / "base.pt"  # pretrain's output: what transfer and fine-tuning start from
 TEACHER_CHECKPOINT = MODELS_DIR / "distill" / "teacher.pt"  # distill's teacher: what compress starts from
 MODEL_FILE = "model.pt"  # the one model of a stage that trains one
+PREPARE_METRICS = METRICS_DIR / "prepare.json"  # prepare's few numbers for DVC and its run
 
 
-def metrics_file(stage: str, metrics_dir: Path = METRICS_DIR) -> Path:
-    return Path(metrics_dir) / f"{stage}.json"
+def metrics_dir_of(stage: str, metrics_dir: Path = METRICS_DIR) -> Path:
+    """``metrics/<stage>``: one file per variant (``<variant>.json``; a variant's ``/`` makes a sub-folder), each a
+    row of ``dvc metrics show``."""
+    return Path(metrics_dir) / stage
 
 
 @dataclass(frozen=True)

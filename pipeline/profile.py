@@ -1,10 +1,10 @@
 """``python -m pipeline.profile PROFILE [--apply]``: a params profile on top of params.yaml.
 
-A profile (e.g. ``params-gpu.yaml``) holds only the keys that differ. It is checked against
-params.yaml and the schema first: a key params.yaml lacks, or a merged value the schema refuses,
-fails naming it. Then it prints the ``dvc exp run -S ...`` line that tries the profile as a DVC
-experiment, or with ``--apply`` writes the values into params.yaml, comments kept (the same
-writers as a sweep's best params, :mod:`pipeline.config.edit`).
+A profile (e.g. ``params-gpu.yaml``) holds only the keys that differ. It is merged onto params.yaml and
+checked against the schema first: a key the schema does not know, or a value it refuses, fails naming it. Then it
+prints the ``dvc exp run -S ...`` line that tries the profile as a DVC experiment (a key params.yaml lacks is added,
+``+key=value``), or with ``--apply`` writes the values into params.yaml, comments kept (the same writers as a
+sweep's best params, :mod:`pipeline.config.edit`).
 """
 
 from __future__ import annotations
@@ -26,17 +26,7 @@ def profile_values(profile: Path, params_file: Path = DEFAULT_PARAMS_FILE) -> di
     if not isinstance(raw, dict):
         raise ConfigError(f"{profile}: expected a mapping of params.yaml sections, got {type(raw).__name__}")
     values = flatten(raw)
-    base = read_yaml(params_file)
-    for key in values:
-        node = base
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise ConfigError(
-                    f"{profile}: {key} is not in {params_file}; a profile changes keys the file has "
-                    "(dvc exp run -S cannot add one): add it there first"
-                )
-            node = node[part]
-    merged = copy.deepcopy(base)
+    merged = copy.deepcopy(read_yaml(params_file))
     for key, value in values.items():
         set_dotted(merged, key, value)
     parse_params(merged, source=f"{params_file} with {profile}")
@@ -53,11 +43,10 @@ def main() -> None:
     values = profile_values(args.profile, args.params)
     if args.apply:
         apply_to_params(args.params, values)
-        print(
-            f"{args.params}: {len(values)} values from {args.profile} written; `dvc repro` runs the stages they change"
-        )
+        written = f"{len(values)} value{'' if len(values) == 1 else 's'}"
+        print(f"{args.params}: {written} from {args.profile} written; `dvc repro` runs the stages they change")
     else:
-        print(exp_run_command(values))
+        print(exp_run_command(values, read_yaml(args.params)))
 
 
 if __name__ == "__main__":

@@ -193,6 +193,9 @@ def tracking_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # not the store an earlier test's stage opened
+    # nor the experiment an earlier test set active, whose id this new store does not hold
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # which mlflow.set_experiment sets too
     return tmp_path
 
 

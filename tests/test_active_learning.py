@@ -345,7 +345,7 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
 
     from tests.conftest import PROJECT_ROOT
 
-    paths, _, _ = prepared
+    paths, data, _ = prepared
     shutil.copytree(paths.data, tracking_dir / "data" / "prepared")
     (tracking_dir / "params.yaml").write_text(yaml.safe_dump(make_params().model_dump(mode="json")))
     env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -367,7 +367,11 @@ def test_the_command_line_exports_and_refuses_an_unfilled_csv_in_one_line(prepar
         and "no label for ids" in lines[0]
     )
     assert (tracking_dir / "labelling" / "state.json").read_bytes() == before
-    assert "waits for answers" in annotate("status").stdout
+    assert "labelled after 0 rounds; labelling/round_01/query.csv waits for answers" in annotate("status").stdout
+    _fill(tracking_dir / "labelling" / "round_01" / "query.csv", data)
+    imported = annotate("import", "labelling/round_01/query.csv", "--stop")
+    assert imported.returncode == 0 and "imported 10 labels from" in imported.stderr, imported.stderr
+    assert annotate("status").stdout.endswith(" labelled after 1 round\n")
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.compare.deployment import deployment_cost, pareto_front, per_run
-from pipeline.compare.run import run_compare
+from pipeline.compare.deployment import deployment_cost, pareto_front, with_fronts
+from pipeline.compare.run import run_compare, write_champions
 from pipeline.compare.sources import fetch_predictions
 from pipeline.errors import UserError
 from pipeline.paradigms import paradigms, registered
@@ -57,11 +57,22 @@ def compared(tmp_path_factory):
                 runs = over_seeds(lambda seeded, run_stage=run_stage, paths=paths: run_stage(seeded, paths), params)
                 write_stage_metrics(entry.stage, runs, root / "metrics")
             result = run_compare(params, root / "metrics", root / "reports", root / "plots" / "compare")
+            write_champions(result, root / "metrics")
             yield root, params, result
 
 
-def listed(root) -> dict[str, dict]:
-    return {stage: json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"] for stage in PARADIGM_STAGES}
+def listed(root) -> dict[str, dict[str, list[str]]]:
+    """Per stage, per variant, the run ids its file ``metrics/<stage>/<variant>.json`` lists."""
+    return {stage: variant_files(root / "metrics" / stage) for stage in PARADIGM_STAGES}
+
+
+def variant_files(folder) -> dict[str, list[str]]:
+    found = {path.relative_to(folder).with_suffix("").as_posix(): path for path in folder.rglob("*.json")}
+    return {variant: json.loads(path.read_text())["run_ids"] for variant, path in found.items()}
+
+
+def every_run_id(root) -> list[str]:
+    return [run_id for runs in listed(root).values() for ids in runs.values() for run_id in ids]
 
 
 def test_report_answers_every_question_with_every_run_and_mean_and_std(compared):
@@ -69,14 +80,13 @@ def test_report_answers_every_question_with_every_run_and_mean_and_std(compared)
     report = (root / "reports" / "comparison.md").read_text()
     for title in SECTIONS:
         assert f"## {title}" in report, title
-    for label in result["variants"]:
+    for label in result.table["label"]:
         assert f"| {label} " in report, label
     assert " ± " in report  # two seeds per variant
     federated = report.split("## Federated")[1].split("\n## ")[0]
     assert re.search(r"\| run +\| engine +\|", federated) and re.search(r"\| iid/fedavg +\| inprocess +\|", federated)
-    for stage in PARADIGM_STAGES:
-        for entry in listed(root)[stage].values():
-            assert entry["run_id"][:8] in report
+    for run_id in every_run_id(root):
+        assert run_id[:8] in report
     for figure in (
         "accuracy_vs_trainable_params",
         "memory_estimated_vs_measured",
@@ -89,40 +99,53 @@ def test_report_answers_every_question_with_every_run_and_mean_and_std(compared)
         assert f"(figures/{figure}.png)" in report
 
 
-def test_csv_has_one_row_per_run_and_compare_json_the_mean_over_seeds(compared):
+def test_csv_has_one_row_per_run_and_each_variants_file_the_mean_over_seeds(compared):
     root, _, result = compared
     runs = pd.read_csv(root / "reports" / "comparison.csv")
-    assert len(runs) == sum(len(r) for r in listed(root).values())
+    assert sorted(runs["run_id"]) == sorted(every_run_id(root))
     assert (runs.groupby("label")["seed"].apply(set) == {42, 43}).all()
-    scratch = listed(root)["scratch"]
-    pair = [scratch["scratch"]["test/acc"], scratch["scratch@seed43"]["test/acc"]]
-    assert result["variants"]["scratch"]["test/acc"] == pytest.approx(sum(pair) / 2)
-    assert result["variants"]["scratch"]["seeds"] == 2 and "test/acc:std" in result["variants"]["scratch"]
-    json.dumps(result, allow_nan=False)  # DVC reads it: no NaN
+    scratch = json.loads((root / "metrics" / "scratch" / "scratch.json").read_text())
+    pair = runs[runs.label == "scratch"]["test/acc"]
+    assert scratch["acc"] == pytest.approx(pair.mean(), abs=5e-5) and scratch["acc_std"] == pytest.approx(
+        pair.std(), abs=5e-5
+    )
+    row = result.table[result.table.label == "scratch"].iloc[0]
+    assert row["seeds"] == 2 and row["test/acc"] == pytest.approx(pair.mean())
+
+
+def test_compares_dvc_metrics_name_each_questions_champion_and_the_compare_run(compared):
+    root, _, result = compared
+    written = variant_files(root / "metrics" / "compare")
+    assert result.champions and set(written) == {champion.question for champion in result.champions}
+    for champion in result.champions:
+        shown = json.loads((root / "metrics" / "compare" / f"{champion.question}.json").read_text())
+        assert shown == {"winner": champion.label, "run_ids": [result.run_id]}
+        assert champion.label in set(result.table["label"]) and champion.run_id in every_run_id(root)
 
 
 def test_primary_seed_runs_keep_the_variant_names(compared):
     root, params, _ = compared
     client = MlflowClient()
     for stage, runs in listed(root).items():
-        for key, entry in runs.items():
-            seed = int(client.get_run(entry["run_id"]).data.params["seed"])
-            assert seed == (params.seed + 1 if key.endswith("@seed43") else params.seed), (stage, key)
+        for variant, ids in runs.items():
+            found = [client.get_run(run_id).data for run_id in ids]
+            assert [int(run.params["seed"]) for run in found] == [params.seed, params.seed + 1], (stage, variant)
+            assert {run.tags["variant"] for run in found} == {variant}, (stage, variant)
 
 
 def test_estimated_model_state_matches_the_measured_tensors_for_every_run(compared):
     _, _, result = compared
-    trained = [v for v in result["variants"].values() if "memory/measured_state_bytes" in v]
-    assert trained and result["questions"]["memory/runs_checked"] == len(trained)
-    assert result["questions"]["memory/runs_outside_tolerance"] == 0
+    trained = result.table["memory/measured_state_bytes"].notna().sum()
+    assert trained and result.numbers["memory/runs_checked"] == trained
+    assert result.numbers["memory/runs_outside_tolerance"] == 0
     # fp32 on CPU: the count is exact up to Adam's step scalars
-    assert result["questions"]["memory/largest_state_gap"] < 0.01
+    assert result.numbers["memory/largest_state_gap"] < 0.01
 
 
 def test_compare_run_holds_the_report_tables_and_figures(compared):
     _, _, result = compared
     client = MlflowClient()
-    run = client.get_run(result["runs"]["compare"]["run_id"])
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["stage"] == "compare"
     assert "Memory check" in run.data.tags["mlflow.note.content"]
     assert run.data.metrics["memory/runs_outside_tolerance"] == 0
@@ -135,16 +158,15 @@ def test_compare_run_holds_the_report_tables_and_figures(compared):
     } <= files
     table = json.loads(open(client.download_artifacts(run.info.run_id, "comparison/every_run.json")).read())
     links = " ".join(row[table["columns"].index("MLflow")] for row in table["data"])
-    assert len(table["data"]) == len(result["variants"])
-    for runs in listed(compared[0]).values():
-        for entry in runs.values():
-            assert f"/#/experiments/{run.info.experiment_id}/runs/{entry['run_id']}" in links
+    assert len(table["data"]) == len(result.table)
+    for run_id in every_run_id(compared[0]):
+        assert f"/#/experiments/{run.info.experiment_id}/runs/{run_id}" in links
 
 
 def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
     root, _, _ = compared
     plots = root / "plots" / "compare"
-    assert len(pd.read_csv(plots / "runs.csv")) == sum(len(r) for r in listed(root).values())
+    assert len(pd.read_csv(plots / "runs.csv")) == len(every_run_id(root))
     rounds = pd.read_csv(plots / "federated_rounds.csv")
     fl = {
         f"{partition}/{strategy}"
@@ -163,21 +185,18 @@ def test_dvc_plot_csvs_hold_every_run_and_curve(compared):
     }
 
 
-def test_compare_json_holds_every_runs_deployment_cost_and_its_place_on_its_tasks_fronts(compared):
+def test_every_variants_deployment_cost_and_its_place_on_its_tasks_fronts_are_plotted_and_logged(compared):
     root, _, result = compared
-    deployment = result["deployment"]
-    assert set(deployment) == set(result["variants"])
-    for label, entry in deployment.items():
-        assert {"test/acc", "model/size_bytes", "model/nonzero_weights", "deploy/latency_ms_p50"} <= set(entry), label
-        assert {"deploy/latency_ms_p95", "deploy/throughput_samples_per_s"} <= set(entry), label
-        assert isinstance(entry["on_size_front"], bool) and isinstance(entry["on_latency_front"], bool)
-    for task in {entry["task"] for entry in deployment.values()}:  # every task has a front of its own
-        assert any(entry["on_size_front"] for entry in deployment.values() if entry["task"] == task), task
-        assert result["questions"][f"deploy/{task}/front_size_runs"] >= 1
+    costs = ["test/acc", "model/size_bytes", "model/nonzero_weights", "deploy/latency_ms_p50", "deploy/latency_ms_p95"]
+    assert result.table[[*costs, "deploy/throughput_samples_per_s"]].notna().all().all()
     plotted = pd.read_csv(root / "plots" / "compare" / "deployment.csv")
     assert list(plotted.columns) == ["run", "task", "test/acc", "model/size_bytes", "deploy/latency_ms_p50",
                                      "on_size_front", "on_latency_front"]  # fmt: skip
-    assert len(plotted) == len(deployment)
+    assert sorted(plotted["run"]) == sorted(result.table["label"])
+    for task, same in plotted.groupby("task"):  # every task has a front of its own, counted in the compare run
+        assert same["on_size_front"].any(), task
+        assert result.numbers[f"deploy/{task}/front_size_runs"] == same["on_size_front"].sum()
+        assert result.numbers[f"deploy/{task}/front_latency_runs"] == same["on_latency_front"].sum()
 
 
 def run_row(label: str, task: str, acc: float, size: float, p50: float, seed: int = 42, **metrics) -> dict:
@@ -233,14 +252,12 @@ def test_the_pareto_front_keeps_every_point_nothing_beats_ties_included():
 
 def test_the_deployment_section_marks_each_tasks_own_fronts_and_renders(tmp_path):
     section = deployment_cost(results_of(TWO_TASKS))
-    fronts = per_run(results_of(TWO_TASKS).table)
-    size_front = {label for label, entry in fronts.items() if entry["on_size_front"]}
-    latency_front = {label for label, entry in fronts.items() if entry["on_latency_front"]}
+    fronts = with_fronts(results_of(TWO_TASKS).table).set_index("label")
+    size_front = set(fronts.index[fronts["on_size_front"].astype(bool)])
+    latency_front = set(fronts.index[fronts["on_latency_front"].astype(bool)])
     assert size_front == {"compress/int8", "transfer/b", "distill/d", "distill/e"}
     assert latency_front == {"transfer/b", "distill/d", "distill/e"}
-    assert fronts["transfer/b"]["test/acc"] == pytest.approx(0.85) and fronts["distill/d"]["task"] == "full"
-    assert "memory/estimated_train_bytes" not in fronts["compress/int8"]  # only the deployment numbers
-    json.dumps(fronts, allow_nan=False)
+    assert fronts.loc["transfer/b", "test/acc"] == pytest.approx(0.85) and fronts.loc["distill/d", "task"] == "full"
     assert section.metrics["deploy/target/front_size_runs"] == 2 and section.metrics["deploy/full/front_size_runs"] == 2
     assert section.metrics["deploy/target/front_latency_runs"] == 1
     assert section.metrics["deploy/target/smallest_near_best_size_bytes"] == 300  # int8: 0.845, 0.5 points off 0.85
@@ -308,12 +325,12 @@ def test_every_run_logs_its_test_answers_for_the_paired_tests(compared):
     root, _, _ = compared
     client = MlflowClient()
     for stage, runs in listed(root).items():
-        answers = fetch_predictions(client, next(iter(runs.values()))["run_id"])
+        answers = fetch_predictions(client, next(iter(runs.values()))[0])
         outputs = {"label", "parity"} if stage == "multitask" else {"label"}
         assert answers is not None and outputs <= set(answers), stage
         for y_true, y_pred in answers.values():
             assert y_true.shape == y_pred.shape and len(y_true) > 0
-    shared = fetch_predictions(client, listed(root)["multitask"]["multitask"]["run_id"])
+    shared = fetch_predictions(client, listed(root)["multitask"]["multitask"][0])
     assert set(shared) == {"label", "parity"}  # the default tasks: the class under data.label_column's name
 
 
@@ -341,24 +358,22 @@ def test_every_cpu_runs_measured_peak_holds_its_measured_model_state(compared):
     together after a step, so no training run's peak is below its model state (the resident-memory rise it replaced
     read 4 KiB against 418 KiB of state for one LoRA variant)."""
     root, _, _ = compared
-    checked = 0
-    for stage, runs in listed(root).items():
-        for variant, run in runs.items():
-            if run.get("params/trainable", 0) > 0 and "memory/measured_state_bytes" in run:
-                assert run["memory/peak_bytes"] >= run["memory/measured_state_bytes"], (stage, variant, run)
-                checked += 1
-    assert checked >= 20
+    runs = pd.read_csv(root / "reports" / "comparison.csv")  # every metric of every run, as MLflow holds it
+    trained = runs[(runs["params/trainable"] > 0) & runs["memory/measured_state_bytes"].notna()]
+    assert len(trained) >= 20
+    below = trained[trained["memory/peak_bytes"] < trained["memory/measured_state_bytes"]]
+    assert below.empty, below[["label", "seed", "memory/peak_bytes", "memory/measured_state_bytes"]]
 
 
 def test_a_sanity_warning_on_a_stage_replaces_every_winner_it_would_name(compared, tmp_path):
     root, params, _ = compared
     client = MlflowClient()
     warning = "best test acc 0.11 is within 5 points of chance (0.10)"
-    flagged = [next(iter(listed(root)[stage].values()))["run_id"] for stage in PARADIGM_STAGES]
+    flagged = [next(iter(listed(root)[stage].values()))[0] for stage in PARADIGM_STAGES]
     for run_id in flagged:
         client.set_tag(run_id, "sanity", warning)
     try:
-        run_compare(params, root / "metrics", tmp_path / "reports", tmp_path / "plots")
+        unjudged = run_compare(params, root / "metrics", tmp_path / "reports", tmp_path / "plots")
     finally:
         for run_id in flagged:
             client.delete_tag(run_id, "sanity")
@@ -371,6 +386,8 @@ def test_a_sanity_warning_on_a_stage_replaces_every_winner_it_would_name(compare
     # section names none
     assert report.count(f"**No winner named.** The sanity check of these runs' stage warns: {warning}") == 8
     assert f"- Narrow vs scratch: no winner named: {warning}" in report
+    write_champions(unjudged, tmp_path / "metrics")
+    assert variant_files(tmp_path / "metrics" / "compare") == {"no_champion": [unjudged.run_id]}
 
 
 def copied_metrics(root, tmp_path):
@@ -379,10 +396,9 @@ def copied_metrics(root, tmp_path):
 
 
 def replace_run_id(metrics, stage: str, run_id: str) -> None:
-    path = metrics / f"{stage}.json"
+    path = sorted((metrics / stage).rglob("*.json"))[0]
     doc = json.loads(path.read_text())
-    first = next(iter(doc["runs"]))
-    doc["runs"][first]["run_id"] = run_id
+    doc["run_ids"][0] = run_id
     path.write_text(json.dumps(doc))
 
 
@@ -390,7 +406,7 @@ def test_a_plug_in_paradigm_has_its_runs_and_its_own_section_in_the_report(compa
     root, _, result = compared
     report = (root / "reports" / "comparison.md").read_text()
     assert "| narrow " in report and "- Narrow vs scratch (2 seeds): Δ acc" in report
-    assert result["variants"]["narrow"]["seeds"] == 2 and "narrow/acc_vs_scratch" in result["questions"]
+    assert result.table.set_index("label").loc["narrow", "seeds"] == 2 and "narrow/acc_vs_scratch" in result.numbers
     row = pd.read_csv(root / "reports" / "comparison.csv").query("stage == 'narrow'")
     assert set(row["task"]) == {"target"} and len(row) == 2
 
@@ -398,8 +414,8 @@ def test_a_plug_in_paradigm_has_its_runs_and_its_own_section_in_the_report(compa
 def test_a_missing_stage_is_named(compared, tmp_path):
     root, params, _ = compared
     metrics = copied_metrics(root, tmp_path)
-    (metrics / "federated.json").unlink()
-    with pytest.raises(UserError, match="stage 'federated' has no .*federated.json; run `dvc repro federated`"):
+    shutil.rmtree(metrics / "federated")
+    with pytest.raises(UserError, match="stage 'federated' has no .*metrics/federated; run `dvc repro federated`"):
         run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
     assert not (tmp_path / "reports").exists()
 
@@ -447,7 +463,7 @@ def test_a_deleted_run_is_not_in_the_store(compared, tmp_path):
 def test_a_run_of_another_stage_is_refused(compared, tmp_path):
     root, params, _ = compared
     metrics = copied_metrics(root, tmp_path)
-    replace_run_id(metrics, "transfer", next(iter(listed(root)["scratch"].values()))["run_id"])
+    replace_run_id(metrics, "transfer", next(iter(listed(root)["scratch"].values()))[0])
     with pytest.raises(UserError, match="stage 'transfer' .* which stage 'scratch' made"):
         run_compare(params, metrics, tmp_path / "reports", tmp_path / "plots")
 
@@ -460,7 +476,7 @@ def test_the_stage_without_upstream_outputs_exits_2_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["error: compare: stage 'pretrain' has no metrics/pretrain.json; run `dvc repro pretrain` first"], (
+    assert lines == ["error: compare: stage 'pretrain' has no metrics/pretrain; run `dvc repro pretrain` first"], (
         result.stderr
     )
     assert not (tmp_path / "reports").exists() and not (tmp_path / "metrics").exists()

@@ -139,7 +139,7 @@ def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
     (tmp_path / "typo.yaml").write_text("trainer:\n  max_epoch: 3\n")
     (tmp_path / "bad.yaml").write_text("trainer:\n  batch_size: 0\n")
     for profile, problem in (
-        ("typo.yaml", "trainer.max_epoch is not in params.yaml"),
+        ("typo.yaml", "unknown key 'trainer.max_epoch' (value 3); allowed in trainer: max_epochs, "),
         ("bad.yaml", "trainer.batch_size"),
     ):
         result = run(profile)
@@ -147,14 +147,21 @@ def test_a_profile_is_checked_then_applied_keeping_comments(tmp_path):
             result.stderr
         )
 
-    (tmp_path / "wide.yaml").write_text("model:\n  channels: [8, 16, 32]\ntrainer:\n  batch_size: 128\n")
+    wide = "model:\n  channels: [8, 16, 32]\ntrainer:\n  batch_size: 128\nfinetune:\n  trainer:\n    lr: 0.01\n"
+    (tmp_path / "wide.yaml").write_text(wide)
     shown = run("wide.yaml")
-    assert shown.stdout.strip() == "dvc exp run -S 'model.channels=[8, 16, 32]' -S trainer.batch_size=128"
-    assert run("wide.yaml", "--apply").returncode == 0
+    assert shown.stdout.strip() == (  # finetune.trainer.lr: a key params.yaml lacks, added
+        "dvc exp run -S 'model.channels=[8, 16, 32]' -S trainer.batch_size=128 -S +finetune.trainer.lr=0.01"
+    )
+    applied = run("wide.yaml", "--apply")
+    assert applied.stdout.startswith("params.yaml: 3 values from wide.yaml written"), applied.stdout + applied.stderr
     text = (tmp_path / "params.yaml").read_text()
     assert "  channels: [8, 16, 32]" in text and "# cnn: one conv layer per entry" in text
     params = load_params(tmp_path / "params.yaml")
     assert params.model.channels == [8, 16, 32] and params.trainer.batch_size == 128
+    assert params.trainer_for("finetune").lr == 0.01
+    (tmp_path / "one.yaml").write_text("seed: 7\n")
+    assert run("one.yaml", "--apply").stdout.startswith("params.yaml: 1 value from one.yaml written")
 
 
 DEVICES = "must be 'auto', a count of at least 1, or a non-empty list of device ids (each 0 or more)"

@@ -75,8 +75,8 @@ def _run_stages(tmp_path, trainer: dict) -> None:
         chance = read_judgement(tmp_path / "data" / "prepared" / f"{task}.npz")[0]["chance"]
         assert run.data.params["trainer.devices"] == "2" and run.data.metrics["test/acc"] > 3 * chance, task
         assert run.data.metrics["throughput/train_samples_per_s"] > 0
-    listed = json.loads((tmp_path / "metrics" / "finetune.json").read_text())
-    assert {entry["run_id"] for entry in listed["runs"].values()} == {
+    listed = [json.loads(path.read_text()) for path in (tmp_path / "metrics" / "finetune").rglob("*.json")]
+    assert {run_id for written in listed for run_id in written["run_ids"]} == {
         r.info.run_id for r in runs if r.data.tags["stage"] == "finetune"
     }
     # the test metrics are those of the saved weights on the whole test split, as one device computes them

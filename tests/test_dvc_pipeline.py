@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ from pipeline.failures import FAULT_EXIT
 from pipeline.paradigms import paradigms
 from pipeline.tracking.contract import CONTRACT_METRICS, CONTRACT_TAGS, TRAINING_ONLY
 from pipeline.tracking.mlflow_model import AGREEMENT_METRIC
+from pipeline.tracking.outputs import HEADLINE
+from pipeline.tracking.prepared_data import HEADLINE as PREPARED
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT
 from tests.conftest import SENTINEL, TeamServer, make_params, pipeline_repo, sh
 from tests.services import free_port, wait_for
@@ -170,16 +173,18 @@ def test_first_repro_runs_every_stage_and_writes_outputs(repo):
         "plots/compress/variants.csv",
         "plots/compare/deployment.csv",
         "metrics/prepare.json",
-        "metrics/pretrain.json",
+        "metrics/pretrain/base.json",
+        "metrics/finetune/lora.json",
+        "metrics/federated/dirichlet/fedprox.json",
         "plots/pretrain/history.csv",
         "dvc.lock",
         "reports/comparison.md",
         "reports/comparison.csv",
         "reports/figures/federated_rounds.png",
-        "metrics/compare.json",
         "plots/compare/runs.csv",
     ]:
         assert (root / path).is_file(), path
+    assert list((root / "metrics" / "compare").glob("*.json"))  # a champion or a file saying there is none
 
 
 def test_stages_killed_mid_run_leave_nothing_once_rerun(repo):
@@ -193,18 +198,22 @@ def test_stages_killed_mid_run_leave_nothing_once_rerun(repo):
     killed = client.search_runs(experiments, "attributes.status = 'KILLED'")
     assert {run.data.tags["stage"] for run in killed} == set(TRAINING)
     assert all("killed" in run.data.tags for run in killed)
-    compared = json.loads((root / "metrics" / "compare.json").read_text())
+    compared = set(pd.read_csv(root / "reports" / "comparison.csv")["run_id"])
     killed_ids = {run.info.run_id for run in killed}
-    assert killed_ids.isdisjoint(json.dumps(compared).split('"'))
+    assert compared and killed_ids.isdisjoint(compared)
+    assert killed_ids.isdisjoint(
+        run_id for stage in STAGES for ids in listed_ids(root, stage).values() for run_id in ids
+    )
 
 
 def test_metrics_files_name_runs_in_the_store(repo):
     root, env, _ = repo
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     for stage in STAGES:
-        runs = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
-        for entry in runs.values():
-            run = client.get_run(entry["run_id"])
+        ids = [run_id for found in listed_ids(root, stage).values() for run_id in found]
+        assert ids, stage
+        for run_id in ids:
+            run = client.get_run(run_id)
             assert run.info.status == "FINISHED" and run.data.tags["stage"] == stage
             assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
             assert run.data.tags["git_dirty"] == "false"  # params.yaml as committed
@@ -216,8 +225,8 @@ def test_every_training_run_carries_the_whole_run_contract(repo):
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     checked = 0
     for stage in TRAINING:
-        for variant, entry in json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"].items():
-            run = client.get_run(entry["run_id"])
+        for variant, run_id in current_runs(root, stage).items():
+            run = client.get_run(run_id)
             # a model compressed after training (int8, fp16) has no training state to measure
             required = set(CONTRACT_METRICS) - (TRAINING_ONLY if run.data.tags["optimizer"] == "none" else set())
             assert required <= set(run.data.metrics), (stage, variant, required - set(run.data.metrics))
@@ -246,10 +255,24 @@ def logged_models(client: MlflowClient, run) -> list:
     return [client.get_logged_model(output.model_id) for output in run.outputs.model_outputs]
 
 
+def metrics_files(root: Path, stage: str) -> dict[str, dict]:
+    """What ``stage`` wrote for DVC: per variant (per question for compare) its file ``metrics/<stage>/<name>.json``;
+    prepare's one file as ``splits``."""
+    if stage == "prepare":
+        return {"splits": json.loads((root / "metrics" / "prepare.json").read_text())}
+    folder = root / "metrics" / stage
+    return {path.relative_to(folder).with_suffix("").as_posix(): json.loads(path.read_text()) for path in
+            folder.rglob("*.json")}  # fmt: skip
+
+
+def listed_ids(root: Path, stage: str) -> dict[str, list[str]]:
+    """Variant -> the run ids behind it (its own seed's first), as ``stage``'s current outputs list them."""
+    return {name: written["run_ids"] for name, written in metrics_files(root, stage).items()}
+
+
 def current_runs(root: Path, stage: str) -> dict[str, str]:
-    """Variant -> run id, of the runs behind ``stage``'s current outputs."""
-    runs = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
-    return {variant: entry["run_id"] for variant, entry in runs.items()}
+    """Variant -> run id of its own seed, of the runs behind ``stage``'s current outputs."""
+    return {variant: ids[0] for variant, ids in listed_ids(root, stage).items()}
 
 
 def raw_test_split(root: Path, client: MlflowClient, run_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -416,23 +439,24 @@ def test_second_repro_has_nothing_to_do(repo):
 
 def test_forced_rerun_in_a_new_process_gives_identical_test_metrics(repo):
     root, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    kept = ("test/acc", "test/f1_macro", "test/loss", "val/best_loss", "val/loss", "comm/bytes_total", "al/alc")
+
+    def logged(run_id: str) -> dict[str, float]:
+        return {key: value for key, value in client.get_run(run_id).data.metrics.items() if key in kept}
+
     for stage in ("pretrain", "federated", "active_learning"):  # a Lightning fit, federated and active-learning rounds
-        before = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+        before = metrics_files(root, stage)
         sh(["dvc", "repro", "--force", "--single-item", stage], root, env)
-        after = json.loads((root / "metrics" / f"{stage}.json").read_text())["runs"]
+        after = metrics_files(root, stage)
         assert set(after) == set(before)
         for variant in before:
-            assert after[variant]["run_id"] != before[variant]["run_id"]
-            for key in (
-                "test/acc",
-                "test/f1_macro",
-                "test/loss",
-                "val/best_loss",
-                "val/loss",
-                "comm/bytes_total",
-                "al/alc",
-            ):
-                assert after[variant].get(key) == before[variant].get(key), (stage, variant, key)
+            old, new = before[variant].pop("run_ids"), after[variant].pop("run_ids")
+            assert set(old).isdisjoint(new) and len(old) == len(new)
+            assert "test/acc" in logged(new[0]), (stage, variant)
+            assert [logged(run_id) for run_id in new] == [logged(run_id) for run_id in old], (stage, variant)
+            before[variant].pop("fit_s", None), after[variant].pop("fit_s", None)  # a timing
+            assert after[variant] == before[variant], (stage, variant)
     # byte-identical outputs: nothing downstream is stale but the comparison, which reads the new runs
     assert list(json.loads(sh(["dvc", "status", "--json"], root, env).stdout)) == ["compare"]
 
@@ -445,7 +469,7 @@ def test_changing_finetune_params_reruns_only_finetune(repo):
     rerun = sh(["dvc", "repro"], root, env)
     assert ran(rerun.stdout) == ["finetune", "compare"]
     assert sorted(p.name for p in (root / "models" / "finetune").iterdir()) == ["lora"]
-    assert set(json.loads((root / "metrics" / "finetune.json").read_text())["runs"]) == {"lora"}
+    assert set(listed_ids(root, "finetune")) == {"lora"}  # the other strategies' files are gone
 
 
 def test_a_sweeps_applied_params_make_only_the_stage_that_reads_them_stale(repo):
@@ -478,12 +502,41 @@ def test_changing_pretrain_params_makes_what_starts_from_the_base_stale(repo):
         assert stale[stage] == [{"changed deps": {"models/pretrain/base.pt": "modified"}}], stage
 
 
+def test_dvc_metrics_show_is_a_few_columns_and_each_row_the_mean_of_its_runs(repo):
+    """A row per variant, each with a few short numbers: the mean over the variant's runs of what MLflow holds."""
+    root, env, _ = repo
+    table = sh(["dvc", "metrics", "show"], root, env).stdout.splitlines()
+    assert len(table) > len(TRAINING) and max(len(line) for line in table) < 200, max(table, key=len)
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], root, env).stdout)[""]["data"]
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    checked = 0
+    for stage in TRAINING:
+        for variant, written in metrics_files(root, stage).items():
+            row = shown[f"metrics/{stage}/{variant}.json"]["data"]
+            assert row == {key: value for key, value in written.items() if key != "run_ids"}  # every number, no list
+            runs = [client.get_run(run_id).data.metrics for run_id in written["run_ids"]]
+            for key, (metric, factor, _) in HEADLINE.items():
+                logged = [run[metric] * factor for run in runs if metric in run]
+                assert (key in row) == bool(logged), (stage, variant, key)
+                if logged:
+                    mean = statistics.fmean(logged)
+                    assert row[key] == pytest.approx(mean, rel=1e-3, abs=5e-5), (stage, variant, key)
+                    checked += 1
+    assert checked >= 20 * 5
+    prepared = shown["metrics/prepare.json"]["data"]
+    run = client.get_run(metrics_files(root, "prepare")["splits"]["run_ids"][0]).data.metrics
+    assert prepared == {key: pytest.approx(run[metric], abs=5e-5) for key, metric in PREPARED.items()}
+
+
 def test_dvc_shows_metrics_and_renders_plots(repo):
     root, env, _ = repo
-    shown = sh(["dvc", "metrics", "show", "--json"], root, env).stdout
-    assert "test/acc" in shown
-    compared = json.loads(shown)[""]["data"]["metrics/compare.json"]["data"]
-    assert compared["questions"]["memory/runs_outside_tolerance"] == 0
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], root, env).stdout)[""]["data"]
+    assert "acc" in shown["metrics/pretrain/base.json"]["data"]
+    labels = set(pd.read_csv(root / "reports" / "comparison.csv")["label"])
+    for question, written in metrics_files(root, "compare").items():
+        if "winner" in written:  # the champion's label; the compare run's id is a list: left out of the table
+            assert shown[f"metrics/compare/{question}.json"]["data"] == {"winner": written["winner"]}
+            assert written["winner"] in labels
     sh(["dvc", "plots", "show", "-o", "dvc_plots"], root, env)
     html = (root / "dvc_plots" / "index.html").read_text()
     assert "pretrain learning curves" in html
@@ -530,8 +583,8 @@ def test_the_team_server_on_postgresql_holds_every_stage_its_artifacts_and_the_r
         stages.setdefault(tags["stage"], set()).update(m["key"] for m in run["data"].get("metrics", []))
     assert set(STAGES) <= set(stages)
     assert {"test/acc", "memory/peak_bytes", "memory/estimated_train_bytes", "val/acc"} <= stages["pretrain"]
-    # the comparison: the compare run of metrics/compare.json, its report, tables and figures as artifacts
-    compare_id = json.loads((root / "metrics" / "compare.json").read_text())["runs"]["compare"]["run_id"]
+    # the comparison: the compare run of metrics/compare/, its report, tables and figures as artifacts
+    (compare_id,) = {run_id for ids in listed_ids(root, "compare").values() for run_id in ids}
     compare = call(f"runs/get?run_id={compare_id}")["run"]
     assert {t["key"]: t["value"] for t in compare["data"]["tags"]}["stage"] == "compare"
     assert "memory/runs_outside_tolerance" in {m["key"] for m in compare["data"]["metrics"]}
@@ -574,7 +627,7 @@ def test_registering_champions_needs_permission_on_the_registered_models(repo, t
     compare fails at the registry, in one line, before it writes any output."""
     root, env, _ = repo
     written = {
-        path: path.read_bytes() for path in [*(root / "reports").rglob("*.*"), root / "metrics" / "compare.json"]
+        path: path.read_bytes() for folder in ("reports", "metrics/compare") for path in (root / folder).rglob("*.*")
     }
     carol = secret_channels(team_server) | {
         "MLFLOW_TRACKING_URI": team_server.url,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pipeline.paradigms import Paradigm, paradigms
-from pipeline.paths import BASE_CHECKPOINT, METRICS_DIR, MODELS_DIR, PLOTS_DIR, PREPARED_DIR
+from pipeline.paths import BASE_CHECKPOINT, MODELS_DIR, PLOTS_DIR, PREPARE_METRICS, PREPARED_DIR, metrics_dir_of
 from tests.conftest import PROJECT_ROOT
 
 PACKAGES = ("pipeline", "stages")
@@ -158,8 +158,24 @@ def test_each_paradigm_reads_and_writes_where_dvc_yaml_says(entry):
     assert outs and all(covers(str(MODELS_DIR / entry.stage), out) for out in outs)
     for plot in stage.get("plots", []):
         assert covers(str(PLOTS_DIR / entry.stage), next(iter(plot)))
-    assert [next(iter(m)) for m in stage["metrics"]] == [f"{METRICS_DIR}/{entry.stage}.json"]
-    assert f"{METRICS_DIR}/{entry.stage}.json" in STAGES["compare"]["deps"]
+    assert metrics_of(entry.stage) == [metrics_dir_of(entry.stage).as_posix()]
+    assert metrics_dir_of(entry.stage).as_posix() in STAGES["compare"]["deps"]
+
+
+def metrics_of(stage: str) -> list[str]:
+    """The stage's metrics entries, each kept in git (``cache: false``) as DVC shows it."""
+    found = STAGES[stage]["metrics"]
+    assert all(next(iter(m.values())) == {"cache": False} for m in found), stage
+    return [next(iter(m)) for m in found]
+
+
+def test_prepare_writes_one_metrics_file_and_compare_a_folder_read_by_no_stage():
+    """A folder per stage: ``dvc metrics show`` has a row per file in it, one per variant (one per question for
+    compare), and so only a few short columns."""
+    assert metrics_of("prepare") == [PREPARE_METRICS.as_posix()]
+    assert metrics_of("compare") == [metrics_dir_of("compare").as_posix()]
+    read = [dep for stage in STAGES.values() for dep in stage["deps"] if dep.startswith(metrics_dir_of("").as_posix())]
+    assert sorted(read) == sorted(metrics_dir_of(entry.stage).as_posix() for entry in paradigms())
 
 
 def test_prepare_writes_every_task_a_paradigm_reads():

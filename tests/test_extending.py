@@ -26,7 +26,7 @@ def test_a_registered_paradigm_gets_a_params_section_with_its_defaults_checks_an
     with registered(toy_paradigm.PARADIGM):
         assert [p.stage for p in paradigms()][-1] == "narrow" and paradigm("narrow") is toy_paradigm.PARADIGM
         params = make_params(narrow={"width": 4})
-        assert params.narrow.width == 4 and make_params().narrow.width == 8
+        assert params.narrow.width == 4 and make_params().narrow.width == 16
         assert params.trainer_for("narrow").max_epochs == params.trainer.max_epochs
         with pytest.raises(
             ConfigError, match=r"unknown key 'narrow.widht' \(value 4\); allowed in narrow: trainer, width"

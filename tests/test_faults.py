@@ -3,6 +3,7 @@ process, the wrong Python) give one line and an exit code, and leave nothing a l
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -18,9 +19,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import TrackingConfig
+from pipeline.environment import NEEDED
 from pipeline.errors import OutsideFault
 from pipeline.failures import FAULT_EXIT, describe
 from pipeline.io import THIS_HOST, atomic_dir
+from pipeline.leftovers import removed_line
 from pipeline.stage import stage_entry
 from pipeline.tracking.runs import git_tags
 from pipeline.tracking.store import FAIL_FAST, close_orphaned_runs, open_store, owner_tags
@@ -154,7 +157,7 @@ def test_an_unwritable_artifact_location_fails_the_stage_in_one_line_and_leaves_
     client = MlflowClient(store)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and all(run.info.status == "FAILED" for run in runs)  # nothing reads the half-logged run as done
-    assert not (tmp_path / "metrics" / "pretrain.json").exists()  # the run list the comparison reads
+    assert not (tmp_path / "metrics" / "pretrain").exists()  # the run list the comparison reads
 
 
 def test_runs_left_running_by_a_dead_process_are_marked_killed(tracking_dir):
@@ -188,6 +191,65 @@ def test_a_dead_processs_temporary_output_is_removed_by_the_next_write(tmp_path)
     assert (out / "model.pt").read_text() == "whole"
 
 
+def killed_stages_leftovers(root) -> tuple[list, list]:
+    """What stages killed mid-write left, in and beside the output folders (their process gone); and what must stay:
+    a live process's, another machine's, a name that is not a temporary output's, a folder not the pipeline's."""
+    gone, live = dead_process().pid, os.getpid()
+    abandoned = [
+        root / "models" / f".federated.{THIS_HOST}-{gone}.abc123.tmp",  # a stage's models, a folder
+        root / "plots" / "finetune" / f".curve.json.{THIS_HOST}-{gone}.def456.tmp.json",  # another stage's file
+        root / "metrics" / "finetune" / "lora" / f".r2.json.{THIS_HOST}-{gone}.ghi789.tmp.json",
+        root / "data" / "prepared" / f".full.npz.{THIS_HOST}-{gone}.jkl012.tmp.npz",
+        root / "data" / f".prepared.{THIS_HOST}-{gone}.mno345.tmp",  # the output folder's own, beside it
+        root / "reports" / f".comparison.md.{THIS_HOST}-{gone}.pqr678.tmp.md",
+    ]
+    kept = [
+        root / "models" / f".distill.{THIS_HOST}-{live}.stu901.tmp",
+        root / "plots" / f".multitask.elsewhere-{gone}.vwx234.tmp",
+        root / "models" / "finetune" / f"notes.{THIS_HOST}-{gone}.yza567.tmp",
+        root / "labelling" / f".round_01.{THIS_HOST}-{gone}.bcd890.tmp",
+    ]
+    for path in abandoned + kept:
+        if path.suffix == ".tmp":
+            (path / "half-written").mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("half-written")
+    return abandoned, kept
+
+
+def test_a_stage_removes_the_temporary_outputs_any_killed_stage_left(tracking_dir, capsys):
+    """Not only its own: the stage that left them may be cached and never run again."""
+    write_params(tracking_dir)
+    abandoned, kept = killed_stages_leftovers(tracking_dir)
+    stage_entry(lambda params: None)()
+    removed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("removed ")]
+    assert sorted(removed) == sorted(removed_line(path.relative_to(tracking_dir)) for path in abandoned)
+    assert [path for path in abandoned if path.exists()] == [] and all(path.exists() for path in kept)
+
+
+def test_tidy_cleans_up_after_killed_stages_and_says_nothing_when_all_is_clean(tracking_dir):
+    """`make run` runs it before `dvc repro`: a killed stage's runs and temporary outputs, whatever DVC then runs."""
+    write_params(tracking_dir)
+    client = MlflowClient()
+    gone = dead_process()
+    tags = owner_tags() | {"owner_pid": str(gone.pid), "owner_started": f"{gone.create_time():.2f}"}
+    orphan = client.create_run(client.create_experiment("paradigm-lab"), tags=tags)
+    abandoned, kept = killed_stages_leftovers(tracking_dir)
+    env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)}
+    tidy = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pipeline.tidy"], cwd=tracking_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    first = tidy()
+    assert first.returncode == 0, first.stderr
+    assert sorted(first.stdout.splitlines()) == sorted(removed_line(p.relative_to(tracking_dir)) for p in abandoned)
+    assert "tracking: marked KILLED 1 run(s) whose process ended while RUNNING" in first.stderr
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert [path for path in abandoned if path.exists()] == [] and all(path.exists() for path in kept)
+    again = tidy()
+    assert again.returncode == 0 and again.stdout == "" and again.stderr == "", again.stderr
+
+
 def test_git_tags_say_when_the_working_tree_differs_from_the_commit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -203,14 +265,69 @@ def test_git_tags_say_when_the_working_tree_differs_from_the_commit(tmp_path, mo
     assert tags["git_dirty"] == "true" and tags["git_changes"] == "params.yaml" and len(tags["git_commit"]) == 40
 
 
-def test_a_stage_run_by_another_python_says_how_to_use_the_projects(tmp_path):
-    """As when `.venv/bin/dvc repro` runs stages with a `python` on PATH that is not the environment's."""
-    started = subprocess.run(
-        [sys.executable, "-S", "-m", "stages.prepare"],  # -S: this Python without its installed packages
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert started.returncode == 2 and started.stderr.count("\n") == 1, started.stderr
-    assert "is not the project's environment (it lacks torch" in started.stderr and "make run" in started.stderr
+# Every command a user runs, with options that would get past its parser.
+ENTRY_POINTS = {
+    "stage": ["stages.prepare"],
+    "sweep": ["pipeline.sweep", "finetune", "--n-trials", "1"],
+    "profile": ["pipeline.profile", "params-gpu.yaml"],
+    "compare": ["pipeline.compare"],
+    "tidy": ["pipeline.tidy"],
+    "annotate": ["pipeline.paradigms.active_learning.annotate", "status"],
+    "flower": ["pipeline.paradigms.federated.flower", "export", "app"],
+}
+ACTIVATE = "activate it first (source .venv/bin/activate), or run make setup"
+SET_UP = "run make setup, then activate it (source .venv/bin/activate); or pip install -e . into this Python"
+INSTALL = "install the project into it (pip install -e .)"
+
+
+def run_by(python: list[str], folder, module: list[str]) -> subprocess.CompletedProcess:
+    """``python -m module`` in ``folder``, the project's code importable but not necessarily its packages."""
+    env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run([*python, "-m", *module], cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+
+
+def environment_error(done: subprocess.CompletedProcess, python: str) -> str:
+    """The one line a command run by a Python without the project's packages ends with (no traceback)."""
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: {python} is not the project's environment (it lacks torch, lightning, "), line
+    return line
+
+
+@pytest.mark.parametrize("with_venv", [True, False], ids=["venv-there", "no-venv"])
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_every_entry_point_run_by_another_python_says_how_to_use_the_projects(tmp_path, entry, with_venv):
+    """As in a terminal where .venv is not activated (or `dvc repro` finding another `python` on PATH)."""
+    bare = [sys.executable, "-S"]  # -S: this Python without its installed packages
+    assert subprocess.run([*bare, "-c", "import torch"], capture_output=True).returncode == 1, "-S still sees torch"
+    if with_venv:
+        (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    line = environment_error(run_by(bare, tmp_path, ENTRY_POINTS[entry]), sys.executable)
+    assert line.endswith(": " + (ACTIVATE if with_venv else SET_UP)), line
+
+
+def test_the_environment_itself_without_the_packages_says_to_install_them(tmp_path):
+    """A .venv made but never filled (`python -m venv .venv` alone), activated."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True, timeout=60)
+    python = str(tmp_path / ".venv" / "bin" / "python")
+    line = environment_error(run_by([python], tmp_path, ENTRY_POINTS["sweep"]), python)
+    assert line.endswith(": " + INSTALL), line
+
+
+def test_the_environment_check_covers_every_package_the_code_imports():
+    """A package imported by pipeline/ or stages/ but not in NEEDED would end a command in a traceback again."""
+    first_party, optional = {"pipeline", "stages"}, {"flwr", "torchvision"}  # optional: checked where used
+    imported = set()
+    for path in [*(PROJECT_ROOT / "pipeline").rglob("*.py"), *(PROJECT_ROOT / "stages").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module)
+    third_party = {
+        name
+        for name in imported
+        if name.split(".")[0] not in sys.stdlib_module_names | first_party | optional | {"__future__"}
+    }
+    unchecked = {name for name in third_party if not any(name == n or name.startswith(n + ".") for n in NEEDED)}
+    assert not unchecked, f"add to pipeline.environment.NEEDED: {sorted(unchecked)}"

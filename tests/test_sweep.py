@@ -6,6 +6,7 @@ import importlib.util
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from ruamel.yaml import YAML
 
 from pipeline.config.edit import apply_to_params, exp_run_command
+from pipeline.config.loading import read_yaml
 from pipeline.data.prepare import prepare_data, write_prepared
 from pipeline.errors import ConfigError
 from pipeline.paradigms.scratch.run import run_scratch
@@ -128,8 +131,10 @@ def test_workers_on_one_storage_run_exactly_the_trials_asked_for(workspace, tmp_
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
-    ran = [int(re.search(r"this worker ran (\d+) trials", out).group(1)) for out, _ in outputs]
+    ran = [int(re.search(r"this worker ran (\d+) trials?;", out).group(1)) for out, _ in outputs]
     assert sum(ran) == 6
+    for out, _ in outputs:  # the best params as a line of its own, to paste: a key params.yaml holds is set
+        assert re.search(r"^  dvc exp run -S scratch\.trainer\.lr=[0-9.e-]+$", out, re.MULTILINE), out
     trials = optuna.load_study(study_name="shared", storage=storage_for(url)).get_trials()
     assert sorted(t.number for t in trials) == list(range(6))  # none lost, none duplicated
     assert all(t.state.is_finished() for t in trials)
@@ -237,10 +242,69 @@ def test_apply_writes_the_best_params_keeping_comments_and_order(tmp_path):
     ]
     applied = load_params(path)
     assert applied.trainer_for("finetune").lr == 0.002 and applied.finetune.lora.r == 4
-    assert (
-        exp_run_command({"finetune.lora.r": 4, "finetune.strategies": ["lora"]})
-        == "dvc exp run -S finetune.lora.r=4 -S 'finetune.strategies=[\"lora\"]'"
+
+
+# params.yaml's tree as read, and values to set on it: held keys (one null), new ones, text the shell and Hydra
+# would otherwise change (a space, quotes, a backslash, ``${``, text that reads as null)
+HELD = {"trainer": {"lr": 0.001, "precision": "32"}, "finetune": {"strategies": None, "trainer": {}}}
+VALUES = {
+    "trainer.lr": 0.0003,
+    "trainer.precision": "bf16-mixed",
+    "finetune.strategies": ["lora", "full"],
+    "finetune.trainer.lr": 1e-05,
+    "finetune.lora.r": 8,
+    "finetune.note": 'say "${x}" a\\b',
+    "finetune.tag": "null",
+    "model.channels": [8, 16],
+}
+
+
+def test_the_dvc_exp_run_line_adds_the_keys_params_yaml_lacks_and_quotes_for_the_shell():
+    line = exp_run_command(VALUES, HELD)
+    assert line.startswith("dvc exp run -S trainer.lr=0.0003 -S 'trainer.precision=\"bf16-mixed\"' ")
+    words = shlex.split(line)  # what the shell hands DVC
+    assert words[:3] == ["dvc", "exp", "run"] and words[3::2] == ["-S"] * len(VALUES)
+    assert words[4::2] == [
+        "trainer.lr=0.0003",
+        'trainer.precision="bf16-mixed"',
+        'finetune.strategies=["lora", "full"]',  # held, though null
+        "+finetune.trainer.lr=1e-05",  # its parent held, empty
+        "+finetune.lora.r=8",  # its parent missing too
+        r'+finetune.note="say \"\${x}\" a\b"',  # Hydra's escapes: a quote, an interpolation; a lone \ stays
+        '+finetune.tag="null"',  # text, not null
+        "+model.channels=[8, 16]",
+    ]
+
+
+def test_dvc_runs_the_printed_exp_run_line_with_the_values_set(tmp_path):
+    """The line as a user pastes it, in a shell, in a git + DVC repo whose one stage copies params.yaml."""
+    env = dict(
+        os.environ,
+        PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
     )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(HELD | {"model": {}}))
+    stage = {"cmd": "cp params.yaml copied.yaml", "params": ["trainer", "finetune", "model"], "outs": ["copied.yaml"]}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"copy": stage}}))
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+    line = exp_run_command(VALUES, read_yaml(tmp_path / "params.yaml"))
+    done = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Running stage 'copy'" in done.stdout
+    read = YAML(typ="safe").load  # YAML 1.2, as DVC writes it (1e-05 a float, which PyYAML's 1.1 reads as text)
+    copied = read(tmp_path / "copied.yaml")
+    assert read(tmp_path / "params.yaml") == copied
+    for key, value in VALUES.items():
+        section, *rest = key.split(".")
+        node = copied[section]
+        for part in rest:
+            node = node[part]
+        assert node == value, key
 
 
 def test_a_worker_past_its_timeout_takes_no_new_trial_and_leaves_them_for_others(inside):

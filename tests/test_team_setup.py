@@ -81,7 +81,7 @@ def test_queued_experiments_run_two_at_a_time_and_log_to_the_team_server(team):
     for experiment in experiments:
         data = experiment["revs"][0]["data"]
         lrs.add(data["params"]["params.yaml"]["data"][TARGET]["trainer"]["lr"])
-        accuracies.append(data["metrics"][f"metrics/{TARGET}.json"]["data"])
+        accuracies.append(data["metrics"][f"metrics/{TARGET}/base.json"]["data"]["acc"])  # its one variant's
     assert lrs == set(QUEUED_LRS) and len(accuracies) == len(QUEUED_LRS)
     queued = queued_runs(client, experiment_id)
     assert sorted(float(run.data.params["trainer.lr"]) for run in queued) == sorted(QUEUED_LRS)
@@ -99,7 +99,7 @@ def queued_runs(client: MlflowClient, experiment: str) -> list:
 
 
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-OUTPUTS = ("models/pretrain/base.pt", "metrics/pretrain.json", "plots/pretrain/history.csv")
+OUTPUTS = ("models/pretrain/base.pt", "metrics/pretrain/base.json", "plots/pretrain/history.csv")
 REFUSED = {  # who runs the stage (user, password: None for theirs) and the line the server's refusal gives
     "a user who may only read": ("bob", None, "403: user bob may not write to experiment paradigm-lab (its permission "
                                  "there is READ) on the MLflow tracking server https://127.0.0.1:"),

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class NarrowConfig(StageSection):
     """The ``narrow`` params section."""
 
-    width: int = Field(8, ge=1)  # units of the one body layer
+    width: int = Field(16, ge=1)  # units of the one body layer
 
 
 def check_narrow(params: Params) -> None:

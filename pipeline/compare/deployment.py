@@ -23,7 +23,6 @@ from pipeline.reporting.table import Column, cell, markdown_table, number
 TITLE = "Deployment cost: accuracy against size and latency"
 NEAR_BEST = 0.01  # "within 1 point" of a task's best test accuracy: a fixed margin, not a significance test
 FRONTS = {"on_size_front": SIZE_METRIC, "on_latency_front": LATENCY_P50}  # column -> the cost it is the front of
-KEPT = ("test/acc", SIZE_METRIC, NONZERO_METRIC, LATENCY_P50, LATENCY_P95, THROUGHPUT)  # per run in compare.json
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[bool]:
@@ -58,17 +57,6 @@ def smallest_near_best(rows: pd.DataFrame) -> Optional[pd.Series]:
     known = rows.dropna(subset=["test/acc", SIZE_METRIC])
     near = known[known["test/acc"] >= known["test/acc"].max() - NEAR_BEST]
     return near.sort_values([SIZE_METRIC, "test/acc"], ascending=[True, False]).iloc[0] if len(near) else None
-
-
-def per_run(table: pd.DataFrame) -> dict[str, dict]:
-    """What metrics/compare.json keeps under ``deployment``: per run label its costs (those it logged), its task and
-    its place on the fronts."""
-    kept = {}
-    for _, row in with_fronts(table).iterrows():
-        numbers = {key: float(row[key]) for key in KEPT if not math.isnan(row.get(key, math.nan))}
-        fronts = {front: bool(row[front]) for front in FRONTS}
-        kept[row["label"]] = {**numbers, **fronts, "task": row["task"]}
-    return kept
 
 
 def on_front(front: str) -> Column:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
+from pipeline.compare.registry import CHALLENGER, CHAMPION, PROMOTE
 from pipeline.reporting.sections import Section, seeds
 from pipeline.reporting.table import cell, shown
 
@@ -24,11 +26,13 @@ TERMINAL = {
 }
 
 
-def markdown(sections: list[Section], images: list[Path], source: str, compare_link: str) -> str:
+def markdown(
+    sections: list[Section], images: list[Path], source: str, compare_link: str, why_experiment: Optional[str] = None
+) -> str:
     names = {path.stem: path for path in images}
     parts = [
         "# Paradigm comparison",
-        "Every run behind the current outputs (the run ids in `metrics/<stage>.json`), read back from MLflow: "
+        "Every run behind the current outputs (the run ids in `metrics/<stage>/*.json`), read back from MLflow: "
         f"{source}. "
         f"This report is also the [`compare` run]({compare_link}) in the MLflow UI; each row links to its run. "
         "With several seeds (`repeats` in params.yaml) a cell reads mean ± std. A headline names a winner only "
@@ -36,7 +40,7 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
         "over seeds with 3 or more), else it lists who is tied within noise; each says how many seeds are behind "
         "it.",
         "## Headlines",
-        headlines(sections),
+        headlines(sections, why_experiment),
     ]
     for section in sections:
         parts += [f"## {section.title}", section.text]
@@ -47,25 +51,32 @@ def markdown(sections: list[Section], images: list[Path], source: str, compare_l
     return "\n\n".join(parts) + "\n"
 
 
-def headlines(sections: list[Section]) -> str:
-    """A line per headline and, under it, the champion its question registers, by the headline's rule."""
+def headlines(sections: list[Section], why_experiment: Optional[str] = None) -> str:
+    """A line per headline and, under it, the champion its question registers, by the headline's rule. An
+    experiment's winners are challengers (:mod:`pipeline.compare.registry`): a last line says why and how one wins."""
+    role = CHAMPION if why_experiment is None else CHALLENGER
     lines = []
     for section in sections:
         if section.headline:
             lines.append(f"- {section.headline}")
             if section.champion is not None:
-                lines.append(f"  - {section.champion.line()}")
+                lines.append(f"  - {section.champion.line(role)}")
+    if why_experiment is not None and any(section.champion is not None for section in sections):
+        lines.append(
+            f"\nAn experiment ({why_experiment}): each winner is its question's {CHALLENGER}, and the model registry's "
+            f"@{CHAMPION} aliases stay where the main run put them; `{PROMOTE}` makes the challengers the champions."
+        )
     return "\n".join(lines)
 
 
-def mlflow_note(sections: list[Section], report_artifact: str) -> str:
+def mlflow_note(sections: list[Section], report_artifact: str, why_experiment: Optional[str] = None) -> str:
     """The compare run's description in the MLflow UI: the headlines (MLflow caps a tag's length)."""
     return (
-        f"## Paradigm comparison\n{headlines(sections)}\n\n"
+        f"## Paradigm comparison\n{headlines(sections, why_experiment)}\n\n"
         f"The full report, tables and figures: artifacts `{report_artifact}`."
     )
 
 
-def terminal_summary(table: pd.DataFrame, sections: list[Section]) -> str:
+def terminal_summary(table: pd.DataFrame, sections: list[Section], why_experiment: Optional[str] = None) -> str:
     text = shown((row for _, row in table.iterrows()), TERMINAL).to_string(index=False)
-    return f"{text}\n\n{headlines(sections)}\n"
+    return f"{text}\n\n{headlines(sections, why_experiment)}\n"

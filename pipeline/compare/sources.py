@@ -1,4 +1,4 @@
-"""The runs behind the current outputs: listed in ``metrics/<stage>.json``, read back from MLflow.
+"""The runs behind the current outputs: listed in ``metrics/<stage>/<variant>.json``, read back from MLflow.
 
 Only runs the store holds as FINISHED count as results. A listed run id the store lacks, a
 run that failed or never finished, or one made by another stage stops the comparison, and
@@ -23,7 +23,8 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.credentials import masked, without_credentials
 from pipeline.errors import DataError, UserError
-from pipeline.paths import metrics_file
+from pipeline.paths import metrics_dir_of
+from pipeline.tracking.outputs import SKIPPED
 from pipeline.tracking.runs import PREDICTIONS_ARTIFACT, run_label
 from pipeline.tracking.store import no_progress_bars
 
@@ -38,44 +39,63 @@ EPOCH_CAP = "trainer.max_epochs"  # the run's param: its stage's effective train
 @dataclass(frozen=True)
 class ListedRun:
     stage: str
-    key: str  # its key in metrics/<stage>.json: the variant, or <variant>@seed<N>
+    key: str  # the variant whose file lists it: metrics/<stage>/<variant>.json
     run_id: str
 
 
 def listed_runs(metrics_dir: Path, stages: tuple[str, ...]) -> tuple[list[ListedRun], dict[str, str]]:
-    """The runs each of ``stages`` lists in its ``metrics/<stage>.json``, and why each stage that had nothing to run
-    on this data (it lists no runs, and says why under ``skipped``) ran none."""
+    """The runs each of ``stages`` lists under ``run_ids`` in its files ``metrics/<stage>/**/*.json``, and why each
+    stage that had nothing to run on this data (its one file ``skipped.json`` lists no runs, and says why under
+    ``skipped``) ran none."""
     listed, skipped = [], {}
     for stage in stages:
-        path = metrics_file(stage, metrics_dir)
-        if not path.is_file():
-            raise UserError(f"compare: stage '{stage}' has no {path}; run `dvc repro {stage}` first")
-        try:
-            written = json.loads(path.read_text())
-            runs = written.get("runs")
-        except (json.JSONDecodeError, AttributeError) as err:
-            raise DataError(
-                f"{path}: not the JSON object a stage writes ({err}); re-run `dvc repro --force {stage}`"
-            ) from err
-        if runs == {} and isinstance(written.get("skipped"), str) and written["skipped"]:
-            skipped[stage] = written["skipped"]
+        folder = metrics_dir_of(stage, metrics_dir)
+        if not folder.is_dir():
+            raise UserError(f"compare: stage '{stage}' has no {folder}; run `dvc repro {stage}` first")
+        files = {path.relative_to(folder).with_suffix("").as_posix(): path for path in sorted(folder.rglob("*.json"))}
+        if not files:
+            raise DataError(f"{folder}: lists no runs (no <variant>.json); re-run `dvc repro --force {stage}`")
+        written = {key: _run_list(path, stage) for key, path in files.items()}
+        why = _skipped_why(written)
+        if why:
+            skipped[stage] = why
             continue
-        if not isinstance(runs, dict) or not runs:
-            raise DataError(f"{path}: lists no runs under 'runs'; re-run `dvc repro --force {stage}`")
-        for key, entry in runs.items():
-            run_id = entry.get("run_id") if isinstance(entry, dict) else None
-            if not isinstance(run_id, str) or not run_id:
-                raise DataError(f"{path}: run '{key}' has no run_id; re-run `dvc repro --force {stage}`")
-            listed.append(ListedRun(stage, key, run_id))
+        for key, entry in written.items():
+            ids = entry.get("run_ids")
+            if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+                raise DataError(f"{files[key]}: lists no run ids under 'run_ids'; re-run `dvc repro --force {stage}`")
+            listed += [ListedRun(stage, key, run_id) for run_id in ids]
     return listed, skipped
+
+
+def _run_list(path: Path, stage: str) -> dict:
+    """One variant's file, which must be the JSON object a stage writes."""
+    try:
+        written = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not the JSON a stage writes ({err}); re-run `dvc repro --force {stage}`") from err
+    if not isinstance(written, dict):
+        raise DataError(f"{path}: not the JSON object a stage writes; re-run `dvc repro --force {stage}`")
+    return written
+
+
+def _skipped_why(written: dict[str, dict]) -> Optional[str]:
+    """Why the stage ran nothing, when its one file is ``skipped.json`` as a stage writes it: no runs, and one reason
+    in a list (DVC's tables leave lists out)."""
+    entry = written.get(SKIPPED, {})
+    why = entry.get(SKIPPED)
+    if len(written) != 1 or entry.get("run_ids") != [] or not isinstance(why, list) or len(why) != 1:
+        return None
+    return why[0] if isinstance(why[0], str) and why[0] else None
 
 
 def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks: dict[str, str]) -> pd.DataFrame:
     """One row per run: who made it (stage, paradigm, variant, seed, the ``tasks[stage]`` it trained and tested on),
     its link, its ``sanity`` warning ("" for none), its epoch cap (``train/max_epochs``) and every metric it logged."""
-    rows = []
+    rows, started = [], []
     for item in listed:
         run = _finished_run(item, client)
+        started.append(run.info.start_time or 0)
         tags = run.data.tags
         variant = tags.get("variant", item.key)
         rows.append(
@@ -95,11 +115,23 @@ def fetch_runs(listed: list[ListedRun], client: MlflowClient, ui_url: str, tasks
                 **run.data.metrics,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([rows[i] for i in _in_run_order(listed, started)])
+
+
+def _in_run_order(listed: list[ListedRun], started: list[int]) -> list[int]:
+    """The positions of ``listed``, each stage's variants in the order the stage ran them: its folder of files has no
+    order, so by when each variant's first listed run (its own seed's) started; a variant's runs stay as listed."""
+    stages = list(dict.fromkeys(item.stage for item in listed))
+    first: dict[tuple[str, str], int] = {}
+    for item, start in zip(listed, started):
+        first.setdefault((item.stage, item.key), start)
+    return sorted(
+        range(len(listed)), key=lambda i: (stages.index(listed[i].stage), first[listed[i].stage, listed[i].key])
+    )
 
 
 def _finished_run(item: ListedRun, client: MlflowClient):
-    where = f"stage '{item.stage}' (metrics/{item.stage}.json, '{item.key}') names MLflow run {item.run_id}"
+    where = f"stage '{item.stage}' (metrics/{item.stage}/{item.key}.json) names MLflow run {item.run_id}"
     try:
         run = client.get_run(item.run_id)
     except MlflowException as err:

@@ -3,12 +3,15 @@
 A sweep's best params and a profile's values are dotted keys. ``apply_to_params`` writes them
 into params.yaml, keeping its comments, order and styles (ruamel.yaml's round trip), so the next
 ``dvc repro`` re-runs exactly the stages that read them; ``exp_run_command`` is the equivalent
-``dvc exp run -S ...`` line, to try them as a DVC experiment instead.
+``dvc exp run -S ...`` line, to try them as a DVC experiment instead. DVC reads each ``-S`` in Hydra's override
+grammar: ``key=value`` changes a key params.yaml holds, and it refuses that form for a key the file lacks ("Could not
+override"), which must be added as ``+key=value``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any, Callable
@@ -54,8 +57,38 @@ def apply_to_params(path: Path, values: dict[str, Any]) -> None:
         yaml.dump(tree, out)
 
 
-def exp_run_command(values: dict[str, Any]) -> str:
-    return "dvc exp run " + " ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())
+def has_dotted(tree: Any, key: str) -> bool:
+    """Whether ``tree`` holds ``a.b.c`` (its value may be null)."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def exp_run_command(values: dict[str, Any], params: dict) -> str:
+    """The ``dvc exp run`` line setting ``values`` on ``params`` (params.yaml's tree as read), one shell word per
+    ``-S`` (quoted where the shell would split or expand it): ``key=value`` for a key the file holds, ``+key=value``
+    for one it lacks."""
+    overrides = (f"{'' if has_dotted(params, key) else '+'}{key}={_hydra(value)}" for key, value in values.items())
+    return "dvc exp run " + " ".join(f"-S {shlex.quote(override)}" for override in overrides)
+
+
+def _hydra(value: Any) -> str:
+    """``value`` as Hydra's grammar reads it back with its type: numbers, booleans and null as in JSON, lists of
+    them, and every string quoted (``"32"`` stays text, ``"null"`` too)."""
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_hydra(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+def _quoted(text: str) -> str:
+    """A Hydra quoted string: a quote escaped, and the backslashes before it or the end doubled (others are kept as
+    they are); ``${`` escaped, or OmegaConf would resolve it as an interpolation."""
+    escaped = re.sub(r'(\\*)("|$)', lambda m: m.group(1) * 2 + ('\\"' if m.group(2) else ""), text)
+    return '"' + escaped.replace("${", "\\${") + '"'
 
 
 def _flow(items: list) -> CommentedSeq:

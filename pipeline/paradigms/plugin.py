@@ -44,7 +44,7 @@ class Paradigm:
     """One paradigm of the pipeline.
 
     Args:
-        stage: its DVC stage, params section, ``metrics/<stage>.json``, ``models/<stage>`` and ``plots/<stage>``.
+        stage: its DVC stage, params section, ``metrics/<stage>/``, ``models/<stage>`` and ``plots/<stage>``.
         config: its params section (a :class:`~pipeline.config.schema.StageSection`).
         task: the prepared task it trains and tests on.
         run: ``run(params, paths) -> {variant: {"run_id": ..., <metric>: value}}``, what its stage runs.

@@ -4,8 +4,9 @@ With ``repeats: N`` a training stage runs whole with seeds ``seed + 1`` … ``se
 first and with ``seed`` last, so the models and plots it leaves are those of ``seed``, as
 with ``repeats: 1``. Only training randomness varies (initialisation, shuffling, dropout,
 sampling): prepare's splits and partitions come from ``seed`` alone. Every run is its own
-MLflow run with its seed among its params; ``metrics/<stage>.json`` lists the extra ones as
-``<variant>@seed<N>``.
+MLflow run with its seed among its params. The stage's runs come back keyed ``<variant>`` (the run of
+``seed``) and ``<variant>@seed<N>`` (the extra ones); ``metrics/<stage>/<variant>.json`` holds the mean
+over all of them and lists their run ids, the run of ``seed`` first.
 """
 
 from __future__ import annotations

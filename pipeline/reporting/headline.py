@@ -34,9 +34,9 @@ class Champion:
     chosen_by: str  # how it won: the headline's rule
     tie_break: str  # how a tie within noise was broken, or why there was none
 
-    def line(self) -> str:
-        """The champion in the report's words, under its section's headline."""
-        return f"champion `{self.label}`: {self.chosen_by}; {self.tie_break}"
+    def line(self, role: str = "champion") -> str:
+        """The champion in the report's words, under its section's headline (``challenger`` in an experiment)."""
+        return f"{role} `{self.label}`: {self.chosen_by}; {self.tie_break}"
 
 
 def headline_seeds(rows: pd.DataFrame) -> str:

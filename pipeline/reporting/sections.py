@@ -33,7 +33,7 @@ class Section:
     table: str
     headline: str = ""
     extra: str = ""  # further tables or notes after the main one
-    metrics: dict[str, float] = field(default_factory=dict)  # headline numbers for metrics/compare.json
+    metrics: dict[str, float] = field(default_factory=dict)  # the numbers it logs to the compare run
     charts: list[Chart] = field(default_factory=list)  # drawn under the section; their CSVs feed dvc plots
     champion: Optional[Champion] = None  # the run this section's question picks, registered by the compare stage
 

@@ -13,6 +13,7 @@ import time
 
 from pipeline.cli import ArgumentParser, cli_entry
 from pipeline.config.edit import apply_to_params, exp_run_command
+from pipeline.config.loading import read_yaml
 from pipeline.paradigms import paradigms
 from pipeline.params import DEFAULT_PARAMS_FILE, load_params
 from pipeline.sweep.storage import DEFAULT_STORAGE, HEARTBEAT_S, check_storage
@@ -81,7 +82,8 @@ def main() -> None:
     result = run_sweep(
         params, args.stage, args.n_trials, study, args.storage, args.timeout, args.heartbeat, args.idle_wait
     )
-    print(f"study {study}: this worker ran {result.ran} trials; MLflow parent run {result.parent_run_id}")
+    trials = f"{result.ran} trial{'' if result.ran == 1 else 's'}"
+    print(f"study {study}: this worker ran {trials}; MLflow parent run {result.parent_run_id}")
     if result.best_params is None:
         print("no trial completed: nothing to apply")
         return
@@ -90,7 +92,8 @@ def main() -> None:
         apply_to_params(DEFAULT_PARAMS_FILE, result.best_params)
         print(f"written into {DEFAULT_PARAMS_FILE}; `dvc repro` re-runs the stages that read them")
     else:
-        print(f"try them: {exp_run_command(result.best_params)}   (or re-run with --apply)")
+        line = exp_run_command(result.best_params, read_yaml(DEFAULT_PARAMS_FILE))
+        print(f"try them as a DVC experiment (or re-run with --apply):\n  {line}")  # a line of its own, to paste
 
 
 if __name__ == "__main__":

@@ -13,6 +13,14 @@ from pipeline.tracking import figures
 from pipeline.tracking.runs import RunSpec
 
 SPEC = RunSpec("prepare", "data", "splits", ("seed", "data", "prepare"))  # its run; the params it reads, as in dvc.yaml
+# What metrics/prepare.json shows DVC, from the metrics the run logs: what a change of data or split moves first.
+# Short keys: each is a column of `dvc metrics show`, beside every variant's rows.
+HEADLINE = {
+    "examples": "data/examples",
+    "classes": "data/classes",
+    "labels": "data/target_train",  # the labelled target examples the target paradigms train on
+    "logistic": "baseline/target/logistic",  # the target test accuracy a logistic regression reaches
+}
 
 
 def log_prepared(prepared: PreparedData) -> dict[str, float]:
@@ -48,3 +56,15 @@ def log_prepared(prepared: PreparedData) -> dict[str, float]:
         mlflow.log_figure(fig, name)
         figures.close(fig)
     return metrics
+
+
+def headline(metrics: dict[str, float], run_id: str) -> dict:
+    """metrics/prepare.json: a few of the run's ``metrics``, and the run (a list, which DVC's tables leave out);
+    every other number stays in the run."""
+    return {key: _shown(metrics[name]) for key, name in HEADLINE.items()} | {"run_ids": [run_id]}
+
+
+def _shown(value: float) -> float | int:
+    """A count as an integer, an accuracy to 4 decimals."""
+    value = float(value)
+    return int(value) if value.is_integer() else round(value, 4)

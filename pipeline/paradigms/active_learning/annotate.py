@@ -112,7 +112,8 @@ def import_answers(
     session.labelled |= {str(i): answers[i] for i in session.pending}
     session.pending, session.round = [], session.round + 1
     session.save(folder)
-    print(f"imported {len(answers)} labels from {csv}; {len(session.labelled)} labelled", file=sys.stderr)
+    imported = f"{len(answers)} label{'' if len(answers) == 1 else 's'}"
+    print(f"imported {imported} from {csv}; {len(session.labelled)} labelled", file=sys.stderr)
     return session
 
 
@@ -238,11 +239,11 @@ def main() -> None:
         waiting = (
             f"; {_query_csv(args.dir, session.round + 1)} waits for answers" if session and session.pending else ""
         )
+        rounds = f"{session.round} round{'' if session.round == 1 else 's'}" if session else ""
         print(
             f"{args.dir}: no session yet"
             if session is None
-            else f"{args.dir}: {session.strategy}, {len(session.labelled)} labelled after {session.round} "
-            f"rounds{waiting}"
+            else f"{args.dir}: {session.strategy}, {len(session.labelled)} labelled after {rounds}{waiting}"
         )
         return
     if args.command == "import":

@@ -36,9 +36,10 @@ def main() -> None:
 
     result = run_exported(args.dir, args.superlink, args.insecure, args.root_certificates)
     metrics = result["metrics"]
+    rounds = int(metrics["fl/rounds"])
     print(
-        f"{result['variant']} on Flower: {metrics['fl/rounds']} rounds, test/acc {metrics['test/acc']:.4f}, "
-        f"{metrics['comm/bytes_total'] / 1e6:.2f} MB sent"
+        f"{result['variant']} on Flower: {rounds} round{'' if rounds == 1 else 's'}, "
+        f"test/acc {metrics['test/acc']:.4f}, {metrics['comm/bytes_total'] / 1e6:.2f} MB sent"
     )
 
 

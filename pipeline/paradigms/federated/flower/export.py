@@ -124,9 +124,9 @@ def _readme(out: Path, num_clients: int) -> str:
         f"""\
         # A paradigm-lab federated run as a Flower app
 
-        Every machine below has paradigm-lab installed (`make setup`, which installs Flower) and its `.venv/bin`
-        on PATH. On one machine, the SuperLink (the server's side; its Fleet, control and runtime APIs share one
-        port):
+        Every machine below has paradigm-lab installed (`make setup`, which installs Flower) and its environment
+        active in each terminal (`source .venv/bin/activate`). On one machine, the SuperLink (the server's side; its
+        Fleet, control and runtime APIs share one port):
 
             flower-superlink --insecure --disable-runtime-dependency-installation --host 0.0.0.0 --port 9092
 
