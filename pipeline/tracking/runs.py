@@ -142,8 +142,8 @@ def git_tags() -> dict[str, str]:
     """The commit the code came from and whether the working tree differed from it (params edited but not
     committed is the common case): ``git_dirty`` true/false and ``git_changes``, the files that differ. The
     pipeline's own outputs (dvc.lock, metrics, plots, reports) change as it runs and do not count."""
-    commit = _git("rev-parse", "HEAD")
-    changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OWN_OUTPUTS))
+    commit = git_output("rev-parse", "HEAD")
+    changes = git_output("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OWN_OUTPUTS))
     if commit is None or changes is None:
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     changed = [line[3:] for line in changes.splitlines() if line.strip()]
@@ -151,7 +151,8 @@ def git_tags() -> dict[str, str]:
     return tags | ({"git_changes": _show_paths(changed)} if changed else {})
 
 
-def _git(*args: str) -> Optional[str]:
+def git_output(*args: str) -> Optional[str]:
+    """A git command's output in the working folder; None where git is missing or the folder is no repository."""
     try:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):

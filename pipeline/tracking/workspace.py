@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipeline.config.schema import DataConfig
-from pipeline.tracking.runs import _git
+from pipeline.tracking.runs import git_output
 
 EXPERIMENT_ENV = "DVC_EXP_NAME"
 FILE_SOURCES = ("npz", "csv", "image_folder")  # the data sources that read the user's own data.path
@@ -39,5 +39,5 @@ def why_experiment(params_file: Path, data: DataConfig) -> Optional[str]:
 
 def _changed(path: Path) -> Optional[bool]:
     """Whether git sees ``path`` modified or untracked; None when git cannot say (no repository, a path outside it)."""
-    status = _git("--literal-pathspecs", "status", "--porcelain", "--untracked-files=all", "--", str(path))
+    status = git_output("--literal-pathspecs", "status", "--porcelain", "--untracked-files=all", "--", str(path))
     return None if status is None else bool(status.strip())
